@@ -1,0 +1,55 @@
+# Ferry: the two commands are `make run` and `make test`. Each installs what
+# is missing first (scripts/setup.sh), so both work on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Tools cargo-leptos looks for on PATH: wasm-bindgen in ~/.cargo/bin,
+# wasm-opt from the binaryen npm package.
+export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+
+ADDR ?= 127.0.0.1:3000
+DATA_DIR ?= ./data
+# Where the browser tests' server keeps its data; wiped before each run.
+E2E_DATA_DIR := target/e2e-data
+
+.PHONY: run test setup setup-test build unit lint e2e fmt watch
+
+## run: install what is missing, build in release mode, serve on $(ADDR)
+run: setup build
+	target/release/ferry --addr $(ADDR) --data-dir $(DATA_DIR)
+
+## test: install what is missing (Chromium too) and run every test
+test: setup-test
+	cargo fmt --check
+	$(MAKE) --no-print-directory unit lint e2e
+
+setup:
+	scripts/setup.sh build
+
+setup-test:
+	scripts/setup.sh test
+
+build:
+	cargo leptos build --release
+
+# cargo-leptos compiles debug builds with these; giving `cargo test` the same
+# lets both share target/debug instead of rebuilding each other's crates.
+LEPTOS_DEBUG_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=ferry
+
+unit:
+	$(LEPTOS_DEBUG_ENV) cargo test --features ssr
+
+lint:
+	cargo clippy --all-targets --features ssr -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
+
+e2e:
+	rm -rf $(E2E_DATA_DIR)
+	FERRY_DATA_DIR=$(E2E_DATA_DIR) cargo leptos end-to-end
+
+fmt:
+	cargo fmt
+
+## watch: rebuild and reload on save (development)
+watch: setup
+	cargo leptos watch

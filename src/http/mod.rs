@@ -1,0 +1,100 @@
+//! The HTTP face of Ferry: one `router(state)` that serves the page, its
+//! assets, the server functions and the API. Handlers here are thin.
+
+mod download;
+pub mod error;
+mod health;
+pub mod session;
+pub mod tus;
+
+use crate::app::{shell, App};
+use crate::state::AppState;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// Builds the whole application: page routes, server functions, API routes
+/// and static assets. Tests drive it with `tower::ServiceExt::oneshot`,
+/// `main` serves it on a socket.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let mut app = Router::new()
+        .merge(tus::routes())
+        .route("/signin", get(session::signin_page).post(session::signin))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::identify,
+        ));
+    if let Some(cors) = cors(&state.config.cors_origin) {
+        app = app.layer(cors);
+    }
+    app.route("/healthz", get(health::healthz))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Cross-origin access for the configured origins: preflights answered, the
+/// tus request headers allowed and its response headers exposed.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect::<Vec<_>>()
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers(
+                [header::AUTHORIZATION, header::CONTENT_TYPE]
+                    .into_iter()
+                    .chain(names(&[
+                        "tus-resumable",
+                        "upload-length",
+                        "upload-defer-length",
+                        "upload-offset",
+                        "upload-metadata",
+                        "upload-checksum",
+                        "upload-concat",
+                        "x-http-method-override",
+                        "x-requested-with",
+                    ]))
+                    .collect::<Vec<_>>(),
+            )
+            .expose_headers(names(&[
+                "location",
+                "upload-offset",
+                "upload-length",
+                "upload-defer-length",
+                "upload-metadata",
+                "upload-expires",
+                "upload-concat",
+                "tus-resumable",
+                "tus-version",
+                "tus-extension",
+                "tus-max-size",
+                "tus-checksum-algorithm",
+            ]))
+            .max_age(std::time::Duration::from_secs(86400)),
+    )
+}

@@ -1,0 +1,220 @@
+//! Who is asking: every request gets an `Owner` (its bearer token, its
+//! browser session, or anonymous) and, when `--access-token` closes the
+//! server, must prove it knows the token. Browser sessions live in an
+//! HttpOnly, SameSite=Lax cookie; signing in binds the session to the token
+//! with an HMAC, so no session table is needed and any instance can check it.
+
+use super::error::ApiError;
+use crate::error::{Error, ErrorCode};
+use crate::state::AppState;
+use crate::upload::{Owner, UploadId};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+/// The cookie naming the browser session.
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// The cookie proving the session signed in with the access token.
+pub const AUTH_COOKIE: &str = "ferry_auth";
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The session ID from the cookie, when it is one Ferry could have issued.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+        .and_then(UploadId::parse)
+        .map(|id| id.to_string())
+}
+
+fn session_mac(token: &str, session: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"ferry-session:");
+    mac.update(session.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares secrets by their digests, so the time taken says nothing
+/// about how much of a guess was right.
+fn same_secret(a: &str, b: &str) -> bool {
+    Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
+}
+
+fn session_cookie(id: &str, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+/// Paths open without the access token: health checks and signing in.
+fn is_open_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/signin" | "/favicon.svg")
+}
+
+/// Middleware: works out the request's `Owner`, enforces the access token,
+/// and gives new browsers a session cookie.
+pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let bearer = bearer(headers).map(str::to_owned);
+    let session = session_id(headers);
+    if let Some(required) = state.config.access_token.as_ref().map(|t| t.expose()) {
+        let by_token = bearer.as_deref().is_some_and(|b| same_secret(b, required));
+        let by_session = match (&session, cookie(headers, AUTH_COOKIE)) {
+            (Some(s), Some(mac)) => same_secret(mac, &session_mac(required, s)),
+            _ => false,
+        };
+        if !by_token && !by_session && !is_open_path(req.uri().path()) {
+            let wants_page = req.method() == Method::GET
+                && headers
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|a| a.contains("text/html"));
+            if wants_page {
+                return Redirect::to("/signin").into_response();
+            }
+            let mut resp = ApiError(Error::new(
+                ErrorCode::Unauthorized,
+                "This server needs an access token: send Authorization: Bearer <token>, or sign in.",
+            ))
+            .into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    let owner = match (&bearer, &session) {
+        (Some(token), _) => Owner::token(token),
+        (None, Some(s)) => Owner::session(s),
+        (None, None) => Owner::anonymous(),
+    };
+    req.extensions_mut().insert(owner);
+    let mut resp = next.run(req).await;
+    if bearer.is_none() && session.is_none() {
+        let id = UploadId::random();
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            session_cookie(id.as_str(), state.config.secure_cookies),
+        );
+    }
+    resp
+}
+
+const SIGNIN_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Ferry</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;background:#f5f6f8;color:#1d2330;display:grid;place-items:center;min-height:100vh;margin:0}
+form{background:#fff;border:1px solid #dde1e8;border-radius:12px;padding:1.5rem;display:grid;gap:.75rem;width:min(22rem,90vw)}
+input,button{font:inherit;padding:.5rem;border-radius:8px;border:1px solid #dde1e8}button{background:#2457d6;color:#fff;border:0}
+.error{color:#b42318;margin:0}</style></head>
+<body><form method="post" action="/signin"><h1>Ferry</h1>{error}
+<label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button type="submit">Sign in</button></form></body></html>"#;
+
+/// `GET /signin`: the sign-in form.
+pub async fn signin_page() -> Html<String> {
+    Html(SIGNIN_PAGE.replace("{error}", ""))
+}
+
+#[derive(serde::Deserialize)]
+pub struct SignIn {
+    token: String,
+}
+
+/// `POST /signin`: checks the token and binds the session to it.
+pub async fn signin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let Some(required) = state.config.access_token.as_ref().map(|t| t.expose()) else {
+        return Redirect::to("/").into_response();
+    };
+    if !same_secret(&form.token, required) {
+        tracing::warn!("failed sign-in attempt");
+        let page = SIGNIN_PAGE.replace(
+            "{error}",
+            r#"<p class="error" role="alert">That token is not right.</p>"#,
+        );
+        return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+    }
+    let session = session_id(&headers).unwrap_or_else(|| UploadId::random().to_string());
+    let mut resp = Redirect::to("/").into_response();
+    let secure = if state.config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        session_cookie(&session, state.config.secure_cookies),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{AUTH_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{secure}",
+        session_mac(required, &session)
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cookies_and_bearer_tokens() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; ferry_session=AAAAAAAAAAAAAAAAAAAAAA; b=2"),
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret"),
+        );
+        assert_eq!(session_id(&h).as_deref(), Some("AAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(bearer(&h), Some("s3cret"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("ferry_session=../../x"),
+        );
+        assert_eq!(session_id(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn session_macs_depend_on_token_and_session() {
+        assert_ne!(session_mac("t", "s1"), session_mac("t", "s2"));
+        assert_ne!(session_mac("t1", "s"), session_mac("t2", "s"));
+        assert!(same_secret(&session_mac("t", "s"), &session_mac("t", "s")));
+    }
+}

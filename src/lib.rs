@@ -1,0 +1,47 @@
+//! Ferry: resumable uploads of large files from a browser to a server.
+//!
+//! One crate, two worlds. With the `ssr` feature it is the server (axum,
+//! tokio, storage); with `hydrate` it is the WebAssembly that makes the
+//! server-rendered page interactive. Modules that only one side needs are
+//! gated where they are declared.
+
+pub mod api;
+pub mod app;
+pub mod model;
+
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod http;
+#[cfg(feature = "ssr")]
+pub mod state;
+#[cfg(feature = "ssr")]
+pub mod upload;
+
+#[cfg(feature = "ssr")]
+pub use http::router;
+#[cfg(feature = "ssr")]
+pub use state::AppState;
+
+/// The version of this build, as shown by `/healthz` and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Entry point of the WebAssembly bundle: hydrates the server-rendered page
+/// and then marks `<body data-hydrated="true">` so that people's scripts and
+/// the browser tests know the page is interactive.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        // Setting an attribute cannot fail on a live <body>; if it somehow
+        // did, the page still works, only the marker is missing.
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}

@@ -1,0 +1,64 @@
+//! The `ferry` server binary: parse the configuration, build the state,
+//! serve the router until Ctrl-C or SIGTERM.
+
+use clap::Parser;
+use ferry::config::Config;
+use ferry::{router, AppState};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    match serve(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = config.addr;
+    let data_dir = config.data_dir.clone();
+    let sweep_every = config.sweep_every;
+    let state = AppState::new(config)
+        .await
+        .map_err(|e| format!("cannot open the data folder {}: {e}", data_dir.display()))?;
+    state.uploads.spawn_sweeper(sweep_every);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(
+        "Ferry {} listening on http://{} with data in {}",
+        ferry::VERSION,
+        listener.local_addr()?,
+        data_dir.display()
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

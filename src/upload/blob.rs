@@ -1,0 +1,322 @@
+//! The bytes seam: `BlobStore` keeps each upload's bytes under a key and
+//! knows nothing of offsets, protocols or records. It writes, reports how
+//! much it made durable, reads ranges back and deletes. `FsBlobStore` is the
+//! embedded implementation on local disk.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A stream of bytes read back from a blob.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Where upload bytes live.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Creates an empty blob under a new key.
+    async fn create(&self, key: &str) -> io::Result<()>;
+    /// The stored length, or `None` when there is no such blob.
+    async fn len(&self, key: &str) -> io::Result<Option<u64>>;
+    /// Opens the blob to append at `offset`; anything stored past `offset`
+    /// (bytes that were never acknowledged) is dropped.
+    async fn append_at(&self, key: &str, offset: u64) -> io::Result<Box<dyn BlobWriter>>;
+    /// Streams the bytes in `range`.
+    async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream>;
+    /// Removes the blob; a missing blob is not an error.
+    async fn delete(&self, key: &str) -> io::Result<()>;
+}
+
+/// Appends to one blob. Bytes are buffered by `write`, and count only once
+/// `commit` has returned.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Stores everything written so far and, when `durable`, forces it to
+    /// stable storage. Returns the blob's committed length.
+    async fn commit(&mut self, durable: bool) -> io::Result<u64>;
+    /// Drops everything written since the last commit (or since opening).
+    async fn discard(&mut self) -> io::Result<()>;
+    /// The committed length.
+    fn committed(&self) -> u64;
+}
+
+/// Blobs as files under `<root>/blobs/<first two characters>/<key>`. Keys are
+/// server-generated IDs, never names a client chose.
+#[derive(Clone, Debug)]
+pub struct FsBlobStore {
+    root: Arc<PathBuf>,
+    /// Whether directory entries are synced when files are created.
+    durable: bool,
+}
+
+/// How much a writer gathers before handing it to the file.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+impl FsBlobStore {
+    /// A store under `data_dir/blobs`; `durable` syncs directory entries
+    /// of new blobs so they survive a power loss.
+    pub fn new(data_dir: &Path, durable: bool) -> io::Result<Self> {
+        let root = data_dir.join("blobs");
+        std::fs::create_dir_all(&root)?;
+        Ok(FsBlobStore {
+            root: Arc::new(root),
+            durable,
+        })
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        let valid = key.len() >= 4
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid blob key",
+            ));
+        }
+        Ok(self.root.join(&key[..2]).join(key))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key)?;
+        let durable = self.durable;
+        blocking(move || {
+            let dir = path.parent().expect("blob paths have a parent");
+            std::fs::create_dir_all(dir)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            if durable {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn len(&self, key: &str) -> io::Result<Option<u64>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn append_at(&self, key: &str, offset: u64) -> io::Result<Box<dyn BlobWriter>> {
+        let path = self.path(key)?;
+        let file = blocking(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            if len > offset {
+                file.set_len(offset)?;
+            } else if len < offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("blob holds {len} bytes, fewer than the offset {offset}"),
+                ));
+            }
+            Ok(file)
+        })
+        .await?;
+        Ok(Box::new(FsBlobWriter {
+            file: Some(file),
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            flushed: offset,
+            committed: offset,
+        }))
+    }
+
+    async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.path(key)?;
+        let mut file = tokio::fs::File::open(&path).await?;
+        file.seek(io::SeekFrom::Start(range.start)).await?;
+        let reader = file.take(range.end.saturating_sub(range.start));
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            256 * 1024,
+        )))
+    }
+
+    async fn delete(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Appends through a 1 MiB buffer with positioned writes, so a failed or
+/// discarded write never moves a file cursor out of step.
+struct FsBlobWriter {
+    /// Taken while a blocking write runs.
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+    /// Bytes in the file (written out, maybe not synced).
+    flushed: u64,
+    /// Bytes the last commit covered.
+    committed: u64,
+}
+
+impl FsBlobWriter {
+    async fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("writer is broken"))?;
+        let buf = std::mem::take(&mut self.buf);
+        let at = self.flushed;
+        let (file, mut buf, result) = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let result = file.write_all_at(&buf, at);
+            (file, buf, result)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?;
+        self.file = Some(file);
+        if result.is_ok() {
+            self.flushed += buf.len() as u64;
+        }
+        buf.clear();
+        self.buf = buf;
+        result
+    }
+}
+
+#[async_trait]
+impl BlobWriter for FsBlobWriter {
+    async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let room = WRITE_BUFFER - self.buf.len();
+            let take = room.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == WRITE_BUFFER {
+                self.flush_buf().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, durable: bool) -> io::Result<u64> {
+        self.flush_buf().await?;
+        if durable {
+            let file = self
+                .file
+                .take()
+                .ok_or_else(|| io::Error::other("writer is broken"))?;
+            let (file, result) = tokio::task::spawn_blocking(move || {
+                let r = file.sync_data();
+                (file, r)
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?;
+            self.file = Some(file);
+            result?;
+        }
+        self.committed = self.flushed;
+        Ok(self.committed)
+    }
+
+    async fn discard(&mut self) -> io::Result<()> {
+        self.buf.clear();
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("writer is broken"))?;
+        let len = self.committed;
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let r = file.set_len(len);
+            (file, r)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?;
+        self.file = Some(file);
+        result?;
+        self.flushed = len;
+        Ok(())
+    }
+
+    fn committed(&self) -> u64 {
+        self.committed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::TryStreamExt;
+
+    async fn read_all(store: &FsBlobStore, key: &str, range: Range<u64>) -> Vec<u8> {
+        let chunks: Vec<Bytes> = store
+            .read(key, range)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        chunks.concat()
+    }
+
+    #[tokio::test]
+    async fn write_commit_discard_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path(), true).unwrap();
+        let key = "AbCdEfGhIjKlMnOpQrStUv";
+        store.create(key).await.unwrap();
+        assert!(store.create(key).await.is_err(), "keys are never reused");
+        let mut w = store.append_at(key, 0).await.unwrap();
+        w.write(b"hello ").await.unwrap();
+        assert_eq!(w.commit(true).await.unwrap(), 6);
+        w.write(&vec![b'x'; WRITE_BUFFER + 10]).await.unwrap();
+        w.discard().await.unwrap();
+        w.write(b"world").await.unwrap();
+        assert_eq!(w.commit(false).await.unwrap(), 11);
+        drop(w);
+        assert_eq!(store.len(key).await.unwrap(), Some(11));
+        assert_eq!(read_all(&store, key, 0..11).await, b"hello world");
+        assert_eq!(read_all(&store, key, 6..9).await, b"wor");
+        // Re-opening at an earlier offset drops what was never acknowledged.
+        let w = store.append_at(key, 5).await.unwrap();
+        assert_eq!(w.committed(), 5);
+        assert_eq!(store.len(key).await.unwrap(), Some(5));
+        assert!(store.append_at(key, 6).await.is_err());
+        store.delete(key).await.unwrap();
+        store.delete(key).await.unwrap();
+        assert_eq!(store.len(key).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path(), false).unwrap();
+        for key in ["../../etc/passwd", "..", "a/b/c/d", "", "ab"] {
+            assert!(store.create(key).await.is_err(), "{key:?}");
+        }
+    }
+}

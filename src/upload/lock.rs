@@ -1,0 +1,137 @@
+//! The locking seam: at most one writer per upload. A lock can be asked to
+//! give way (a DELETE during a PATCH), which the holder notices through its
+//! cancellation token. `LocalLocker` serves one process; a distributed one
+//! (database locks with a lease) fits the same trait.
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Hands out per-upload locks.
+#[async_trait]
+pub trait Locker: Send + Sync + 'static {
+    /// The lock, if nobody holds it; never waits.
+    async fn try_lock(&self, key: &str) -> Option<UploadLock>;
+    /// The lock, asking a current holder to give way and waiting up to
+    /// `wait` for it to do so.
+    async fn lock_preempting(&self, key: &str, wait: Duration) -> Option<UploadLock>;
+}
+
+/// A held lock; released when dropped.
+pub struct UploadLock {
+    cancel: CancellationToken,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl UploadLock {
+    /// Completes when someone asks this holder to give way.
+    pub fn preempted(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+
+    pub fn is_preempted(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+impl Drop for UploadLock {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+/// Locks held in this process's memory.
+#[derive(Clone, Default)]
+pub struct LocalLocker {
+    held: Arc<Mutex<HashMap<String, (u64, CancellationToken)>>>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LocalLocker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn acquire(&self, key: &str) -> Result<UploadLock, CancellationToken> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, token)) = held.get(key) {
+            return Err(token.clone());
+        }
+        let serial = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = CancellationToken::new();
+        held.insert(key.to_string(), (serial, token.clone()));
+        let map = self.held.clone();
+        let key = key.to_string();
+        Ok(UploadLock {
+            cancel: token,
+            release: Some(Box::new(move || {
+                let mut held = map.lock().unwrap_or_else(|p| p.into_inner());
+                if held.get(&key).map(|(s, _)| *s) == Some(serial) {
+                    held.remove(&key);
+                }
+            })),
+        })
+    }
+}
+
+#[async_trait]
+impl Locker for LocalLocker {
+    async fn try_lock(&self, key: &str) -> Option<UploadLock> {
+        self.acquire(key).ok()
+    }
+
+    async fn lock_preempting(&self, key: &str, wait: Duration) -> Option<UploadLock> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.acquire(key) {
+                Ok(lock) => return Some(lock),
+                Err(holder) => holder.cancel(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_preemption() {
+        let locker = LocalLocker::new();
+        let a = locker.try_lock("u1").await.expect("free");
+        assert!(locker.try_lock("u1").await.is_none());
+        assert!(
+            locker.try_lock("u2").await.is_some(),
+            "other uploads are independent"
+        );
+        // A preempting request cancels the holder, which then lets go.
+        let holder = tokio::spawn(async move {
+            a.preempted().await;
+            drop(a);
+        });
+        let b = locker.lock_preempting("u1", Duration::from_secs(5)).await;
+        assert!(b.is_some());
+        holder.await.unwrap();
+        drop(b);
+        assert!(locker.try_lock("u1").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn preemption_gives_up_on_a_stubborn_holder() {
+        let locker = LocalLocker::new();
+        let _a = locker.try_lock("u").await.unwrap();
+        assert!(locker
+            .lock_preempting("u", Duration::from_millis(30))
+            .await
+            .is_none());
+        assert!(_a.is_preempted());
+    }
+}

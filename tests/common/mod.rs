@@ -1,0 +1,201 @@
+//! Helpers shared by the tests that drive `router()` without a socket.
+#![allow(dead_code)]
+
+pub mod server;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use ferry::config::Config;
+use ferry::{router, AppState};
+use http_body_util::BodyExt;
+use std::path::Path;
+use tower::ServiceExt;
+
+pub const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
+pub const OCTET: (&str, &str) = ("content-type", "application/offset+octet-stream");
+
+/// A Ferry app over a temporary data folder.
+pub struct TestApp {
+    pub router: axum::Router,
+    pub state: AppState,
+    pub data: tempfile::TempDir,
+    pub site: tempfile::TempDir,
+}
+
+/// The answer to one request, body read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `error` code of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn location(&self) -> String {
+        self.header("location")
+            .expect("a Location header")
+            .to_string()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// An app whose configuration `tweak` adjusts.
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let site = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(site.path().join("pkg")).unwrap();
+        std::fs::write(site.path().join("pkg/ferry.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        let mut config = Config::for_data_dir(data.path());
+        config.site_root = site.path().to_string_lossy().into_owned();
+        tweak(&mut config);
+        let state = AppState::new(config).await.unwrap();
+        TestApp {
+            router: router(state.clone()),
+            state,
+            data,
+            site,
+        }
+    }
+
+    /// A second app over the same folders, as after a restart.
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let TestApp {
+            data,
+            site,
+            state,
+            router,
+        } = self;
+        drop(router);
+        drop(state);
+        let mut config = Config::for_data_dir(data.path());
+        config.site_root = site.path().to_string_lossy().into_owned();
+        tweak(&mut config);
+        let state = AppState::new(config).await.unwrap();
+        TestApp {
+            router: router_of(&state),
+            state,
+            data,
+            site,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Sends `method uri` with headers and a body.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(body.into()).unwrap()).await
+    }
+
+    /// Creates an upload of `length` bytes; answers its path.
+    pub async fn create(&self, length: u64, extra: &[(&str, &str)]) -> String {
+        let len = length.to_string();
+        let mut headers = vec![TUS, ("upload-length", len.as_str())];
+        headers.extend_from_slice(extra);
+        let a = self.call("POST", "/files/", &headers, Body::empty()).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        a.location()
+    }
+
+    /// PATCHes `data` at `offset`.
+    pub async fn patch(
+        &self,
+        path: &str,
+        offset: u64,
+        data: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let off = offset.to_string();
+        let mut headers = vec![TUS, OCTET, ("upload-offset", off.as_str())];
+        headers.extend_from_slice(extra);
+        self.call("PATCH", path, &headers, data).await
+    }
+
+    /// The offset HEAD reports.
+    pub async fn offset(&self, path: &str) -> u64 {
+        let a = self.call("HEAD", path, &[TUS], Body::empty()).await;
+        assert_eq!(a.status, StatusCode::OK, "HEAD {path}");
+        a.header("upload-offset").unwrap().parse().unwrap()
+    }
+
+    /// Downloads a finished upload.
+    pub async fn download(&self, path: &str) -> Answer {
+        self.call("GET", path, &[], Body::empty()).await
+    }
+}
+
+fn router_of(state: &AppState) -> axum::Router {
+    router(state.clone())
+}
+
+/// Deterministic test bytes.
+pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9e3779b9 ^ seed as u32;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}

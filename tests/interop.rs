@@ -1,0 +1,159 @@
+#![cfg(feature = "ssr")]
+//! Interoperability: the real third-party tus clients, unmodified, against
+//! the real `ferry` binary. tus-js-client runs under Node from
+//! `tests/interop/node_modules`, tuspy from `.venv`; `scripts/setup.sh test`
+//! (run by `make test`) installs both.
+
+mod common;
+
+use common::server::Server;
+use common::{bytes, sha256_hex};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// Runs a client program and parses the JSON line it prints.
+fn run_client(program: &Path, args: &[&str]) -> serde_json::Value {
+    assert!(
+        program.exists() || program.is_relative(),
+        "{} is missing: run `make test` (or scripts/setup.sh test) to install the interop clients",
+        program.display()
+    );
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(interop_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{stdout}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|_| panic!("no JSON result in {stdout:?}"))
+}
+
+fn node(args: &[&str]) -> serde_json::Value {
+    assert!(
+        interop_dir().join("node_modules/tus-js-client").exists(),
+        "tus-js-client is not installed: run `make test` (or scripts/setup.sh test)"
+    );
+    let mut all = vec!["tus_js_client.mjs"];
+    all.extend_from_slice(args);
+    run_client(Path::new("node"), &all)
+}
+
+fn python(args: &[&str]) -> serde_json::Value {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let mut all = vec!["tuspy_client.py"];
+    all.extend_from_slice(args);
+    run_client(&python, &all)
+}
+
+struct Fixture {
+    server: Server,
+    dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    Fixture { server, dir }
+}
+
+impl Fixture {
+    /// Writes a file of `n` deterministic bytes; answers its path and bytes.
+    fn file(&self, name: &str, n: usize, seed: u8) -> (String, Vec<u8>) {
+        let content = bytes(n, seed);
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, &content).unwrap();
+        (path.to_string_lossy().into_owned(), content)
+    }
+
+    fn endpoint(&self) -> String {
+        self.server.url("/files/")
+    }
+
+    /// Downloads an upload by the URL a client reported.
+    fn download(&self, url: &str) -> Vec<u8> {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            self.server.url(url)
+        };
+        let resp = reqwest::blocking::get(&url).unwrap();
+        assert_eq!(resp.status(), 200, "GET {url}");
+        resp.bytes().unwrap().to_vec()
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn tus_js_client_uploads_50_mib_in_5_mib_chunks() {
+    let f = fixture();
+    let (path, content) = f.file("fifty.bin", 50 * MIB, 1);
+    let r = node(&["upload", &f.endpoint(), &path, &(5 * MIB).to_string()]);
+    assert!(r["patches"].as_u64().unwrap() >= 10, "{r}");
+    let got = f.download(r["url"].as_str().unwrap());
+    assert_eq!(got.len(), content.len());
+    assert_eq!(sha256_hex(&got), sha256_hex(&content));
+}
+
+#[test]
+fn tus_js_client_resumes_an_interrupted_upload() {
+    let f = fixture();
+    let size = 20 * MIB;
+    let (path, content) = f.file("resume.bin", size, 2);
+    let r = node(&["resume", &f.endpoint(), &path, &(2 * MIB).to_string()]);
+    let from = r["resumedFrom"].as_u64().unwrap();
+    assert!(from >= (size as u64) * 4 / 10, "resumed from {from}");
+    assert_eq!(
+        r["sentAfterResume"].as_u64().unwrap(),
+        size as u64 - from,
+        "no byte sent twice"
+    );
+    assert_eq!(
+        sha256_hex(&f.download(r["url"].as_str().unwrap())),
+        sha256_hex(&content)
+    );
+}
+
+#[test]
+fn tus_js_client_parallel_uploads_are_concatenated() {
+    let f = fixture();
+    let (path, content) = f.file("parallel.bin", 6 * MIB + 12345, 3);
+    let r = node(&["parallel", &f.endpoint(), &path, &MIB.to_string()]);
+    assert_eq!(
+        sha256_hex(&f.download(r["url"].as_str().unwrap())),
+        sha256_hex(&content)
+    );
+}
+
+#[test]
+fn tus_js_client_terminates_an_upload() {
+    let f = fixture();
+    let (path, _) = f.file("gone.bin", 8 * MIB, 4);
+    let r = node(&["terminate", &f.endpoint(), &path, &MIB.to_string()]);
+    assert_eq!(r["after"]["status"].as_u64(), Some(404), "{r}");
+}
+
+#[test]
+fn tuspy_uploads_with_checksums_and_resumes() {
+    let f = fixture();
+    let size = 50 * MIB;
+    let (path, content) = f.file("tuspy.bin", size, 5);
+    let r = python(&[&f.endpoint(), &path, &(5 * MIB).to_string()]);
+    assert_eq!(r["resumedFrom"].as_u64(), Some(size as u64 / 2), "{r}");
+    assert_eq!(r["offset"].as_u64(), Some(size as u64));
+    assert_eq!(
+        sha256_hex(&f.download(r["url"].as_str().unwrap())),
+        sha256_hex(&content)
+    );
+}
