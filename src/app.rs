@@ -1,6 +1,6 @@
 //! The HTML shell and the application's routes and pages.
 
-use crate::api::describe_server;
+use crate::ui::UploadPage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -48,59 +48,6 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
         </Router>
-    }
-}
-
-/// The upload page. Before WebAssembly loads (or with JavaScript off) it is
-/// a plain form that posts the chosen files; once hydrated, the page takes
-/// over the uploads itself.
-#[component]
-fn UploadPage() -> impl IntoView {
-    view! {
-        <section class="card">
-            <h1>"Send files"</h1>
-            <form
-                id="upload-form"
-                method="post"
-                action="/upload/form"
-                enctype="multipart/form-data"
-            >
-                <label class="picker" for="file-input">
-                    <span class="picker-title">"Choose files"</span>
-                    <span class="picker-hint">
-                        "Any number, any size. Interrupted uploads resume where they stopped."
-                    </span>
-                </label>
-                <input id="file-input" type="file" name="files" multiple=true/>
-                <button type="submit">"Upload"</button>
-            </form>
-            <ServerStatus/>
-        </section>
-    }
-}
-
-/// A line that says whether the page can reach the server, filled in by a
-/// server function once the page is interactive.
-#[component]
-fn ServerStatus() -> impl IntoView {
-    let status = RwSignal::new(None::<Result<String, String>>);
-    Effect::new(move |_| {
-        leptos::task::spawn_local(async move {
-            let answer = describe_server()
-                .await
-                .map(|info| info.version)
-                .map_err(|e| e.to_string());
-            status.set(Some(answer));
-        });
-    });
-    view! {
-        <p class="server-status" data-testid="server-status" role="status" aria-live="polite">
-            {move || match status.get() {
-                None => String::new(),
-                Some(Ok(version)) => format!("Connected to Ferry {version}"),
-                Some(Err(err)) => format!("The server cannot be reached: {err}"),
-            }}
-        </p>
     }
 }
 

@@ -8,6 +8,10 @@
 pub mod api;
 pub mod app;
 pub mod model;
+pub mod ui;
+
+#[cfg(feature = "hydrate")]
+pub mod client;
 
 #[cfg(feature = "ssr")]
 pub mod config;

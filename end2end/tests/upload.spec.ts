@@ -1,0 +1,225 @@
+import { test, expect, Request } from "@playwright/test";
+import {
+  MIB, Server, expectServerCopy, headStatus, makeFile, makePng, openPage, row, setSetting, tempDir,
+} from "./helpers";
+
+/** Records the tus requests a page makes. */
+function watchRequests(page: import("@playwright/test").Page) {
+  const seen: { method: string; url: string; offset: number | null }[] = [];
+  page.on("request", (r: Request) => {
+    if (!r.url().includes("/files")) return;
+    const off = r.headers()["upload-offset"];
+    seen.push({ method: r.method(), url: r.url(), offset: off === undefined ? null : Number(off) });
+  });
+  return {
+    patches: () => seen.filter((s) => s.method === "PATCH"),
+    posts: () => seen.filter((s) => s.method === "POST"),
+  };
+}
+
+test("three files with a PNG: thumbnail, 100 %, identical server copies", async ({ page, request }) => {
+  const dir = tempDir();
+  const files = [
+    makePng(dir, "picture.png"),
+    makeFile(dir, "notes.txt", 200_000, 1),
+    makeFile(dir, "data.bin", 3 * MIB + 17, 2),
+  ];
+  await openPage(page);
+  await page.setInputFiles("#file-input", files);
+  await expect(row(page, "picture.png").getByTestId("thumbnail")).toBeVisible();
+  for (const name of ["picture.png", "notes.txt", "data.bin"]) {
+    await expect(row(page, name)).toHaveAttribute("data-status", "done");
+    await expect(row(page, name).getByTestId("percent")).toHaveText("100%");
+    // Hashed in the browser, so the server's SHA-256 is shown as verified.
+    await expect(row(page, name).getByTestId("verified")).toBeVisible();
+  }
+  await expect(page.getByTestId("total-percent")).toHaveText("100%");
+  for (const [i, name] of ["picture.png", "notes.txt", "data.bin"].entries()) {
+    const url = await row(page, name).getAttribute("data-url");
+    await expectServerCopy(request, url!, files[i]);
+  }
+  // The finished list shows them with their SHA-256.
+  await expect(page.getByTestId("uploaded-item")).toHaveCount(3);
+});
+
+test("a 64 MiB file in 4 MiB chunks takes at least 16 PATCH requests", async ({ page, request }) => {
+  const dir = tempDir();
+  const file = makeFile(dir, "big.bin", 64 * MIB, 3);
+  await openPage(page);
+  await setSetting(page, "setting-chunk", 4);
+  await setSetting(page, "setting-instant", 0);
+  const reqs = watchRequests(page);
+  await page.setInputFiles("#file-input", file);
+  await expect(row(page, "big.bin")).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+  await expect(page.getByTestId("total-percent")).toHaveText("100%");
+  expect(reqs.patches().length).toBeGreaterThanOrEqual(16);
+  await expectServerCopy(request, (await row(page, "big.bin").getAttribute("data-url"))!, file);
+});
+
+test("cancelling one file mid-upload deletes it; the others finish", async ({ page, request }) => {
+  const dir = tempDir();
+  const big = makeFile(dir, "cancel-me.bin", 48 * MIB, 4);
+  const a = makeFile(dir, "keep-a.bin", 2 * MIB, 5);
+  const b = makeFile(dir, "keep-b.bin", 3 * MIB, 6);
+  await openPage(page);
+  await setSetting(page, "setting-chunk", 1);
+  await setSetting(page, "setting-instant", 0);
+  await page.setInputFiles("#file-input", [big, a, b]);
+  const victim = row(page, "cancel-me.bin");
+  await expect(victim).toHaveAttribute("data-status", "uploading");
+  await expect(victim).not.toHaveAttribute("data-url", "");
+  await expect.poll(async () => parseInt((await victim.getByTestId("percent").textContent()) ?? "0")).toBeGreaterThan(0);
+  const url = (await victim.getAttribute("data-url"))!;
+  await victim.getByTestId("cancel").click();
+  await expect(victim).toHaveCount(0);
+  await expect(row(page, "keep-a.bin")).toHaveAttribute("data-status", "done");
+  await expect(row(page, "keep-b.bin")).toHaveAttribute("data-status", "done");
+  await expect.poll(() => headStatus(request, url)).toBe(404);
+  await expectServerCopy(request, (await row(page, "keep-a.bin").getAttribute("data-url"))!, a);
+});
+
+test("cancel all stops and deletes everything", async ({ page, request }) => {
+  const dir = tempDir();
+  const files = [0, 1, 2].map((i) => makeFile(dir, `all-${i}.bin`, 24 * MIB, 10 + i));
+  await openPage(page);
+  await setSetting(page, "setting-chunk", 1);
+  await setSetting(page, "setting-instant", 0);
+  await page.setInputFiles("#file-input", files);
+  await expect(row(page, "all-0.bin")).toHaveAttribute("data-status", "uploading");
+  await expect(row(page, "all-0.bin")).not.toHaveAttribute("data-url", "");
+  const urls = await page.locator('[data-testid="file-row"]').evaluateAll((rows) =>
+    rows.map((r) => r.getAttribute("data-url")).filter((u) => u),
+  );
+  expect(urls.length).toBeGreaterThan(0);
+  await page.getByTestId("cancel-all").click();
+  await expect(page.getByTestId("file-row")).toHaveCount(0);
+  for (const url of urls) {
+    await expect.poll(() => headStatus(request, url!)).toBe(404);
+  }
+});
+
+test("after a reload, choosing the file again resumes where it stopped", async ({ page, request }) => {
+  const dir = tempDir();
+  const size = 32 * MIB;
+  const chunk = 2 * MIB;
+  const file = makeFile(dir, "resume.bin", size, 20);
+  await openPage(page);
+  await setSetting(page, "setting-chunk", 2);
+  await setSetting(page, "setting-instant", 0);
+  const reqs = watchRequests(page);
+  await page.setInputFiles("#file-input", file);
+  await expect.poll(async () => parseInt((await row(page, "resume.bin").getByTestId("percent").textContent()) ?? "0"))
+    .toBeGreaterThanOrEqual(30);
+  await page.reload();
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  const item = page.locator('[data-testid="interrupted-item"][data-name="resume.bin"]');
+  await expect(item).toBeVisible();
+  const before = reqs.patches().length;
+  await page.setInputFiles("#file-input", file);
+  await expect(row(page, "resume.bin")).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+  const after = reqs.patches().slice(before);
+  expect(after[0].offset).toBeGreaterThan(0);
+  // Bytes sent in all (each PATCH carries at most one chunk from its offset).
+  const sent = reqs.patches().reduce((sum, p) => sum + Math.min(chunk, size - (p.offset ?? 0)), 0);
+  expect(sent).toBeLessThan(size + chunk);
+  await expectServerCopy(request, (await row(page, "resume.bin").getAttribute("data-url"))!, file);
+});
+
+test("the upload completes across a server restart", async ({ page, request }) => {
+  const server = new Server(3101, tempDir("ferry-e2e-restart-"));
+  await server.start();
+  try {
+    const dir = tempDir();
+    const file = makeFile(dir, "restart.bin", 24 * MIB, 30);
+    await openPage(page, server.base);
+    await setSetting(page, "setting-chunk", 1);
+    await setSetting(page, "setting-instant", 0);
+    await page.setInputFiles("#file-input", file);
+    await expect.poll(async () => parseInt((await row(page, "restart.bin").getByTestId("percent").textContent()) ?? "0"))
+      .toBeGreaterThanOrEqual(20);
+    await server.kill();
+    await expect(row(page, "restart.bin")).toHaveAttribute("data-status", "retrying");
+    await server.start();
+    await expect(row(page, "restart.bin")).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+    await expectServerCopy(request, (await row(page, "restart.bin").getAttribute("data-url"))!, file, server.base);
+  } finally {
+    await server.kill();
+  }
+});
+
+test("PATCH requests aborted on the way are retried and the upload completes", async ({ page, request }) => {
+  const dir = tempDir();
+  const file = makeFile(dir, "flaky.bin", 8 * MIB, 40);
+  await openPage(page);
+  await setSetting(page, "setting-chunk", 1);
+  await setSetting(page, "setting-instant", 0);
+  let patches = 0;
+  let aborted = 0;
+  await page.route("**/files/**", async (route) => {
+    if (route.request().method() === "PATCH" && patches++ % 3 === 1) {
+      aborted++;
+      await route.abort("connectionreset");
+    } else {
+      await route.continue();
+    }
+  });
+  await page.setInputFiles("#file-input", file);
+  await expect(row(page, "flaky.bin")).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+  expect(aborted).toBeGreaterThan(0);
+  await page.unroute("**/files/**");
+  await expectServerCopy(request, (await row(page, "flaky.bin").getAttribute("data-url"))!, file);
+});
+
+test("a file over the server's maximum size shows the server's message and is not retried", async ({ page }) => {
+  const server = new Server(3102, tempDir("ferry-e2e-limit-"), ["--max-size", "1MiB"]);
+  await server.start();
+  try {
+    const dir = tempDir();
+    const file = makeFile(dir, "too-big.bin", 2 * MIB, 50);
+    await openPage(page, server.base);
+    await setSetting(page, "setting-instant", 0);
+    const reqs = watchRequests(page);
+    await page.setInputFiles("#file-input", file);
+    const r = row(page, "too-big.bin");
+    await expect(r).toHaveAttribute("data-status", "failed");
+    await expect(r.getByTestId("message")).toContainText("at most 1048576 bytes");
+    await page.waitForTimeout(1500);
+    expect(reqs.posts().length).toBe(1);
+    expect(reqs.patches().length).toBe(0);
+  } finally {
+    await server.kill();
+  }
+});
+
+test("a file already on the server is skipped as already uploaded", async ({ page }) => {
+  const dir = tempDir();
+  const file = makeFile(dir, "twice.bin", 3 * MIB, 60);
+  await openPage(page);
+  await setSetting(page, "setting-instant", 0);
+  await page.setInputFiles("#file-input", file);
+  await expect(row(page, "twice.bin")).toHaveAttribute("data-status", "done");
+  await page.reload();
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  const reqs = watchRequests(page);
+  await page.setInputFiles("#file-input", file);
+  await expect(row(page, "twice.bin")).toHaveAttribute("data-status", "already-uploaded");
+  await expect(row(page, "twice.bin").getByTestId("percent")).toHaveText("100%");
+  await page.waitForTimeout(500);
+  expect(reqs.posts().length).toBe(0);
+  expect(reqs.patches().length).toBe(0);
+});
+
+test("the page works at 360 px and in Chinese", async ({ page }) => {
+  await page.setViewportSize({ width: 360, height: 740 });
+  const dir = tempDir();
+  const long = "a-very-long-file-name-".repeat(8) + ".bin";
+  const file = makeFile(dir, long, 100_000, 70);
+  await openPage(page);
+  await page.getByTestId("language").selectOption("zh-CN");
+  await expect(page.locator("#send-title")).toHaveText("上传文件");
+  await page.setInputFiles("#file-input", file);
+  await expect(row(page, long)).toHaveAttribute("data-status", "done");
+  await expect(row(page, long)).toContainText("已完成");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  expect(overflow).toBe(false);
+});

@@ -1,0 +1,231 @@
+//! Interface text in English and Simplified Chinese, and the formatting of
+//! sizes, speeds and times for each.
+
+use serde::{Deserialize, Serialize};
+
+/// The interface languages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    /// The language for a BCP 47 tag such as the browser's `navigator.language`.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.to_ascii_lowercase().starts_with("zh") {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh-CN",
+        }
+    }
+}
+
+/// Every piece of interface text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Msg {
+    Tagline,
+    SendFiles,
+    ChooseFiles,
+    PickerHint,
+    DropHere,
+    Upload,
+    Total,
+    CancelAll,
+    Cancel,
+    Retry,
+    Waiting,
+    Checking,
+    Hashing,
+    Uploading,
+    Retrying,
+    Done,
+    Verified,
+    AlreadyUploaded,
+    Failed,
+    Settings,
+    ChunkSize,
+    ParallelUploads,
+    ThumbnailSize,
+    InstantLimit,
+    Uploaded,
+    NothingUploaded,
+    Download,
+    Delete,
+    Interrupted,
+    InterruptedHint,
+    Language,
+    Left,
+    Files,
+}
+
+/// The text of `msg` in `lang`.
+pub fn t(lang: Lang, msg: Msg) -> &'static str {
+    use Msg::*;
+    match lang {
+        Lang::En => match msg {
+            Tagline => "Large files, resumable, verified.",
+            SendFiles => "Send files",
+            ChooseFiles => "Choose files",
+            PickerHint => "Any number, any size. Interrupted uploads resume where they stopped.",
+            DropHere => "or drop them here",
+            Upload => "Upload",
+            Total => "Total",
+            CancelAll => "Cancel all",
+            Cancel => "Cancel",
+            Retry => "Retry",
+            Waiting => "Waiting",
+            Checking => "Checking",
+            Hashing => "Hashing",
+            Uploading => "Uploading",
+            Retrying => "Retrying",
+            Done => "Done",
+            Verified => "verified",
+            AlreadyUploaded => "Already uploaded",
+            Failed => "Failed",
+            Settings => "Settings",
+            ChunkSize => "Chunk size (MiB)",
+            ParallelUploads => "Files at once",
+            ThumbnailSize => "Thumbnail size (px)",
+            InstantLimit => "Hash files up to (MiB) for instant upload",
+            Uploaded => "Uploaded files",
+            NothingUploaded => "Nothing uploaded yet.",
+            Download => "Download",
+            Delete => "Delete",
+            Interrupted => "Interrupted uploads",
+            InterruptedHint => "Choose or drop the same file again to resume.",
+            Language => "Language",
+            Left => "left",
+            Files => "files",
+        },
+        Lang::Zh => match msg {
+            Tagline => "大文件，可续传，可校验。",
+            SendFiles => "上传文件",
+            ChooseFiles => "选择文件",
+            PickerHint => "数量不限，大小不限。中断的上传会从断点继续。",
+            DropHere => "或拖放到这里",
+            Upload => "上传",
+            Total => "总计",
+            CancelAll => "全部取消",
+            Cancel => "取消",
+            Retry => "重试",
+            Waiting => "等待中",
+            Checking => "检查中",
+            Hashing => "计算校验值",
+            Uploading => "上传中",
+            Retrying => "重试中",
+            Done => "已完成",
+            Verified => "已校验",
+            AlreadyUploaded => "已上传过",
+            Failed => "失败",
+            Settings => "设置",
+            ChunkSize => "分块大小 (MiB)",
+            ParallelUploads => "同时上传的文件数",
+            ThumbnailSize => "缩略图大小 (像素)",
+            InstantLimit => "秒传校验的文件上限 (MiB)",
+            Uploaded => "已上传的文件",
+            NothingUploaded => "还没有上传的文件。",
+            Download => "下载",
+            Delete => "删除",
+            Interrupted => "中断的上传",
+            InterruptedHint => "再次选择或拖放同一个文件即可继续。",
+            Language => "语言",
+            Left => "剩余",
+            Files => "个文件",
+        },
+    }
+}
+
+/// A byte count for people: `0 B`, `1.5 KB`, `2.3 GB` (decimal units).
+pub fn format_size(_lang: Lang, bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if value < 10.0 {
+        format!("{value:.2} {}", UNITS[unit])
+    } else if value < 100.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+/// A speed for people: `12.3 MB/s`.
+pub fn format_speed(lang: Lang, bytes_per_sec: f64) -> String {
+    format!("{}/s", format_size(lang, bytes_per_sec.max(0.0) as u64))
+}
+
+/// A duration for people: `45 s`, `3 min 20 s`, `2 h 5 min`, or in Chinese
+/// `45 秒`, `3 分 20 秒`, `2 小时 5 分`.
+pub fn format_duration(lang: Lang, secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    match lang {
+        Lang::En => {
+            if h > 0 {
+                format!("{h} h {m} min")
+            } else if m > 0 {
+                format!("{m} min {sec} s")
+            } else {
+                format!("{sec} s")
+            }
+        }
+        Lang::Zh => {
+            if h > 0 {
+                format!("{h} 小时 {m} 分")
+            } else if m > 0 {
+                format!("{m} 分 {sec} 秒")
+            } else {
+                format!("{sec} 秒")
+            }
+        }
+    }
+}
+
+/// "3 min 20 s left" / "剩余 3 分 20 秒".
+pub fn format_time_left(lang: Lang, secs: f64) -> String {
+    match lang {
+        Lang::En => format!("{} {}", format_duration(lang, secs), t(lang, Msg::Left)),
+        Lang::Zh => format!("{} {}", t(lang, Msg::Left), format_duration(lang, secs)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_speeds_and_times() {
+        assert_eq!(format_size(Lang::En, 0), "0 B");
+        assert_eq!(format_size(Lang::En, 999), "999 B");
+        assert_eq!(format_size(Lang::En, 1_500), "1.50 KB");
+        assert_eq!(format_size(Lang::En, 25_300_000), "25.3 MB");
+        assert_eq!(format_size(Lang::En, 4_000_000_000), "4.00 GB");
+        assert_eq!(format_speed(Lang::En, 12_345_678.0), "12.3 MB/s");
+        assert_eq!(format_time_left(Lang::En, 200.0), "3 min 20 s left");
+        assert_eq!(format_time_left(Lang::Zh, 200.0), "剩余 3 分 20 秒");
+        assert_eq!(format_duration(Lang::Zh, 7500.0), "2 小时 5 分");
+    }
+
+    #[test]
+    fn language_from_browser_tags() {
+        assert_eq!(Lang::from_tag("zh-CN"), Lang::Zh);
+        assert_eq!(Lang::from_tag("zh"), Lang::Zh);
+        assert_eq!(Lang::from_tag("en-GB"), Lang::En);
+        assert_eq!(Lang::from_tag("fr"), Lang::En);
+    }
+}

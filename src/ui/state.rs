@@ -1,0 +1,233 @@
+//! The page's state: the rows of the current batch and everything around
+//! them, in signals that both the server render and the browser share. The
+//! browser's upload engine (`crate::client`) writes these; the components
+//! only read them.
+
+use super::i18n::Lang;
+use crate::model::{FileFingerprint, UploadSummary};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Where one file of the batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Asking the server what it already has.
+    Checking,
+    /// In the queue.
+    Waiting,
+    /// Computing the SHA-256 for instant upload.
+    Hashing,
+    Uploading,
+    /// Waiting to try again after an error.
+    Retrying,
+    /// Every byte is on the server.
+    Done,
+    /// The server had it already: nothing was sent.
+    AlreadyUploaded,
+    /// Stopped by an error that retrying cannot fix.
+    Failed,
+}
+
+impl Status {
+    /// The value of the row's `data-status` attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Checking => "checking",
+            Status::Waiting => "waiting",
+            Status::Hashing => "hashing",
+            Status::Uploading => "uploading",
+            Status::Retrying => "retrying",
+            Status::Done => "done",
+            Status::AlreadyUploaded => "already-uploaded",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// Whether the file takes one of the parallel upload slots.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Hashing | Status::Uploading | Status::Retrying)
+    }
+
+    /// Whether the file has reached the end of its way.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Done | Status::AlreadyUploaded)
+    }
+}
+
+/// The person's settings, kept in the browser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Bytes per PATCH request, in MiB.
+    pub chunk_mib: u32,
+    /// Files uploading at once.
+    pub parallel: u32,
+    /// Thumbnail size in CSS pixels.
+    pub thumb_px: u32,
+    /// Files up to this size (MiB) are hashed first so the server can
+    /// complete duplicates at once.
+    pub instant_mib: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            chunk_mib: 8,
+            parallel: 3,
+            thumb_px: 96,
+            instant_mib: 256,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings with every value brought into its sensible range.
+    pub fn clamped(self) -> Settings {
+        Settings {
+            chunk_mib: self.chunk_mib.clamp(1, 1024),
+            parallel: self.parallel.clamp(1, 16),
+            thumb_px: self.thumb_px.clamp(32, 512),
+            instant_mib: self.instant_mib.min(1 << 20),
+        }
+    }
+}
+
+/// One file of the batch.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub id: u32,
+    pub file: FileFingerprint,
+    pub status: RwSignal<Status>,
+    /// Bytes the server has (or that are on their way in the current request).
+    pub sent: RwSignal<u64>,
+    /// Bytes per second, averaged over the last seconds.
+    pub speed: RwSignal<f64>,
+    /// Bytes hashed so far, while hashing.
+    pub hashed: RwSignal<u64>,
+    /// A data URL of the thumbnail, for images.
+    pub thumb: RwSignal<Option<String>>,
+    /// What went wrong, or what is being waited for.
+    pub message: RwSignal<Option<String>>,
+    /// The upload's URL on the server, once known.
+    pub url: RwSignal<Option<String>>,
+    /// The SHA-256 the browser computed (files under the instant-upload limit).
+    pub local_sha: RwSignal<Option<String>>,
+    /// The SHA-256 the server recorded.
+    pub server_sha: RwSignal<Option<String>>,
+}
+
+impl Row {
+    pub fn new(id: u32, file: FileFingerprint) -> Row {
+        Row {
+            id,
+            file,
+            status: RwSignal::new(Status::Checking),
+            sent: RwSignal::new(0),
+            speed: RwSignal::new(0.0),
+            hashed: RwSignal::new(0),
+            thumb: RwSignal::new(None),
+            message: RwSignal::new(None),
+            url: RwSignal::new(None),
+            local_sha: RwSignal::new(None),
+            server_sha: RwSignal::new(None),
+        }
+    }
+
+    /// Whether the browser's and the server's SHA-256 agree.
+    pub fn verified(&self) -> bool {
+        matches!((self.local_sha.get(), self.server_sha.get()), (Some(a), Some(b)) if a == b)
+    }
+}
+
+/// An upload that a previous visit left unfinished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interrupted {
+    pub key: String,
+    pub name: String,
+    pub size: u64,
+    pub offset: u64,
+}
+
+/// Everything the page shows, shared through context.
+#[derive(Clone, Copy)]
+pub struct Uploads {
+    pub rows: RwSignal<Vec<Row>>,
+    pub settings: RwSignal<Settings>,
+    pub lang: RwSignal<Lang>,
+    /// This owner's finished uploads.
+    pub uploaded: RwSignal<Vec<UploadSummary>>,
+    pub interrupted: RwSignal<Vec<Interrupted>>,
+    /// The latest message for screen readers.
+    pub announce: RwSignal<String>,
+    /// True once the page is interactive.
+    pub hydrated: RwSignal<bool>,
+    next_id: RwSignal<u32>,
+}
+
+impl Uploads {
+    pub fn new(uploaded: Vec<UploadSummary>) -> Uploads {
+        Uploads {
+            rows: RwSignal::new(Vec::new()),
+            settings: RwSignal::new(Settings::default()),
+            lang: RwSignal::new(Lang::En),
+            uploaded: RwSignal::new(uploaded),
+            interrupted: RwSignal::new(Vec::new()),
+            announce: RwSignal::new(String::new()),
+            hydrated: RwSignal::new(false),
+            next_id: RwSignal::new(1),
+        }
+    }
+
+    /// A fresh row ID.
+    pub fn next_id(&self) -> u32 {
+        let id = self.next_id.get_untracked();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    pub fn row(&self, id: u32) -> Option<Row> {
+        self.rows
+            .with_untracked(|rows| rows.iter().find(|r| r.id == id).cloned())
+    }
+
+    /// Bytes done and bytes in all, over the whole batch.
+    pub fn totals(&self) -> (u64, u64) {
+        self.rows.with(|rows| {
+            rows.iter().fold((0, 0), |(done, all), r| {
+                let size = r.file.size;
+                let sent = if r.status.get().is_finished() {
+                    size
+                } else {
+                    r.sent.get().min(size)
+                };
+                (done + sent, all + size)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_clamped() {
+        let s = Settings {
+            chunk_mib: 0,
+            parallel: 100,
+            thumb_px: 1,
+            instant_mib: u32::MAX,
+        }
+        .clamped();
+        assert_eq!((s.chunk_mib, s.parallel, s.thumb_px), (1, 16, 32));
+        assert_eq!(s.instant_mib, 1 << 20);
+    }
+
+    #[test]
+    fn statuses() {
+        assert!(Status::Uploading.is_active());
+        assert!(!Status::Waiting.is_active());
+        assert!(Status::AlreadyUploaded.is_finished());
+        assert_eq!(Status::AlreadyUploaded.as_str(), "already-uploaded");
+    }
+}
