@@ -10,7 +10,7 @@ pub const MAX_CHECK_FILES: usize = 1000;
 
 #[cfg(feature = "ssr")]
 mod server {
-    use crate::model::{FileFingerprint, UploadSummary};
+    use crate::model::FileFingerprint;
     use crate::upload::{Owner, UploadRecord};
     use leptos::prelude::*;
 
@@ -28,20 +28,7 @@ mod server {
         ServerFnError::ServerError(e.message)
     }
 
-    pub fn summary(r: &UploadRecord) -> UploadSummary {
-        UploadSummary {
-            id: r.id.to_string(),
-            url: format!("/files/{}", r.id),
-            name: crate::upload::sanitize_filename(r.metadata.filename().unwrap_or("")),
-            mime: r.metadata.filetype().unwrap_or("").to_string(),
-            size: r.length,
-            offset: r.offset,
-            complete: r.is_complete(),
-            sha256: r.sha256.clone(),
-            created_at: r.created_at,
-            completed_at: r.completed_at,
-        }
-    }
+    pub use crate::upload::events::summary;
 
     /// Whether a record was made from a file with this fingerprint.
     pub fn matches(r: &UploadRecord, f: &FileFingerprint) -> bool {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    SsrMode, StaticSegment,
 };
 
 /// The document around the app: rendered on the server, with the scripts
@@ -44,7 +44,7 @@ pub fn App() -> impl IntoView {
             </header>
             <main>
                 <Routes fallback=NotFound>
-                    <Route path=StaticSegment("") view=UploadPage/>
+                    <Route path=StaticSegment("") view=UploadPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -64,6 +64,14 @@ pub struct Config {
     #[arg(long, env = "FERRY_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
 
+    /// How long events stay in the log for `/events` replay and long polling.
+    #[arg(long, env = "FERRY_EVENTS_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub events_retention: Duration,
+
+    /// Progress events of one upload are at least this far apart.
+    #[arg(long, env = "FERRY_PROGRESS_EVERY", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub progress_every: Duration,
+
     /// How often expired uploads are looked for and removed.
     #[arg(long, env = "FERRY_SWEEP_EVERY", default_value = "1m", value_parser = humantime::parse_duration)]
     pub sweep_every: Duration,

@@ -66,3 +66,27 @@ pub struct UploadSummary {
     pub created_at: i64,
     pub completed_at: Option<i64>,
 }
+
+/// Something that happened to an upload, as `/events` and
+/// `/events/poll` deliver it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveEvent {
+    /// Increasing; the cursor to resume after.
+    pub id: u64,
+    /// `upload.created`, `upload.progress`, `upload.completed`,
+    /// `upload.deleted` or `upload.expired`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The upload as it was at that moment.
+    pub upload: UploadSummary,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// One answer of `/events/poll`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<LiveEvent>,
+    /// The `after` to send next.
+    pub cursor: u64,
+}

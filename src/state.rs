@@ -2,7 +2,9 @@
 //! function (no globals).
 
 use crate::config::Config;
-use crate::upload::{FsBlobStore, FsyncPolicy, LocalLocker, SqliteMetaStore, UploadService};
+use crate::upload::{
+    Events, FsBlobStore, FsyncPolicy, LocalLocker, SqliteMetaStore, UploadService,
+};
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -33,11 +35,15 @@ impl AppState {
         let service_config = config.service();
         let durable = service_config.fsync == FsyncPolicy::Request;
         let blobs = FsBlobStore::new(&config.data_dir, durable).map_err(io)?;
-        let meta = SqliteMetaStore::open(&config.data_dir.join("ferry.db"), durable).await?;
+        let meta =
+            Arc::new(SqliteMetaStore::open(&config.data_dir.join("ferry.db"), durable).await?);
+        let events =
+            Events::new(meta.clone(), config.progress_every, config.events_retention).await?;
         let uploads = UploadService::new(
             Arc::new(blobs),
-            Arc::new(meta),
+            meta,
             Arc::new(LocalLocker::new()),
+            events,
             service_config,
         );
         let fixed = uploads.reconcile_all().await?;

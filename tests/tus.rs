@@ -412,24 +412,8 @@ async fn termination_then_404() {
     let a = app.call("DELETE", &path, &[TUS], Body::empty()).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     // No file is left behind.
-    let files: usize = walk(&app.data_dir().join("blobs"));
+    let files: usize = count_files(&app.data_dir().join("blobs"));
     assert_eq!(files, 0);
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| {
-                let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
-                    walk(&e.path())
-                } else {
-                    1
-                }
-            })
-            .sum()
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -459,7 +443,7 @@ async fn expired_uploads_are_410_and_swept() {
     assert_eq!(a.code(), "upload_expired");
     assert_eq!(app.state.uploads.sweep_expired().await.unwrap(), 1);
     assert_eq!(
-        walk(&app.data_dir().join("blobs")),
+        count_files(&app.data_dir().join("blobs")),
         0,
         "the bytes are removed"
     );
@@ -627,7 +611,7 @@ async fn instant_upload_of_identical_bytes() {
     assert_ne!(second, first);
     assert_eq!(&app.download(&second).await.body[..], &data[..]);
     assert_eq!(
-        walk(&app.data_dir().join("blobs")),
+        count_files(&app.data_dir().join("blobs")),
         1,
         "the bytes are stored once"
     );
@@ -636,7 +620,7 @@ async fn instant_upload_of_identical_bytes() {
     app.call("DELETE", &first, &[TUS], Body::empty()).await;
     assert_eq!(&app.download(&second).await.body[..], &data[..]);
     app.call("DELETE", &second, &[TUS], Body::empty()).await;
-    assert_eq!(walk(&app.data_dir().join("blobs")), 0);
+    assert_eq!(count_files(&app.data_dir().join("blobs")), 0);
 
     // Another owner, or nobody, never gets an instant upload.
     let third = app

@@ -7,7 +7,7 @@ use super::http::{send, sleep, NetError, Reply, Slot};
 use super::{hash, store, thumb};
 use crate::model::{FileCheck, FileFingerprint};
 use crate::ui::i18n::Lang;
-use crate::ui::state::{Interrupted, Row, Status, Uploads};
+use crate::ui::state::{Interrupted, Row, Status, Transport, Uploads};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use leptos::prelude::*;
@@ -63,9 +63,11 @@ pub fn init(m: Uploads) {
         }
     }
     spawn_local(load_interrupted(m));
+    super::live::start(m);
+    // Live events keep the list current; this only catches what they miss.
     spawn_local(async move {
         loop {
-            sleep(5000).await;
+            sleep(30_000).await;
             refresh_uploaded(m).await;
         }
     });
@@ -431,6 +433,28 @@ async fn attempt_upload(m: Uploads, row: &Row, progressed: &Cell<bool>) -> Resul
     };
     row.sent.set(offset);
     samples.borrow_mut().clear();
+    if settings.transport == Transport::WebSocket && offset < size {
+        let r = row.clone();
+        let s = samples.clone();
+        let end = super::ws::upload(
+            &url,
+            offset,
+            &file,
+            size,
+            move |at| report(&r, &s, at),
+            &cancelled,
+        )
+        .await;
+        return match end {
+            super::ws::WsEnd::Done => Ok(()),
+            super::ws::WsEnd::Cancelled => Err(Failure::Cancelled),
+            super::ws::WsEnd::Fatal(m) => Err(Failure::Fatal(m)),
+            super::ws::WsEnd::Retry(m) => {
+                progressed.set(row.sent.get_untracked() > offset);
+                Err(Failure::Retry(m))
+            }
+        };
+    }
     while offset < size {
         if cancelled.get() {
             return Err(Failure::Cancelled);
@@ -445,22 +469,8 @@ async fn attempt_upload(m: Uploads, row: &Row, progressed: &Cell<bool>) -> Resul
         let base = offset;
         let r = row.clone();
         let s = samples.clone();
-        let on_progress = Box::new(move |loaded: f64| {
-            let at = (base + loaded as u64).min(end);
-            r.sent.set(at);
-            let now = now_ms();
-            let mut q = s.borrow_mut();
-            q.push_back((now, at));
-            while q.len() > 2 && now - q.front().map(|x| x.0).unwrap_or(now) > 3000.0 {
-                q.pop_front();
-            }
-            if let (Some(first), Some(last)) = (q.front(), q.back()) {
-                let dt = (last.0 - first.0) / 1000.0;
-                if dt > 0.2 {
-                    r.speed.set(last.1.saturating_sub(first.1) as f64 / dt);
-                }
-            }
-        });
+        let on_progress =
+            Box::new(move |loaded: f64| report(&r, &s, (base + loaded as u64).min(end)));
         let reply = send(
             "PATCH",
             &url,
@@ -486,6 +496,24 @@ async fn attempt_upload(m: Uploads, row: &Row, progressed: &Cell<bool>) -> Resul
         progressed.set(true);
     }
     Ok(())
+}
+
+/// Shows `at` bytes sent and updates the speed, averaged over the last
+/// three seconds.
+fn report(row: &Row, samples: &RefCell<VecDeque<(f64, u64)>>, at: u64) {
+    row.sent.set(at);
+    let now = now_ms();
+    let mut q = samples.borrow_mut();
+    q.push_back((now, at));
+    while q.len() > 2 && now - q.front().map(|x| x.0).unwrap_or(now) > 3000.0 {
+        q.pop_front();
+    }
+    if let (Some(first), Some(last)) = (q.front(), q.back()) {
+        let dt = (last.0 - first.0) / 1000.0;
+        if dt > 0.2 {
+            row.speed.set(last.1.saturating_sub(first.1) as f64 / dt);
+        }
+    }
 }
 
 async fn finish(m: Uploads, row: &Row) {

@@ -27,6 +27,11 @@ impl Reply {
         self.xhr.get_response_header(name).ok().flatten()
     }
 
+    /// The body as text.
+    pub fn text(&self) -> Option<String> {
+        self.xhr.response_text().ok().flatten()
+    }
+
     /// The `message` of Ferry's JSON error body, if that is what came back.
     pub fn error_message(&self) -> Option<String> {
         let text = self.xhr.response_text().ok().flatten()?;

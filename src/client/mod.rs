@@ -8,7 +8,9 @@
 mod engine;
 mod hash;
 mod http;
+mod live;
 pub mod store;
 mod thumb;
+mod ws;
 
 pub use engine::{add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, retry};

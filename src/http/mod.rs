@@ -3,9 +3,12 @@
 
 mod download;
 pub mod error;
+mod events;
+mod form;
 mod health;
 pub mod session;
 pub mod tus;
+mod ws;
 
 use crate::app::{shell, App};
 use crate::state::AppState;
@@ -24,6 +27,13 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let mut app = Router::new()
         .merge(tus::routes())
+        .route("/files/{id}/ws", get(ws::upgrade))
+        .route("/events", get(events::stream))
+        .route("/events/poll", get(events::poll))
+        .route(
+            "/upload/form",
+            axum::routing::post(form::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/signin", get(session::signin_page).post(session::signin))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -333,6 +333,7 @@ async fn create(state: &AppState, owner: Owner, req: Request) -> Result<Response
             declare_length: None,
             checksum,
             content_length,
+            ..AppendRequest::default()
         };
         match state
             .uploads
@@ -407,6 +408,7 @@ async fn patch(state: &AppState, id: &UploadId, req: Request) -> Result<Response
             .map(ChunkChecksum::parse)
             .transpose()?,
         content_length: u64_header(headers, "Content-Length")?,
+        ..AppendRequest::default()
     };
     let record = state
         .uploads

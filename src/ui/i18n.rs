@@ -65,6 +65,10 @@ pub enum Msg {
     Language,
     Left,
     Files,
+    Activity,
+    NoActivity,
+    Transport,
+    UploadedNotice,
 }
 
 /// The text of `msg` in `lang`.
@@ -105,6 +109,10 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             Language => "Language",
             Left => "left",
             Files => "files",
+            Activity => "Live activity",
+            NoActivity => "Uploads from this browser, other tabs and scripts with your token appear here as they happen.",
+            Transport => "Send bytes over",
+            UploadedNotice => "files uploaded.",
         },
         Lang::Zh => match msg {
             Tagline => "大文件，可续传，可校验。",
@@ -140,6 +148,10 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             Language => "语言",
             Left => "剩余",
             Files => "个文件",
+            Activity => "实时动态",
+            NoActivity => "来自本浏览器、其他标签页和使用你的令牌的脚本的上传会实时显示在这里。",
+            Transport => "传输方式",
+            UploadedNotice => "个文件已上传。",
         },
     }
 }

@@ -8,7 +8,7 @@ pub mod state;
 use crate::model::UploadSummary;
 use i18n::{format_size, format_speed, format_time_left, t, Lang, Msg};
 use leptos::prelude::*;
-use state::{Row, Settings, Status, Uploads};
+use state::{Row, Settings, Status, Transport, Uploads};
 
 /// What the page's controls do: in the browser, the upload engine; on the
 /// server (where no event ever fires) nothing.
@@ -66,12 +66,14 @@ pub fn UploadPage() -> impl IntoView {
                 <h1 id="send-title">{move || t(lang.get(), Msg::SendFiles)}</h1>
                 <LanguageSwitch/>
             </div>
+            <UploadedNotice/>
             <DropForm/>
             <Batch/>
             <InterruptedList/>
             <SettingsPanel/>
             <ServerStatus/>
         </section>
+        <ActivityView/>
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
                 if let Ok(list) = uploaded.await {
@@ -347,6 +349,55 @@ fn FileRow(row: Row) -> impl IntoView {
     }
 }
 
+/// After the form without JavaScript: how many files arrived.
+#[component]
+fn UploadedNotice() -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let query = leptos_router::hooks::use_query_map();
+    let count = move || {
+        query
+            .read()
+            .get("uploaded")
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    view! {
+        {move || count().map(|n| view! {
+            <p class="notice" role="status" data-testid="uploaded-notice">
+                {n} " " {move || t(model.lang.get(), Msg::UploadedNotice)}
+            </p>
+        })}
+    }
+}
+
+/// What live events say about this owner's uploads, wherever they come
+/// from (this page, another tab, a script).
+#[component]
+fn ActivityView() -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let lang = model.lang;
+    view! {
+        <section class="card" aria-labelledby="activity-title" data-testid="activity"
+            data-transport=move || model.live.get()>
+            <h2 id="activity-title">{move || t(lang.get(), Msg::Activity)}</h2>
+            <Show
+                when=move || model.activity.with(|a| !a.is_empty())
+                fallback=move || view! { <p class="hint">{move || t(lang.get(), Msg::NoActivity)}</p> }
+            >
+                <ul class="activity">
+                    <For each=move || model.activity.get() key=|a| (a.id.clone(), a.event) let:a>
+                        <li data-testid="activity-item" data-name=a.name.clone() data-state=a.kind.trim_start_matches("upload.").to_string()>
+                            <span class="name">{a.name.clone()}</span>
+                            <span class="kind">{a.kind.trim_start_matches("upload.").to_string()}</span>
+                            <span data-testid="activity-percent">{a.size.map(|s| format!("{}%", percent(a.offset, s))).unwrap_or_default()}</span>
+                            <span>{move || format_size(lang.get(), a.offset)}</span>
+                        </li>
+                    </For>
+                </ul>
+            </Show>
+        </section>
+    }
+}
+
 /// Uploads a previous visit left unfinished.
 #[component]
 fn InterruptedList() -> impl IntoView {
@@ -407,6 +458,21 @@ fn SettingsPanel() -> impl IntoView {
                 {field(Msg::ParallelUploads, "setting-parallel", |s| s.parallel, |s, v| s.parallel = v)}
                 {field(Msg::ThumbnailSize, "setting-thumb", |s| s.thumb_px, |s, v| s.thumb_px = v)}
                 {field(Msg::InstantLimit, "setting-instant", |s| s.instant_mib, |s, v| s.instant_mib = v)}
+                <label class="setting">
+                    <span>{move || t(lang.get(), Msg::Transport)}</span>
+                    <select
+                        data-testid="setting-transport"
+                        prop:value=move || if model.settings.get().transport == Transport::WebSocket { "ws" } else { "http" }
+                        on:change=move |ev| {
+                            let transport = if event_target_value(&ev) == "ws" { Transport::WebSocket } else { Transport::Http };
+                            model.settings.update(|s| s.transport = transport);
+                            actions::save_settings(&model.settings.get_untracked());
+                        }
+                    >
+                        <option value="http">"HTTP (tus)"</option>
+                        <option value="ws">"WebSocket"</option>
+                    </select>
+                </label>
             </div>
         </details>
     }

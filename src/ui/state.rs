@@ -54,6 +54,16 @@ impl Status {
     }
 }
 
+/// How a file's bytes travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transport {
+    /// tus PATCH requests (the default).
+    #[default]
+    Http,
+    /// Binary frames on one WebSocket.
+    WebSocket,
+}
+
 /// The person's settings, kept in the browser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -67,6 +77,8 @@ pub struct Settings {
     /// Files up to this size (MiB) are hashed first so the server can
     /// complete duplicates at once.
     pub instant_mib: u32,
+    /// How bytes travel.
+    pub transport: Transport,
 }
 
 impl Default for Settings {
@@ -76,6 +88,7 @@ impl Default for Settings {
             parallel: 3,
             thumb_px: 96,
             instant_mib: 256,
+            transport: Transport::Http,
         }
     }
 }
@@ -88,6 +101,7 @@ impl Settings {
             parallel: self.parallel.clamp(1, 16),
             thumb_px: self.thumb_px.clamp(32, 512),
             instant_mib: self.instant_mib.min(1 << 20),
+            transport: self.transport,
         }
     }
 }
@@ -139,6 +153,19 @@ impl Row {
     }
 }
 
+/// The latest state of an upload, as the live events tell it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Activity {
+    pub id: String,
+    pub name: String,
+    pub size: Option<u64>,
+    pub offset: u64,
+    /// The last event's type (`upload.progress`, ...).
+    pub kind: String,
+    /// The event's ID.
+    pub event: u64,
+}
+
 /// An upload that a previous visit left unfinished.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interrupted {
@@ -161,6 +188,10 @@ pub struct Uploads {
     pub announce: RwSignal<String>,
     /// True once the page is interactive.
     pub hydrated: RwSignal<bool>,
+    /// Uploads of this owner as live events report them, newest first.
+    pub activity: RwSignal<Vec<Activity>>,
+    /// How live events arrive: "", "sse" or "poll".
+    pub live: RwSignal<&'static str>,
     next_id: RwSignal<u32>,
 }
 
@@ -174,6 +205,8 @@ impl Uploads {
             interrupted: RwSignal::new(Vec::new()),
             announce: RwSignal::new(String::new()),
             hydrated: RwSignal::new(false),
+            activity: RwSignal::new(Vec::new()),
+            live: RwSignal::new(""),
             next_id: RwSignal::new(1),
         }
     }
@@ -217,6 +250,7 @@ mod tests {
             parallel: 100,
             thumb_px: 1,
             instant_mib: u32::MAX,
+            transport: Transport::WebSocket,
         }
         .clamped();
         assert_eq!((s.chunk_mib, s.parallel, s.thumb_px), (1, 16, 32));

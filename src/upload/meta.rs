@@ -3,10 +3,12 @@
 //! `SqliteMetaStore` is the embedded implementation (sqlx, migrations in
 //! `migrations/sqlite`).
 
+use super::events::{EventKind, EventStore};
 use super::id::UploadId;
 use super::metadata::Metadata;
 use super::record::{Concat, Millis, Owner, UploadRecord, UploadState};
 use crate::error::{Error, ErrorCode, Result};
+use crate::model::{LiveEvent, UploadSummary};
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -314,6 +316,75 @@ impl MetaStore for SqliteMetaStore {
             .execute(&self.pool)
             .await
             .map_err(|e| db_error("pruning expired uploads", e))?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteMetaStore {
+    async fn append(
+        &self,
+        owner: &Owner,
+        kind: EventKind,
+        upload: &UploadSummary,
+        at: Millis,
+    ) -> Result<u64> {
+        let data =
+            serde_json::to_string(upload).map_err(|e| Error::internal("encoding an event", e))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (owner, kind, upload_id, data, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(owner.as_str())
+        .bind(kind.as_str())
+        .bind(&upload.id)
+        .bind(data)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error("storing an event", e))?;
+        Ok(id as u64)
+    }
+
+    async fn after(&self, owner: &Owner, after: u64, limit: u32) -> Result<Vec<LiveEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, data, created_at FROM events WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(owner.as_str())
+        .bind(after.min(i64::MAX as u64) as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("reading events", e))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| Error::internal("reading an event", e);
+                let data: String = row.try_get("data").map_err(get)?;
+                let id: i64 = row.try_get("id").map_err(get)?;
+                Ok(LiveEvent {
+                    id: id as u64,
+                    kind: row.try_get("kind").map_err(get)?,
+                    upload: serde_json::from_str(&data)
+                        .map_err(|e| Error::internal("decoding an event", e))?,
+                    at: row.try_get("created_at").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest(&self) -> Result<u64> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("reading events", e))?;
+        Ok(id.unwrap_or(0) as u64)
+    }
+
+    async fn prune(&self, before: Millis) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM events WHERE created_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("pruning events", e))?;
         Ok(done.rows_affected())
     }
 }

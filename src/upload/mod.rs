@@ -3,6 +3,7 @@
 //! `Locker` for exclusive writers. Nothing here knows HTTP.
 
 pub mod blob;
+pub mod events;
 pub mod hash;
 pub mod id;
 pub mod lock;
@@ -12,6 +13,7 @@ pub mod record;
 pub mod service;
 
 pub use blob::{BlobStore, BlobWriter, ByteStream, FsBlobStore};
+pub use events::{EventKind, EventStore, Events};
 pub use hash::{ChecksumAlgorithm, ChunkChecksum, ResumableSha256};
 pub use id::UploadId;
 pub use lock::{LocalLocker, Locker, UploadLock};
@@ -19,5 +21,5 @@ pub use meta::{MetaStore, SqliteMetaStore};
 pub use metadata::{sanitize_filename, Metadata};
 pub use record::{Concat, Owner, UploadRecord, UploadState};
 pub use service::{
-    AppendRequest, BodyStream, CreateRequest, FsyncPolicy, ServiceConfig, UploadService,
+    AppendRequest, BodyStream, CommitHook, CreateRequest, FsyncPolicy, ServiceConfig, UploadService,
 };

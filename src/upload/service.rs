@@ -4,6 +4,7 @@
 //! nothing of HTTP.
 
 use super::blob::{BlobStore, BlobWriter, ByteStream};
+use super::events::{EventKind, Events};
 use super::hash::{ChunkChecksum, ChunkHasher, ResumableSha256};
 use super::id::UploadId;
 use super::lock::{Locker, UploadLock};
@@ -75,7 +76,18 @@ pub struct CreateRequest {
     pub concat: Concat,
 }
 
-/// One PATCH: where it starts and what it promises.
+/// Hears the durable offset after every commit of an append.
+#[derive(Clone)]
+pub struct CommitHook(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
+}
+
+/// One PATCH (or another way of sending bytes): where it starts and what
+/// it promises.
 #[derive(Clone, Debug, Default)]
 pub struct AppendRequest {
     /// The client's idea of the current offset.
@@ -86,6 +98,14 @@ pub struct AppendRequest {
     pub checksum: Option<ChunkChecksum>,
     /// The body's length, when the client said it in advance.
     pub content_length: Option<u64>,
+    /// The end of the body is the end of the upload: its length becomes the
+    /// offset reached (for streams whose length nobody knew in advance).
+    pub length_at_end: bool,
+    /// Commit (make durable and record) at least this often within this
+    /// request, instead of the service's checkpoint interval.
+    pub checkpoint_bytes: Option<u64>,
+    /// Called with the durable offset after every commit.
+    pub on_commit: Option<CommitHook>,
 }
 
 /// The domain core. Cheap to clone.
@@ -94,6 +114,7 @@ pub struct UploadService {
     blobs: Arc<dyn BlobStore>,
     meta: Arc<dyn MetaStore>,
     locks: Arc<dyn Locker>,
+    events: Events,
     config: Arc<ServiceConfig>,
 }
 
@@ -110,18 +131,33 @@ impl UploadService {
         blobs: Arc<dyn BlobStore>,
         meta: Arc<dyn MetaStore>,
         locks: Arc<dyn Locker>,
+        events: Events,
         config: ServiceConfig,
     ) -> Self {
         UploadService {
             blobs,
             meta,
             locks,
+            events,
             config: Arc::new(config),
         }
     }
 
     pub fn config(&self) -> &ServiceConfig {
         &self.config
+    }
+
+    /// The event log the service writes to.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Records a new record's events: created, and completed when it is.
+    async fn announce_new(&self, record: &UploadRecord) {
+        self.events.record(EventKind::Created, record).await;
+        if record.is_complete() {
+            self.events.record(EventKind::Completed, record).await;
+        }
     }
 
     fn durable(&self) -> bool {
@@ -175,6 +211,7 @@ impl UploadService {
                     };
                     self.meta.insert(&record).await?;
                     tracing::info!(id = %record.id, "instant upload: identical bytes already stored");
+                    self.announce_new(&record).await;
                     return Ok(record);
                 }
             }
@@ -207,6 +244,7 @@ impl UploadService {
             return Err(e);
         }
         tracing::info!(id = %record.id, length = ?record.length, "upload created");
+        self.announce_new(&record).await;
         Ok(record)
     }
 
@@ -322,6 +360,7 @@ impl UploadService {
             return Err(e);
         }
         tracing::info!(id = %record.id, parts = parts.len(), length = total, "final upload assembled");
+        self.announce_new(&record).await;
         Ok(record)
     }
 
@@ -466,6 +505,11 @@ impl UploadService {
         // With a checksum nothing may count before the whole chunk is
         // verified, so there are no checkpoints.
         let checkpoints = chunk_hasher.is_none();
+        let checkpoint_bytes = req
+            .checkpoint_bytes
+            .unwrap_or(self.config.checkpoint_bytes)
+            .max(1);
+        let hook = req.on_commit.as_ref();
         let mut position = record.offset;
         let mut since_checkpoint: u64 = 0;
 
@@ -515,8 +559,8 @@ impl UploadService {
             }
             position += chunk.len() as u64;
             since_checkpoint += chunk.len() as u64;
-            if checkpoints && since_checkpoint >= self.config.checkpoint_bytes {
-                self.commit(record, writer, &hasher, position).await?;
+            if checkpoints && since_checkpoint >= checkpoint_bytes {
+                self.commit(record, writer, &hasher, position, hook).await?;
                 since_checkpoint = 0;
             }
         };
@@ -532,12 +576,15 @@ impl UploadService {
                         ));
                     }
                 }
-                self.commit(record, writer, &hasher, position).await
+                if req.length_at_end && record.length.is_none() {
+                    record.length = Some(position);
+                }
+                self.commit(record, writer, &hasher, position, hook).await
             }
             End::Broken(err) => {
                 if checkpoints {
                     // Keep what arrived: the client resumes from it.
-                    self.commit(record, writer, &hasher, position).await?;
+                    self.commit(record, writer, &hasher, position, hook).await?;
                 } else {
                     let _ = writer.discard().await;
                 }
@@ -554,6 +601,7 @@ impl UploadService {
         writer: &mut dyn BlobWriter,
         hasher: &ResumableSha256,
         position: u64,
+        hook: Option<&CommitHook>,
     ) -> Result<()> {
         if let Err(e) = writer.commit(self.durable()).await {
             let _ = writer.discard().await;
@@ -570,7 +618,17 @@ impl UploadService {
             record.hash_state = Some(hasher.to_bytes());
             record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
         }
-        self.meta.update(record).await
+        self.meta.update(record).await?;
+        let kind = if record.is_complete() {
+            EventKind::Completed
+        } else {
+            EventKind::Progress
+        };
+        self.events.record(kind, record).await;
+        if let Some(hook) = hook {
+            (hook.0)(record.offset);
+        }
+        Ok(())
     }
 
     /// The running SHA-256 at the record's offset: restored from the record,
@@ -652,7 +710,11 @@ impl UploadService {
             .lock_preempting(id.as_str(), Duration::from_secs(10))
             .await
             .ok_or_else(|| Error::new(ErrorCode::UploadLocked, "The upload is busy; try again."))?;
+        let before = self.meta.get(id).await?;
         let deleted = self.meta.delete(id).await?.ok_or_else(Error::not_found)?;
+        if let Some(record) = &before {
+            self.events.record(EventKind::Deleted, record).await;
+        }
         if !deleted.blob_in_use {
             self.blobs
                 .delete(&deleted.blob_key)
@@ -711,11 +773,13 @@ impl UploadService {
                 .await
                 .map_err(storage("deleting an expired blob"))?;
             tracing::info!(id = %record.id, "upload expired");
+            self.events.record(EventKind::Expired, &record).await;
             count += 1;
         }
         self.meta
             .prune_expired(now.saturating_sub(millis(self.config.expired_retention)))
             .await?;
+        self.events.prune().await?;
         Ok(count)
     }
 

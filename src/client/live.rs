@@ -1,0 +1,126 @@
+//! Live events on the page: an `EventSource` on `/events`, and when that
+//! stream cannot be opened, long polling on `/events/poll`. Each event
+//! updates the activity view; finished and removed uploads refresh the
+//! list of uploaded files.
+
+use super::engine::refresh_uploaded;
+use super::http::{send, sleep};
+use crate::model::{EventPage, LiveEvent};
+use crate::ui::state::{Activity, Uploads};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{EventSource, MessageEvent};
+
+const KINDS: [&str; 5] = [
+    "upload.created",
+    "upload.progress",
+    "upload.completed",
+    "upload.deleted",
+    "upload.expired",
+];
+/// Items the activity view keeps.
+const KEEP: usize = 50;
+
+fn apply(m: Uploads, e: LiveEvent) {
+    let kind = e.kind.clone();
+    m.activity.update(|list| {
+        if let Some(existing) = list.iter().find(|a| a.id == e.upload.id) {
+            if existing.event >= e.id {
+                return; // already applied
+            }
+        }
+        list.retain(|a| a.id != e.upload.id);
+        list.insert(
+            0,
+            Activity {
+                id: e.upload.id.clone(),
+                name: e.upload.name.clone(),
+                size: e.upload.size,
+                offset: e.upload.offset,
+                kind: e.kind.clone(),
+                event: e.id,
+            },
+        );
+        list.truncate(KEEP);
+    });
+    if kind != "upload.progress" && kind != "upload.created" {
+        spawn_local(refresh_uploaded(m));
+    }
+}
+
+/// Starts listening; falls back to long polling by itself.
+pub fn start(m: Uploads) {
+    let Ok(source) = EventSource::new("/events") else {
+        spawn_local(poll(m, None));
+        return;
+    };
+    let opened = Rc::new(Cell::new(false));
+    let last = Rc::new(Cell::new(None::<u64>));
+    let on_open = {
+        let opened = opened.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            opened.set(true);
+            m.live.set("sse");
+        })
+    };
+    source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    on_open.forget(); // lives as long as the page
+    for kind in KINDS {
+        let last = last.clone();
+        let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |msg: MessageEvent| {
+            if let Some(e) = msg
+                .data()
+                .as_string()
+                .and_then(|d| serde_json::from_str::<LiveEvent>(&d).ok())
+            {
+                last.set(Some(e.id));
+                apply(m, e);
+            }
+        });
+        let _ = source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
+        on_event.forget();
+    }
+    let on_error = {
+        let source = source.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            // Once open, the browser reconnects by itself (sending
+            // Last-Event-ID). A stream that never opened is not coming.
+            if !opened.get() || source.ready_state() == EventSource::CLOSED {
+                source.close();
+                spawn_local(poll(m, last.get()));
+            }
+        })
+    };
+    source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+}
+
+async fn poll(m: Uploads, after: Option<u64>) {
+    m.live.set("poll");
+    let mut cursor = after;
+    loop {
+        let url = match cursor {
+            Some(c) => format!("/events/poll?after={c}&timeout=25"),
+            None => "/events/poll".to_string(),
+        };
+        let page = match send("GET", &url, &[], None, None, None).await {
+            Ok(reply) if reply.status == 200 => reply
+                .text()
+                .and_then(|t| serde_json::from_str::<EventPage>(&t).ok()),
+            _ => None,
+        };
+        match page {
+            Some(page) => {
+                cursor = Some(page.cursor);
+                for e in page.events {
+                    apply(m, e);
+                }
+            }
+            None => sleep(2000).await,
+        }
+    }
+}
