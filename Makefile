@@ -12,7 +12,7 @@ DATA_DIR ?= ./data
 # Where the browser tests' server keeps its data; wiped before each run.
 E2E_DATA_DIR := target/e2e-data
 
-.PHONY: run test setup setup-test build unit lint e2e fmt watch
+.PHONY: run test setup setup-test build unit lint e2e fmt watch chaos fuzz
 
 ## run: install what is missing, build in release mode, serve on $(ADDR)
 run: setup build
@@ -37,7 +37,20 @@ build:
 LEPTOS_DEBUG_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=ferry
 
 unit:
-	$(LEPTOS_DEBUG_ENV) cargo test --features ssr
+	$(LEPTOS_DEBUG_ENV) cargo test --features ssr -- --show-output
+
+## chaos: the long crash test, 50 SIGKILLs (CHAOS_KILLS to change)
+CHAOS_KILLS ?= 50
+chaos: setup-test
+	FERRY_CHAOS_KILLS=$(CHAOS_KILLS) $(LEPTOS_DEBUG_ENV) cargo test --features ssr --test chaos -- --nocapture
+
+## fuzz: the cargo-fuzz targets, FUZZ_SECONDS each (nightly toolchain)
+FUZZ_SECONDS ?= 60
+fuzz:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
+	cd fuzz && for t in upload_metadata tus_headers; do \
+		cargo +nightly fuzz run --fuzz-dir . $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 lint:
 	cargo clippy --all-targets --features ssr -- -D warnings

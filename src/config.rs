@@ -88,6 +88,24 @@ pub struct Config {
     #[arg(long, env = "FERRY_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
 
+    /// A client that has not sent its request headers within this time is
+    /// cut off (slow or stuck clients cannot hold connections).
+    #[arg(long, env = "FERRY_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Most bytes of request line and headers; larger requests get 431.
+    #[arg(long, env = "FERRY_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_bytes: u64,
+
+    /// Requests per second allowed from one client address (0: no limit).
+    /// Clients over it get 429 with Retry-After.
+    #[arg(long, env = "FERRY_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+
+    /// Requests a client may send at once before the rate limit applies.
+    #[arg(long, env = "FERRY_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+
     /// Mark cookies `Secure` (serve over HTTPS, directly or behind a proxy).
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
     pub secure_cookies: bool,

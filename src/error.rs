@@ -59,6 +59,8 @@ pub enum ErrorCode {
     StorageFull,
     /// The client was too slow sending the request.
     RequestTimeout,
+    /// Too many requests from one client.
+    RateLimited,
     /// The request body stopped before it was complete.
     BodyIncomplete,
     /// Something failed inside the server; details are in its log.
@@ -95,6 +97,7 @@ impl ErrorCode {
             Forbidden => "forbidden",
             StorageFull => "storage_full",
             RequestTimeout => "request_timeout",
+            RateLimited => "rate_limited",
             BodyIncomplete => "body_incomplete",
             Internal => "internal",
         }
@@ -123,6 +126,7 @@ impl ErrorCode {
             UploadTooLarge | BodyExceedsLength => 413,
             UnsupportedContentType => 415,
             RangeNotSatisfiable => 416,
+            RateLimited => 429,
             UploadLocked => 423,
             ChecksumMismatch => 460,
             Internal => 500,

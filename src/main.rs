@@ -38,9 +38,11 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?,
         data_dir.display()
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let options = ferry::http::ServeOptions {
+        header_timeout: state.config.header_timeout,
+        max_header_bytes: usize::try_from(state.config.max_header_bytes).unwrap_or(usize::MAX),
+    };
+    ferry::http::serve(listener, router(state), options, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

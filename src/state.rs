@@ -21,6 +21,8 @@ pub struct AppState {
     pub started: Instant,
     /// The domain core of uploads.
     pub uploads: UploadService,
+    /// The per-client rate limit, when one is set.
+    pub rate_limit: Option<crate::http::guard::RateLimit>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             .reload_port(reload_port())
             .build();
         Ok(AppState {
+            rate_limit: crate::http::guard::RateLimit::new(config.rate_limit, config.rate_burst),
             config: Arc::new(config),
             leptos_options,
             started: Instant::now(),

@@ -422,8 +422,15 @@ async fn attempt_upload(m: Uploads, row: &Row, progressed: &Cell<bool>) -> Resul
         }
     };
 
+    let known = row.sent.get_untracked();
     let mut offset = match head(&url).await? {
-        Head::At { offset, .. } => offset,
+        Head::At { offset, .. } => {
+            // The server kept bytes of a request that failed: that is progress.
+            if offset > known {
+                progressed.set(true);
+            }
+            offset
+        }
         Head::Gone => {
             // Deleted or expired meanwhile: start a new upload.
             row.url.set(None);

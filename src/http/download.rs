@@ -18,12 +18,11 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 pub fn content_disposition(name: &str) -> String {
     let ascii: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
+        .map(|c| match c {
+            // Characters no file system takes, quotes, and anything not ASCII.
+            '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*' => '_',
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            _ => '_',
         })
         .collect();
     format!(

@@ -5,10 +5,14 @@ mod download;
 pub mod error;
 mod events;
 mod form;
+pub mod guard;
 mod health;
+mod serve;
 pub mod session;
 pub mod tus;
 mod ws;
+
+pub use serve::{serve, ServeOptions};
 
 use crate::app::{shell, App};
 use crate::state::AppState;
@@ -40,11 +44,19 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::identify,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_site_only,
         ));
     if let Some(cors) = cors(&state.config.cors_origin) {
         app = app.layer(cors);
     }
     app.route("/healthz", get(health::healthz))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::rate_limit,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

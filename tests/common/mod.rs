@@ -78,6 +78,17 @@ impl TestApp {
         }
     }
 
+    /// An app over a router and state the test built itself; `dir` is kept
+    /// alive for it.
+    pub fn from_parts(router: axum::Router, state: AppState, dir: tempfile::TempDir) -> Self {
+        TestApp {
+            router,
+            state,
+            data: dir,
+            site: tempfile::tempdir().unwrap(),
+        }
+    }
+
     /// A second app over the same folders, as after a restart.
     pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> Self {
         let TestApp {

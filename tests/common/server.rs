@@ -10,6 +10,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    /// Everything the server printed so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -23,7 +25,12 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["--addr", addr, "--data-dir"])
             .arg(data_dir)
-            .args(["--site-root", "target/site", "--log", "info"])
+            .args(["--site-root", "target/site"])
+            .args(if extra.contains(&"--log") {
+                &[][..]
+            } else {
+                &["--log", "info"][..]
+            })
             .args(extra)
             .env_remove("FERRY_ACCESS_TOKEN")
             .stdout(Stdio::piped())
@@ -32,10 +39,13 @@ impl Server {
             .expect("the ferry binary starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                keep.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Some(rest) = line.split("listening on http://").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or("").to_string();
@@ -52,6 +62,7 @@ impl Server {
             child,
             base: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),
+            log,
         }
     }
 

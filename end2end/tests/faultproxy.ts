@@ -1,0 +1,100 @@
+// A fault-injecting TCP proxy for the tests: between a client and Ferry it
+// resets connections, stalls them and cuts request bodies mid-way, at
+// random (seeded) moments, but only in requests that carry upload bytes
+// (PATCH /files/...), so that the page itself always loads.
+import * as net from "node:net";
+
+export type Faults = { connections: number; resets: number; stalls: number; cuts: number };
+
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x / 0x100000000;
+  };
+}
+
+export class FaultProxy {
+  private server: net.Server | null = null;
+  private sockets = new Set<net.Socket>();
+  readonly faults: Faults = { connections: 0, resets: 0, stalls: 0, cuts: 0 };
+  private random: () => number;
+
+  /** `rate`: the share of upload requests that get a fault. */
+  constructor(private targetPort: number, seed: number, private rate = 0.5) {
+    this.random = rng(seed);
+  }
+
+  get total() {
+    return this.faults.resets + this.faults.stalls + this.faults.cuts;
+  }
+
+  async start(port: number) {
+    this.server = net.createServer((client) => this.handle(client));
+    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+  }
+
+  async stop() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  private handle(client: net.Socket) {
+    this.faults.connections++;
+    const upstream = net.connect(this.targetPort, "127.0.0.1");
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", end);
+    upstream.on("close", end);
+    upstream.on("data", (d) => client.write(d));
+
+    let fault: "reset" | "stall" | "cut" | null = null;
+    let after = 0;
+    let seen = 0;
+    client.on("data", (chunk: Buffer) => {
+      // Each upload request on this connection may get a fault, somewhere
+      // in its first megabyte.
+      if (chunk.includes("PATCH /files/")) {
+        seen = 0;
+        fault = null;
+        if (this.random() < this.rate) {
+          const r = this.random();
+          fault = r < 0.4 ? "reset" : r < 0.7 ? "cut" : "stall";
+          after = Math.floor(this.random() * 1024 * 1024);
+        }
+      }
+      if (fault && seen + chunk.length > after) {
+        const kind = fault;
+        fault = null;
+        const head = chunk.subarray(0, Math.max(0, after - seen));
+        if (kind === "reset") {
+          this.faults.resets++;
+          upstream.write(head);
+          client.resetAndDestroy();
+          upstream.destroy();
+          return;
+        }
+        if (kind === "cut") {
+          this.faults.cuts++;
+          upstream.write(head, () => end());
+          return;
+        }
+        this.faults.stalls++;
+        client.pause();
+        setTimeout(() => client.resume(), 500 + Math.floor(this.random() * 1500));
+      }
+      seen += chunk.length;
+      upstream.write(chunk);
+    });
+  }
+}

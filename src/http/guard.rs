@@ -1,0 +1,162 @@
+//! Guards in front of the handlers: a per-client rate limit, and the
+//! refusal of cross-site requests to the endpoints a browser session
+//! drives (server functions, the form upload, sign-in).
+
+use super::error::ApiError;
+use crate::error::{Error, ErrorCode};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// Requests per second per client address, with a burst allowance.
+#[derive(Clone)]
+pub struct RateLimit(Arc<DefaultKeyedRateLimiter<IpAddr>>);
+
+impl RateLimit {
+    /// `None` when `per_second` is 0 (no limit).
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        let per_second = NonZeroU32::new(per_second)?;
+        let burst = NonZeroU32::new(burst.max(per_second.get())).unwrap_or(per_second);
+        Some(RateLimit(Arc::new(RateLimiter::keyed(
+            Quota::per_second(per_second).allow_burst(burst),
+        ))))
+    }
+}
+
+/// Middleware: 429 with `Retry-After` for clients over the limit.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(limit) = &state.rate_limit {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if let Err(not_until) = limit.0.check_key(&ip) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            let mut resp = ApiError(Error::new(
+                ErrorCode::RateLimited,
+                "Too many requests from this address; slow down and retry.",
+            ))
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return resp;
+        }
+        // Forget idle clients now and then, so the table stays small.
+        if rand::random::<u16>() == 0 {
+            limit.0.retain_recent();
+        }
+    }
+    next.run(req).await
+}
+
+/// Whether a request was sent by a page of another site: the browser says so
+/// in `Sec-Fetch-Site`, or its `Origin` names another host than the one
+/// asked (and not one the CORS setting allows).
+pub fn is_cross_site(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site.eq_ignore_ascii_case("cross-site") {
+            return true;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false; // not a browser's cross-origin request
+    };
+    if origin == "null" {
+        return true;
+    }
+    if allowed_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/') == origin)
+    {
+        return false;
+    }
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    !origin_host.eq_ignore_ascii_case(host)
+}
+
+/// Middleware for the endpoints a browser session drives: cross-site
+/// requests that could change something are refused with 403.
+pub async fn same_site_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let guarded = path.starts_with("/api/") || path == "/upload/form" || path == "/signin";
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !path.starts_with("/api/");
+    if guarded && !safe && is_cross_site(req.headers(), &state.config.cors_origin) {
+        tracing::warn!(path, "cross-site request refused");
+        return ApiError(Error::new(
+            ErrorCode::Forbidden,
+            "Requests from other sites are refused here.",
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_detection() {
+        assert!(!is_cross_site(&headers(&[("host", "ferry.example")]), &[]));
+        assert!(!is_cross_site(
+            &headers(&[
+                ("host", "ferry.example"),
+                ("origin", "https://ferry.example")
+            ]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[
+                ("host", "ferry.example"),
+                ("origin", "https://evil.example")
+            ]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "ferry.example"), ("sec-fetch-site", "cross-site")]),
+            &[]
+        ));
+        assert!(is_cross_site(
+            &headers(&[("host", "ferry.example"), ("origin", "null")]),
+            &[]
+        ));
+        let allowed = vec!["https://app.example".to_string()];
+        assert!(!is_cross_site(
+            &headers(&[("host", "ferry.example"), ("origin", "https://app.example")]),
+            &allowed
+        ));
+    }
+
+    #[test]
+    fn rate_limit_off_when_zero() {
+        assert!(RateLimit::new(0, 10).is_none());
+        let limit = RateLimit::new(2, 2).unwrap();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        assert!(limit.0.check_key(&ip).is_ok());
+        assert!(limit.0.check_key(&ip).is_ok());
+        assert!(limit.0.check_key(&ip).is_err());
+    }
+}

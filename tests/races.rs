@@ -1,0 +1,137 @@
+#![cfg(feature = "ssr")]
+//! Races: DELETE during a PATCH, HEAD during a PATCH, and a retried PATCH
+//! whose first attempt did arrive. (Simultaneous PATCHes at one offset are
+//! in tests/tus.rs.)
+
+mod common;
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
+use common::*;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+/// A PATCH whose body the test feeds by hand; answers the channel to feed
+/// it and the task that ends with the response status.
+type Feed = mpsc::Sender<Result<Bytes, std::io::Error>>;
+type Answer = tokio::task::JoinHandle<(StatusCode, String)>;
+
+fn slow_patch(app: &TestApp, path: &str, offset: u64) -> (Feed, Answer) {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let req = Request::patch(path)
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", offset.to_string())
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let router = app.router.clone();
+    let task = tokio::spawn(async move {
+        let resp = router.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    });
+    (tx, task)
+}
+
+#[tokio::test]
+async fn delete_during_a_patch_wins_and_leaves_nothing() {
+    let app = TestApp::new().await;
+    let path = app.create(10_000_000, &[]).await;
+    let (tx, patch) = slow_patch(&app, &path, 0);
+    tx.send(Ok(Bytes::from(bytes(100_000, 1)))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let deleted = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.call("DELETE", &path, &[TUS], Body::empty()),
+    )
+    .await
+    .expect("DELETE does not wait for the PATCH to end");
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let (status, body) = patch.await.unwrap();
+    assert!(
+        status.is_client_error(),
+        "the PATCH is stopped: {status} {body}"
+    );
+    drop(tx);
+    assert_eq!(
+        app.call("HEAD", &path, &[TUS], Body::empty()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        count_files(&app.data_dir().join("blobs")),
+        0,
+        "no bytes are left behind"
+    );
+}
+
+#[tokio::test]
+async fn head_during_a_patch_answers_at_once_with_a_durable_offset() {
+    let app = TestApp::with(|c| c.checkpoint_every = 64 * 1024).await;
+    let data = bytes(1_000_000, 2);
+    let path = app.create(1_000_000, &[]).await;
+    let (tx, patch) = slow_patch(&app, &path, 0);
+    let mut sent = 0;
+    let mut seen = Vec::new();
+    for piece in data.chunks(100_000) {
+        tx.send(Ok(Bytes::copy_from_slice(piece))).await.unwrap();
+        sent += piece.len() as u64;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let h = tokio::time::timeout(
+            Duration::from_secs(2),
+            app.call("HEAD", &path, &[TUS], Body::empty()),
+        )
+        .await
+        .expect("HEAD does not wait for the PATCH");
+        assert_eq!(h.status, StatusCode::OK);
+        let offset: u64 = h.header("upload-offset").unwrap().parse().unwrap();
+        assert!(
+            offset <= sent,
+            "HEAD never reports bytes that did not arrive"
+        );
+        seen.push(offset);
+    }
+    drop(tx);
+    assert_eq!(patch.await.unwrap().0, StatusCode::NO_CONTENT);
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "offsets only grow: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|&o| o > 0 && o < 1_000_000),
+        "progress is visible mid-request: {seen:?}"
+    );
+    assert_eq!(&app.download(&path).await.body[..], &data[..]);
+}
+
+#[tokio::test]
+async fn a_retried_patch_that_had_arrived_duplicates_nothing() {
+    let app = TestApp::new().await;
+    let data = bytes(3000, 3);
+    let path = app.create(3000, &[]).await;
+    assert_eq!(
+        app.patch(&path, 0, data[..1000].to_vec(), &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    // The client never saw the 204 and sends the same chunk again.
+    let retry = app.patch(&path, 0, data[..1000].to_vec(), &[]).await;
+    assert_eq!(retry.status, StatusCode::CONFLICT);
+    assert_eq!(retry.code(), "offset_mismatch");
+    assert_eq!(
+        app.offset(&path).await,
+        1000,
+        "it asks, and resumes from 1000"
+    );
+    app.patch(&path, 1000, data[1000..].to_vec(), &[]).await;
+    // And a retry of the last chunk after completion changes nothing either.
+    let again = app.patch(&path, 1000, data[1000..].to_vec(), &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let d = app.download(&path).await;
+    assert_eq!(d.body.len(), 3000, "never larger than the source");
+    assert_eq!(&d.body[..], &data[..]);
+}

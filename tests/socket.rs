@@ -1,0 +1,214 @@
+#![cfg(feature = "ssr")]
+//! Abuse that only a real socket shows: clients that send headers or bodies
+//! a byte at a time, oversized headers, floods; and secrets kept out of the
+//! log. Other uploads carry on throughout.
+
+mod common;
+
+use common::server::Server;
+use common::{bytes, sha256_hex};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn upload_ok(server: &Server, n: usize, seed: u8) {
+    let client = reqwest::blocking::Client::new();
+    let created = client
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", n.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let path = created.headers()["location"].to_str().unwrap().to_string();
+    let data = bytes(n, seed);
+    let r = client
+        .patch(server.url(&path))
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", "0")
+        .body(data.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let got = reqwest::blocking::get(server.url(&path))
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(sha256_hex(&got), sha256_hex(&data));
+}
+
+/// Reads until the server closes (or `limit` passes); answers what came.
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), false)
+}
+
+#[test]
+fn slow_headers_are_cut_off_while_others_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--header-timeout", "1s"]);
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    let request = b"POST /files/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n";
+    let started = Instant::now();
+    // A byte every 100 ms: the whole request would take far longer than 1 s.
+    let mut cut = false;
+    for b in request.iter().cycle().take(100) {
+        if slow.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_millis(1500) {
+            upload_ok(&server, 100_000, 1); // others carry on meanwhile
+        }
+        let (_, closed) = {
+            slow.set_nonblocking(true).unwrap();
+            let mut probe = [0u8; 512];
+            let r = match slow.read(&mut probe) {
+                Ok(0) => (String::new(), true),
+                Ok(n) => (String::from_utf8_lossy(&probe[..n]).into_owned(), true),
+                Err(_) => (String::new(), false),
+            };
+            slow.set_nonblocking(false).unwrap();
+            r
+        };
+        if closed {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "the slow client was cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "by the header timeout"
+    );
+    upload_ok(&server, 100_000, 2);
+}
+
+#[test]
+fn oversized_headers_get_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--max-header-bytes", "16KiB"]);
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let big = "a".repeat(40_000);
+    let req = format!("POST /files/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\nUpload-Metadata: k {big}\r\n\r\n");
+    let _ = s.write_all(req.as_bytes());
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    upload_ok(&server, 10_000, 3);
+}
+
+#[test]
+fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--body-timeout", "1s"]);
+    let created = reqwest::blocking::Client::new()
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "1000")
+        .send()
+        .unwrap();
+    let path = created.headers()["location"].to_str().unwrap().to_string();
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 1000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&bytes(10, 4)).unwrap();
+    upload_ok(&server, 50_000, 5); // meanwhile
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("request_timeout"));
+    let head = reqwest::blocking::Client::new()
+        .head(server.url(&path))
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .unwrap();
+    assert_eq!(
+        head.headers()["upload-offset"],
+        "10",
+        "the bytes before the stall are kept"
+    );
+}
+
+#[test]
+fn floods_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--rate-limit", "5", "--rate-burst", "5"],
+    );
+    let client = reqwest::blocking::Client::new();
+    let mut limited = 0;
+    for _ in 0..40 {
+        let r = client.get(server.url("/healthz")).send().unwrap();
+        if r.status() == 429 {
+            limited += 1;
+            assert!(r.headers().contains_key("retry-after"));
+            let body: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+            assert_eq!(body["error"], "rate_limited");
+        }
+    }
+    assert!(limited > 20, "{limited} of 40 refused");
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "s3cr3t-t0ken-value";
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--access-token", token, "--log", "debug"],
+    );
+    let client = reqwest::blocking::Client::new();
+    let wrong = client
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "5")
+        .header("authorization", "Bearer guessed-wrong-token")
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "5")
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .unwrap();
+    assert_eq!(right.status(), 201);
+    let no_redirects = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signin = no_redirects
+        .post(server.url("/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .unwrap();
+    assert_eq!(signin.status(), 303, "signed in");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("listening"), "the log was captured");
+    assert!(!log.contains(token), "the access token is not logged");
+    assert!(
+        !log.contains("guessed-wrong-token"),
+        "bearer values are not logged"
+    );
+}
