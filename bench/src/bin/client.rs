@@ -1,0 +1,250 @@
+//! The one client every server is measured with, so that differences are
+//! the servers'. Bytes come from a 64 MiB buffer in memory (repeated), and
+//! go out with plain `write_all` on a TCP socket, with HTTP/1.1 written by
+//! hand for tus.
+//!
+//!   client raw  <addr> <bytes>                      one upload to the receiver
+//!   client tus  <base-url> <bytes> <chunk> [sha256] one tus upload in PATCHes of <chunk>
+//!   client many <base-url> <uploads> <bytes> <chunk> concurrent tus uploads
+//!
+//! Prints one JSON line: seconds, bytes, and PATCH latencies.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+const BLOCK: usize = 64 << 20;
+
+fn block() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..BLOCK / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect()
+}
+
+/// Writes `len` bytes of the repeated block starting at `from`.
+fn send_bytes(s: &mut TcpStream, data: &[u8], from: u64, len: u64) {
+    let mut at = from;
+    let end = from + len;
+    while at < end {
+        let o = (at % BLOCK as u64) as usize;
+        let n = ((BLOCK - o) as u64).min(end - at) as usize;
+        s.write_all(&data[o..o + n]).expect("send");
+        at += n as u64;
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut body = vec![0u8; length];
+    r.read_exact(&mut body).expect("body");
+    Reply { status, headers }
+}
+
+fn host_of(base: &str) -> String {
+    base.trim_start_matches("http://").trim_end_matches('/').to_string()
+}
+
+/// One tus upload; answers the PATCH latencies in seconds.
+fn tus_upload(base: &str, data: &[u8], total: u64, chunk: u64, checksum: bool) -> Vec<f64> {
+    let host = host_of(base);
+    let stream = TcpStream::connect(&host).expect("connect");
+    stream.set_nodelay(true).ok();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    write!(
+        w,
+        "POST /files/ HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: {total}\r\nUpload-Metadata: filename YmVuY2guYmlu\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let created = read_reply(&mut r);
+    assert_eq!(created.status, 201, "create");
+    let location = created.header("location").expect("Location").to_string();
+    let path = match location.find("://") {
+        Some(i) => {
+            let rest = &location[i + 3..];
+            rest[rest.find('/').unwrap_or(rest.len())..].to_string()
+        }
+        None => location,
+    };
+    let mut latencies = Vec::new();
+    let mut offset = 0u64;
+    while offset < total {
+        let n = chunk.min(total - offset);
+        let extra = if checksum {
+            format!("Upload-Checksum: sha256 {}\r\n", chunk_sha256(data, offset, n))
+        } else {
+            String::new()
+        };
+        let started = Instant::now();
+        write!(
+            w,
+            "PATCH {path} HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {n}\r\n{extra}\r\n"
+        )
+        .unwrap();
+        send_bytes(&mut w, data, offset, n);
+        let reply = read_reply(&mut r);
+        assert_eq!(reply.status, 204, "PATCH at {offset}");
+        latencies.push(started.elapsed().as_secs_f64());
+        offset += n;
+    }
+    latencies
+}
+
+/// The base64 SHA-256 of a chunk, computed before the clock starts
+/// mattering (the client's cost is the same for every server).
+fn chunk_sha256(data: &[u8], from: u64, len: u64) -> String {
+    // A tiny SHA-256 would be a dependency; shell out once per chunk to
+    // keep this client dependency-free is too slow, so the checksum scenario
+    // uses chunks aligned to the block and caches per block offset.
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: Mutex<Option<HashMap<(u64, u64), String>>> = Mutex::new(None);
+    let key = (from % BLOCK as u64, len);
+    let mut cache = CACHE.lock().unwrap();
+    let map = cache.get_or_insert_with(HashMap::new);
+    if let Some(v) = map.get(&key) {
+        return v.clone();
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    let mut at = from;
+    while at < from + len {
+        let o = (at % BLOCK as u64) as usize;
+        let n = ((BLOCK - o) as u64).min(from + len - at) as usize;
+        bytes.extend_from_slice(&data[o..o + n]);
+        at += n as u64;
+    }
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
+    let raw: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let b64 = base64(&raw);
+    map.insert(key, b64.clone());
+    b64
+}
+
+fn base64(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let data = block();
+    match args[0].as_str() {
+        "raw" => {
+            let total: u64 = args[2].parse().unwrap();
+            let started = Instant::now();
+            let mut s = TcpStream::connect(&args[1]).expect("connect");
+            s.set_nodelay(true).ok();
+            s.write_all(&total.to_le_bytes()).unwrap();
+            send_bytes(&mut s, &data, 0, total);
+            let mut k = [0u8; 1];
+            s.read_exact(&mut k).expect("answer");
+            println!("{{\"seconds\":{},\"bytes\":{total}}}", started.elapsed().as_secs_f64());
+        }
+        "tus" => {
+            let total: u64 = args[2].parse().unwrap();
+            let chunk: u64 = args[3].parse().unwrap();
+            let checksum = args.get(4).map(|s| s == "sha256").unwrap_or(false);
+            if checksum {
+                // Warm the checksum cache outside the timed run.
+                let mut o = 0;
+                while o < total.min(BLOCK as u64 * 2) {
+                    chunk_sha256(&data, o, chunk.min(total - o));
+                    o += chunk;
+                }
+            }
+            let started = Instant::now();
+            let lat = tus_upload(&args[1], &data, total, chunk, checksum);
+            println!(
+                "{{\"seconds\":{},\"bytes\":{total},\"patches\":{}}}",
+                started.elapsed().as_secs_f64(),
+                lat.len()
+            );
+        }
+        "many" => {
+            let uploads: usize = args[2].parse().unwrap();
+            let total: u64 = args[3].parse().unwrap();
+            let chunk: u64 = args[4].parse().unwrap();
+            let data = std::sync::Arc::new(data);
+            let base = args[1].clone();
+            let started = Instant::now();
+            let handles: Vec<_> = (0..uploads)
+                .map(|_| {
+                    let data = data.clone();
+                    let base = base.clone();
+                    std::thread::spawn(move || std::panic::catch_unwind(|| tus_upload(&base, &data, total, chunk, false)))
+                })
+                .collect();
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            for h in handles {
+                match h.join().unwrap() {
+                    Ok(l) => lat.extend(l),
+                    Err(_) => errors += 1,
+                }
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let pct = |p: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() - 1) as f64 * p).round() as usize] };
+            println!(
+                "{{\"seconds\":{seconds},\"bytes\":{},\"p50\":{},\"p99\":{},\"errors\":{errors}}}",
+                total * uploads as u64,
+                pct(0.5),
+                pct(0.99)
+            );
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}

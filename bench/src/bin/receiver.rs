@@ -1,0 +1,44 @@
+//! The least work any upload server must do, as the benchmark's limit:
+//! accept a connection, read the socket into a 1 MiB buffer, write the file,
+//! `fdatasync` it, answer one byte. One connection per upload; the first 8
+//! bytes (little-endian) say how many bytes follow.
+//!
+//!   receiver <addr> <dir>
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::FileExt;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().expect("addr");
+    let dir = std::path::PathBuf::from(args.next().expect("dir"));
+    let listener = TcpListener::bind(&addr).expect("bind");
+    println!("listening on {}", listener.local_addr().unwrap());
+    let mut n = 0u64;
+    for stream in listener.incoming() {
+        let mut stream = stream.expect("accept");
+        n += 1;
+        let path = dir.join(format!("upload-{n}"));
+        std::thread::spawn(move || {
+            let mut len = [0u8; 8];
+            stream.read_exact(&mut len).expect("length");
+            let len = u64::from_le_bytes(len);
+            let file = std::fs::File::create(&path).expect("create");
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            while at < len {
+                let want = buf.len().min((len - at) as usize);
+                let got = stream.read(&mut buf[..want]).expect("read");
+                if got == 0 {
+                    break;
+                }
+                file.write_all_at(&buf[..got], at).expect("write");
+                at += got as u64;
+            }
+            file.sync_data().expect("fdatasync");
+            stream.write_all(b"K").expect("answer");
+            let _ = std::fs::remove_file(&path);
+        });
+    }
+}
