@@ -12,7 +12,7 @@ DATA_DIR ?= ./data
 # Where the browser tests' server keeps its data; wiped before each run.
 E2E_DATA_DIR := target/e2e-data
 
-.PHONY: run test setup setup-test build unit lint e2e fmt watch chaos fuzz
+.PHONY: run test setup setup-test build unit lint e2e fmt watch chaos fuzz bench
 
 ## run: install what is missing, build in release mode, serve on $(ADDR)
 run: setup build
@@ -38,6 +38,12 @@ LEPTOS_DEBUG_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=ferry
 
 unit:
 	$(LEPTOS_DEBUG_ENV) cargo test --features ssr -- --show-output
+
+## bench: Ferry against the machine's limit and the tus peers (release builds)
+bench: setup build
+	scripts/setup.sh bench
+	cargo build --release --manifest-path bench/Cargo.toml
+	python3 bench/run.py
 
 ## chaos: the long crash test, 50 SIGKILLs (CHAOS_KILLS to change)
 CHAOS_KILLS ?= 50

@@ -74,6 +74,15 @@ ensure_chromium() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 }
 
+# The tus servers the benchmark compares with: @tus/server (npm) and
+# rustus (cargo, into bench/.tools, which git ignores).
+ensure_bench_peers() {
+    ensure_npm bench/peers
+    [ "$(bench/.tools/bin/rustus --version 2>/dev/null)" = "rustus 0.5.10" ] && return
+    step "installing rustus 0.5.10 into bench/.tools (several minutes)"
+    cargo install rustus --version 0.5.10 --locked --root bench/.tools
+}
+
 case "${1:-build}" in
 build)
     ensure_wasm_target
@@ -91,8 +100,11 @@ test)
     ensure_npm tests/interop
     ensure_venv
     ;;
+bench)
+    ensure_bench_peers
+    ;;
 *)
-    echo "usage: $0 build|test" >&2
+    echo "usage: $0 build|test|bench" >&2
     exit 2
     ;;
 esac

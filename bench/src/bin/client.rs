@@ -6,6 +6,7 @@
 //!   client raw  <addr> <bytes>                      one upload to the receiver
 //!   client tus  <base-url> <bytes> <chunk> [sha256] one tus upload in PATCHes of <chunk>
 //!   client many <base-url> <uploads> <bytes> <chunk> concurrent tus uploads
+//!   client dump <path> <bytes>                      the same bytes, to a file
 //!
 //! Prints one JSON line: seconds, bytes, and PATCH latencies.
 
@@ -70,8 +71,24 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let mut body = vec![0u8; length];
-    r.read_exact(&mut body).expect("body");
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line).expect("chunk size");
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let mut chunk = vec![0u8; size + 2];
+            r.read_exact(&mut chunk).expect("chunk");
+            if size == 0 {
+                break;
+            }
+        }
+    } else {
+        let mut body = vec![0u8; length];
+        r.read_exact(&mut body).expect("body");
+    }
     Reply { status, headers }
 }
 
@@ -244,6 +261,16 @@ fn main() {
                 pct(0.5),
                 pct(0.99)
             );
+        }
+        "dump" => {
+            let total: u64 = args[2].parse().unwrap();
+            let mut f = std::fs::File::create(&args[1]).expect("create");
+            let mut at = 0u64;
+            while at < total {
+                let n = (BLOCK as u64).min(total - at) as usize;
+                f.write_all(&data[..n]).unwrap();
+                at += n as u64;
+            }
         }
         other => panic!("unknown mode {other}"),
     }

@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Ferry's benchmark: Ferry against the machine's limit and against real tus
+servers, side by side in one run, reported as ratios.
+
+Run by `make bench` (which builds everything first). Writes
+bench/results/results.md, results.json and chart.svg, and prints the table.
+
+Environment: FERRY_BENCH_RUNS (default 3), FERRY_BENCH_BYTES (default 1 GiB),
+FERRY_BENCH_ONLY (comma-separated scenario names, to run a subset).
+"""
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+WORK = BENCH / "work"
+RESULTS = BENCH / "results"
+CLIENT = BENCH / "target/release/client"
+RECEIVER = BENCH / "target/release/receiver"
+FERRY = ROOT / "target/release/ferry"
+RUSTUS = BENCH / ".tools/bin/rustus"
+NODE_SERVER = BENCH / "peers/tus-node-server.mjs"
+
+MIB = 1024 * 1024
+RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "3"))
+SIZE = int(os.environ.get("FERRY_BENCH_BYTES", str(1024 * MIB)))
+ONLY = {s for s in os.environ.get("FERRY_BENCH_ONLY", "").split(",") if s}
+CHUNKS = [1, 8, 64]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, limit=30):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def peak_rss_mib(pid):
+    """The process's peak resident memory (VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Server:
+    """A server under test, on a fresh data folder."""
+
+    def __init__(self, name):
+        self.name = name
+        self.port = free_port()
+        self.dir = WORK / f"{name}-{self.port}"
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        if name == "ferry":
+            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn"]
+        elif name == "ferry-no-fsync":
+            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
+                   "--fsync", "never"]
+        elif name == "tus-node":
+            cmd = ["node", str(NODE_SERVER), str(self.port), str(self.dir)]
+        elif name == "rustus":
+            cmd = [str(RUSTUS), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.dir),
+                   "--url", "/files", "--max-body-size", str(128 * MIB), "--log-level", "ERROR"]
+        elif name == "limit":
+            cmd = [str(RECEIVER), f"127.0.0.1:{self.port}", str(self.dir)]
+        else:
+            raise ValueError(name)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def clean(self):
+        for p in self.dir.iterdir():
+            if p.is_dir() and self.name.startswith("ferry") and p.name == "blobs":
+                shutil.rmtree(p)
+                p.mkdir()
+            elif p.is_file() and not p.name.startswith("ferry.db"):
+                p.unlink()
+
+    def stop(self):
+        rss = peak_rss_mib(self.proc.pid)
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rss
+
+
+def client(*args):
+    out = subprocess.run([str(CLIENT), *map(str, args)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"client {args}: {out.stderr.strip()[-300:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def summary(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def mbps(res):
+    return res["bytes"] / res["seconds"] / 1e6
+
+
+def measure(name, runs, one):
+    """Runs `one(server)` `runs` times on a fresh server; MB/s and peak memory."""
+    server = Server(name)
+    speeds = []
+    try:
+        for _ in range(runs):
+            speeds.append(one(server))
+            server.clean()
+    finally:
+        rss = server.stop()
+    return {**summary(speeds), "rss_mib": rss}
+
+
+def dd_reference():
+    src = WORK / "dd-source"
+    dst = WORK / "dd-target"
+    client("dump", src, SIZE)
+    speeds = []
+    for _ in range(RUNS):
+        started = time.time()
+        subprocess.run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=fdatasync"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        speeds.append(SIZE / (time.time() - started) / 1e6)
+        dst.unlink()
+    src.unlink()
+    return summary(speeds)
+
+
+def wanted(scenario):
+    return not ONLY or scenario in ONLY
+
+
+def main():
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    peers = ["tus-node"] + (["rustus"] if RUSTUS.exists() else [])
+    if not RUSTUS.exists():
+        log("rustus is not installed (bench/.tools/bin/rustus): measured without it")
+    results = {"size": SIZE, "runs": RUNS, "rows": []}
+
+    def row(scenario, server, chunk, r, **extra):
+        results["rows"].append({"scenario": scenario, "server": server, "chunk_mib": chunk, **r, **extra})
+        log(f"  {scenario:<10} {server:<15} {str(chunk or ''):>4} {r['median']:8.1f} MB/s"
+            f"  ({r['min']:.1f}-{r['max']:.1f}, {r['runs']} runs)  peak {r.get('rss_mib', float('nan')):.1f} MiB")
+
+    log(f"benchmark: {SIZE // MIB} MiB per upload, {RUNS} runs per figure")
+    limit = measure("limit", RUNS, lambda s: mbps(client("raw", f"127.0.0.1:{s.port}", SIZE)))
+    row("limit", "receiver", None, limit)
+    if wanted("dd"):
+        row("dd", "dd conv=fdatasync", None, dd_reference())
+    if wanted("single"):
+        for chunk in CHUNKS:
+            for name in ["ferry"] + peers:
+                r = measure(name, RUNS, lambda s: mbps(client("tus", s.base, SIZE, chunk * MIB)))
+                row("single", name, chunk, r)
+    if wanted("many"):
+        for name in ["ferry"] + peers:
+            many = {}
+
+            def one(s):
+                res = client("many", s.base, 64, 16 * MIB, 4 * MIB)
+                many.setdefault("p50", []).append(res["p50"])
+                many.setdefault("p99", []).append(res["p99"])
+                many.setdefault("errors", []).append(res["errors"])
+                return mbps(res)
+
+            r = measure(name, RUNS, one)
+            row("many", name, 4, r, p50_ms=1000 * statistics.median(many["p50"]),
+                p99_ms=1000 * statistics.median(many["p99"]), errors=sum(many["errors"]))
+    if wanted("integrity"):
+        for flag in ["", "sha256"]:
+            r = measure("ferry", RUNS, lambda s: mbps(client("tus", s.base, SIZE, 8 * MIB, flag)))
+            row("integrity", "ferry" + (" +sha256" if flag else ""), 8, r)
+
+    limit_speed = limit["median"]
+    for r in results["rows"]:
+        r["ratio"] = r["median"] / limit_speed
+    results["limit_mbps"] = limit_speed
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
+    table = render_table(results)
+    (RESULTS / "results.md").write_text(table)
+    (RESULTS / "chart.svg").write_text(render_chart(results))
+    print(table)
+    log(f"written: {RESULTS}/results.md, results.json, chart.svg")
+
+
+def render_table(results):
+    lines = [
+        f"Uploads of {results['size'] // MIB} MiB over loopback; each figure is the median of "
+        f"{results['runs']} runs (min-max); ratio = median / the minimal receiver's median; "
+        "peak = the server's peak resident memory (VmHWM) over all runs of the row.",
+        "",
+        "| scenario | server | chunk MiB | MB/s (min-max) | ratio to limit | peak MiB | notes |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results["rows"]:
+        notes = ""
+        if r["scenario"] == "many":
+            notes = f"64 x 16 MiB; PATCH p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; errors {r['errors']}"
+        rss = r.get("rss_mib")
+        lines.append(
+            f"| {r['scenario']} | {r['server']} | {r['chunk_mib'] or ''} | "
+            f"{r['median']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['ratio']:.2f} | "
+            f"{'' if rss is None else f'{rss:.0f}'} | {notes} |"
+        )
+    single = [r for r in results["rows"] if r["scenario"] == "integrity"]
+    if len(single) == 2:
+        lines.append("")
+        lines.append(f"Integrity cost: SHA-256 per-chunk checksums run at "
+                     f"{single[1]['median'] / single[0]['median']:.2f} of the speed without.")
+    return "\n".join(lines) + "\n"
+
+
+def render_chart(results):
+    rows = [r for r in results["rows"] if r["scenario"] == "single"]
+    servers = sorted({r["server"] for r in rows}, key=lambda s: (s != "ferry", s))
+    colors = {"ferry": "#2457d6", "tus-node": "#e0a030", "rustus": "#b04040"}
+    width, height, left, bottom = 640, 320, 50, 40
+    plot_h = height - bottom - 20
+    group_w = (width - left - 20) / max(1, len(CHUNKS))
+    bar_w = group_w / (len(servers) + 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+           f'<text x="{left}" y="14">Single {results["size"] // MIB} MiB upload: speed / the minimal receiver</text>']
+    for tick in [0, 0.2, 0.4, 0.6, 0.8, 1.0]:
+        y = 20 + plot_h * (1 - tick)
+        out.append(f'<line x1="{left}" x2="{width - 20}" y1="{y:.0f}" y2="{y:.0f}" stroke="{"#b42318" if tick == 0.8 else "#ddd"}"/>')
+        out.append(f'<text x="{left - 8}" y="{y + 4:.0f}" text-anchor="end">{tick:.1f}</text>')
+    for gi, chunk in enumerate(CHUNKS):
+        gx = left + gi * group_w
+        out.append(f'<text x="{gx + group_w / 2:.0f}" y="{height - 20}" text-anchor="middle">{chunk} MiB PATCH</text>')
+        for si, server in enumerate(servers):
+            r = next((r for r in rows if r["server"] == server and r["chunk_mib"] == chunk), None)
+            if not r:
+                continue
+            h = plot_h * min(r["ratio"], 1.2) / 1.0
+            x = gx + (si + 0.5) * bar_w
+            out.append(f'<rect x="{x:.0f}" y="{20 + plot_h - h:.0f}" width="{bar_w * 0.9:.0f}" height="{h:.0f}" fill="{colors.get(server, "#888")}"/>')
+            out.append(f'<text x="{x + bar_w * 0.45:.0f}" y="{20 + plot_h - h - 4:.0f}" text-anchor="middle" font-size="10">{r["ratio"]:.2f}</text>')
+    for si, server in enumerate(servers):
+        out.append(f'<rect x="{left + si * 110}" y="{height - 12}" width="10" height="10" fill="{colors.get(server, "#888")}"/>')
+        out.append(f'<text x="{left + si * 110 + 14}" y="{height - 3}">{server}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
