@@ -55,8 +55,10 @@ pub struct FsBlobStore {
     durable: bool,
 }
 
-/// How much a writer gathers before handing it to the file.
-const WRITE_BUFFER: usize = 1024 * 1024;
+/// How much a writer gathers before handing it to the file: large enough
+/// that system calls are few, small enough that 64 uploads at once hold
+/// 16 MiB of buffers.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 impl FsBlobStore {
     /// A store under `data_dir/blobs`; `durable` syncs directory entries
@@ -168,7 +170,7 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Appends through a 1 MiB buffer with positioned writes, so a failed or
+/// Appends through a bounded buffer with positioned writes, so a failed or
 /// discarded write never moves a file cursor out of step.
 struct FsBlobWriter {
     /// Taken while a blocking write runs.
