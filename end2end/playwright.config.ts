@@ -5,6 +5,7 @@ import { defineConfig } from "@playwright/test";
 // `cargo leptos end-to-end` starts the server on site-addr before running them.
 export default defineConfig({
   testDir: "./tests",
+  globalTeardown: "./teardown.ts",
   timeout: 60_000,
   expect: { timeout: 15_000 },
   fullyParallel: false,

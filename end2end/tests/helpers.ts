@@ -10,9 +10,13 @@ import * as zlib from "node:zlib";
 
 export const MIB = 1024 * 1024;
 
-/** A folder of the test's own, removed by the OS eventually. */
-export function tempDir(prefix = "ferry-e2e-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+/** Where the tests' files go; removed after the run (teardown.ts). */
+export const TEMP_ROOT = path.join(os.tmpdir(), "ferry-e2e");
+
+/** A folder of the test's own, under TEMP_ROOT. */
+export function tempDir(prefix = "run-"): string {
+  fs.mkdirSync(TEMP_ROOT, { recursive: true });
+  return fs.mkdtempSync(path.join(TEMP_ROOT, prefix));
 }
 
 /** Deterministic pseudo-random bytes. */

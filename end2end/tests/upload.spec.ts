@@ -126,7 +126,7 @@ test("after a reload, choosing the file again resumes where it stopped", async (
 });
 
 test("the upload completes across a server restart", async ({ page, request }) => {
-  const server = new Server(3101, tempDir("ferry-e2e-restart-"));
+  const server = new Server(3101, tempDir("restart-"));
   await server.start();
   try {
     const dir = tempDir();
@@ -171,7 +171,7 @@ test("PATCH requests aborted on the way are retried and the upload completes", a
 });
 
 test("a file over the server's maximum size shows the server's message and is not retried", async ({ page }) => {
-  const server = new Server(3102, tempDir("ferry-e2e-limit-"), ["--max-size", "1MiB"]);
+  const server = new Server(3102, tempDir("limit-"), ["--max-size", "1MiB"]);
   await server.start();
   try {
     const dir = tempDir();

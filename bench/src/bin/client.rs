@@ -271,6 +271,7 @@ fn main() {
                 f.write_all(&data[..n]).unwrap();
                 at += n as u64;
             }
+            println!("{{\"bytes\":{total}}}");
         }
         other => panic!("unknown mode {other}"),
     }
