@@ -18,10 +18,12 @@ E2E_DATA_DIR := target/e2e-data
 run: setup build
 	target/release/ferry --addr $(ADDR) --data-dir $(DATA_DIR)
 
-## test: install what is missing (Chromium too) and run every test
+## test: install what is missing (Chromium too) and run every test, and
+## build the release that `make run` serves (debug builds erase view types
+## that only a release build lays out)
 test: setup-test
 	cargo fmt --check
-	$(MAKE) --no-print-directory unit lint e2e
+	$(MAKE) --no-print-directory unit lint e2e build
 
 setup:
 	scripts/setup.sh build

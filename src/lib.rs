@@ -5,6 +5,10 @@
 //! server-rendered page interactive. Modules that only one side needs are
 //! gated where they are declared.
 
+// The page's view types nest deeply; release builds (without cargo-leptos'
+// `erase_components`) need more room than the default 128 to lay them out.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod app;
 pub mod model;
