@@ -24,6 +24,12 @@ mod server {
         expect_context::<crate::AppState>()
     }
 
+    /// The caller's uploads.
+    pub async fn my_uploads() -> Result<Vec<UploadRecord>, ServerFnError> {
+        let owner = owner().await?;
+        state().uploads.list(&owner).await.map_err(fail)
+    }
+
     pub fn fail(e: crate::error::Error) -> ServerFnError {
         ServerFnError::ServerError(e.message)
     }
@@ -60,24 +66,19 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
             "At most {MAX_CHECK_FILES} files can be checked at once."
         )));
     }
-    let owner = server::owner().await?;
-    let records = server::state()
-        .uploads
-        .list(&owner)
-        .await
-        .map_err(server::fail)?;
+    let records = server::my_uploads().await?;
     Ok(files
         .iter()
         .map(|f| {
             let mut same = records.iter().filter(|r| server::matches(r, f));
             if let Some(done) = same.clone().find(|r| r.is_complete()) {
                 FileCheck::Complete {
-                    url: format!("/files/{}", done.id),
+                    url: done.id.path(),
                     sha256: done.sha256.clone().unwrap_or_default(),
                 }
             } else if let Some(part) = same.next() {
                 FileCheck::Partial {
-                    url: format!("/files/{}", part.id),
+                    url: part.id.path(),
                     offset: part.offset,
                 }
             } else {
@@ -90,12 +91,7 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
 /// The caller's uploads, newest first.
 #[server(prefix = "/api", endpoint = "list_uploads")]
 pub async fn list_uploads() -> Result<Vec<UploadSummary>, ServerFnError> {
-    let owner = server::owner().await?;
-    let records = server::state()
-        .uploads
-        .list(&owner)
-        .await
-        .map_err(server::fail)?;
+    let records = server::my_uploads().await?;
     Ok(records.iter().map(server::summary).collect())
 }
 

@@ -24,6 +24,14 @@ async fn create(server: &Server, length: usize) -> String {
     resp.headers()["location"].to_str().unwrap().to_string()
 }
 
+/// The real binary over a data folder in `dir` (started off the runtime).
+async fn start(dir: &tempfile::TempDir) -> Server {
+    let data = dir.path().join("data");
+    tokio::task::spawn_blocking(move || Server::start(&data, &[]))
+        .await
+        .unwrap()
+}
+
 fn ws_url(server: &Server, path: &str, offset: usize) -> String {
     format!("ws://{}{path}/ws?offset={offset}", server.addr())
 }
@@ -65,12 +73,7 @@ async fn send_all(
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_upload_resumes_and_ends_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tokio::task::spawn_blocking({
-        let d = dir.path().join("data");
-        move || Server::start(&d, &[])
-    })
-    .await
-    .unwrap();
+    let server = start(&dir).await;
     let size = 10 * MIB + 123;
     let content = bytes(size, 7);
     let path = create(&server, size).await;
@@ -107,12 +110,7 @@ async fn websocket_upload_resumes_and_ends_byte_identical() {
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_frames_close_with_1009_and_unknown_uploads_are_404() {
     let dir = tempfile::tempdir().unwrap();
-    let server = tokio::task::spawn_blocking({
-        let d = dir.path().join("data");
-        move || Server::start(&d, &[])
-    })
-    .await
-    .unwrap();
+    let server = start(&dir).await;
     let path = create(&server, 40 * MIB).await;
     let (_, code, _) = send_all(&ws_url(&server, &path, 0), vec![vec![0; 17 * MIB]], true).await;
     assert_eq!(code, Some(CloseCode::Size));

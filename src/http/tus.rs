@@ -172,10 +172,6 @@ fn parse_id(id: &str) -> Result<UploadId> {
     UploadId::parse(id).ok_or_else(|| Error::not_found().into())
 }
 
-fn location(id: &UploadId) -> String {
-    format!("/files/{id}")
-}
-
 fn with_tus(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
@@ -351,7 +347,7 @@ async fn create(state: &AppState, owner: Owner, req: Request) -> Result<Response
     }
 
     let mut resp = StatusCode::CREATED.into_response();
-    set(&mut resp, "location", location(&record.id));
+    set(&mut resp, "location", record.id.path());
     if with_body || record.is_complete() {
         set(&mut resp, "upload-offset", record.offset);
     }
@@ -381,7 +377,11 @@ async fn head(state: &AppState, id: &UploadId) -> Result<Response> {
             "upload-concat",
             format!(
                 "final;{}",
-                parts.iter().map(location).collect::<Vec<_>>().join(" ")
+                parts
+                    .iter()
+                    .map(UploadId::path)
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
         ),
     }

@@ -58,7 +58,7 @@ pub trait EventStore: Send + Sync + 'static {
 pub fn summary(r: &UploadRecord) -> UploadSummary {
     UploadSummary {
         id: r.id.to_string(),
-        url: format!("/files/{}", r.id),
+        url: r.id.path(),
         name: super::metadata::sanitize_filename(r.metadata.filename().unwrap_or("")),
         mime: r.metadata.filetype().unwrap_or("").to_string(),
         size: r.length,
