@@ -109,6 +109,38 @@ pub struct Config {
     /// Mark cookies `Secure` (serve over HTTPS, directly or behind a proxy).
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// Where upload records and events are kept: `sqlite://PATH` (default:
+    /// `sqlite://<data-dir>/ferry.db`), or `postgres://USER:PASSWORD@HOST/DB`
+    /// for several instances sharing one database.
+    #[arg(long, env = "FERRY_DATABASE", hide_env_values = true)]
+    pub database: Option<Secret>,
+
+    /// Where uploaded bytes are kept: a folder (default: the data folder),
+    /// or `s3://BUCKET[/PREFIX][?endpoint=URL&region=NAME]` for S3-compatible
+    /// object storage, with credentials from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` (and the other usual `AWS_*` variables).
+    #[arg(long, env = "FERRY_STORAGE")]
+    pub storage: Option<String>,
+
+    /// With S3 storage: the size of multipart upload parts (at least 5MiB).
+    /// Each upload being written holds one part in memory.
+    #[arg(long, env = "FERRY_S3_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub s3_part_size: u64,
+
+    /// With PostgreSQL: most uploads this instance writes at once (each
+    /// holds a database connection for its lock while it is written).
+    #[arg(long, env = "FERRY_MAX_WRITERS", default_value_t = 64)]
+    pub max_writers: u32,
+}
+
+/// Where bytes go, as `--storage` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// Files in a folder.
+    Folder(PathBuf),
+    /// Objects in an S3-compatible bucket.
+    S3(crate::upload::s3::S3Location),
 }
 
 /// The `--fsync` choices.
@@ -144,7 +176,7 @@ impl std::str::FromStr for Secret {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s.is_empty() {
-            Err("the access token cannot be empty".into())
+            Err("the value cannot be empty".into())
         } else {
             Ok(Secret(s.to_string()))
         }
@@ -181,6 +213,33 @@ impl Config {
         let mut config = Config::parse_from(["ferry"]);
         config.data_dir = data_dir.into();
         config
+    }
+
+    /// The database URL: `--database`, or SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.expose().to_string(),
+            None => crate::upload::meta::sqlite_url(&self.data_dir.join("ferry.db")),
+        }
+    }
+
+    /// Where bytes go: `--storage`, or the data folder.
+    pub fn storage(&self) -> Result<Storage, String> {
+        match self.storage.as_deref() {
+            None | Some("") => Ok(Storage::Folder(self.data_dir.clone())),
+            Some(url) if url.starts_with("s3://") => {
+                if self.s3_part_size < crate::upload::s3::MIN_PART_SIZE as u64 {
+                    return Err("--s3-part-size must be at least 5MiB (S3's smallest part)".into());
+                }
+                crate::upload::s3::S3Location::parse(url).map(Storage::S3)
+            }
+            Some(url) if url.contains("://") && !url.starts_with("file://") => {
+                Err(format!("--storage {url:?}: give a folder or an s3:// URL"))
+            }
+            Some(path) => Ok(Storage::Folder(PathBuf::from(
+                path.strip_prefix("file://").unwrap_or(path),
+            ))),
+        }
     }
 
     /// The rules of the upload service.
@@ -249,6 +308,44 @@ mod tests {
         assert_eq!(parse_size("123").unwrap(), 123);
         assert!(parse_size("lots").is_err());
         assert!(Config::try_parse_from(["ferry", "--fsync", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn database_and_storage_choices() {
+        let c = Config::try_parse_from(["ferry", "--data-dir", "/srv/ferry data"]).unwrap();
+        assert_eq!(c.database_url(), "sqlite:///srv/ferry%20data/ferry.db");
+        assert_eq!(
+            c.storage().unwrap(),
+            Storage::Folder(PathBuf::from("/srv/ferry data"))
+        );
+        let c = Config::try_parse_from([
+            "ferry",
+            "--database",
+            "postgres://ferry:s3cret@db/ferry",
+            "--storage",
+            "s3://uploads/ferry?endpoint=http://127.0.0.1:9000",
+        ])
+        .unwrap();
+        assert_eq!(c.database_url(), "postgres://ferry:s3cret@db/ferry");
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "passwords never reach logs"
+        );
+        match c.storage().unwrap() {
+            Storage::S3(l) => {
+                assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("uploads", "ferry"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Config::try_parse_from(["ferry", "--storage", "file:///mnt/blobs"]).unwrap();
+        assert_eq!(c.storage().unwrap(), Storage::Folder("/mnt/blobs".into()));
+        for bad in [
+            vec!["ferry", "--storage", "gs://bucket"],
+            vec!["ferry", "--storage", "s3://b", "--s3-part-size", "1MiB"],
+        ] {
+            let c = Config::try_parse_from(bad.clone()).unwrap();
+            assert!(c.storage().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

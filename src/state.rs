@@ -1,9 +1,13 @@
 //! The one application state, passed explicitly to every handler and server
 //! function (no globals).
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
+use crate::error::{Error, ErrorCode};
+use crate::upload::pg::{spawn_listener, PgLocker};
+use crate::upload::s3::S3BlobStore;
 use crate::upload::{
-    Events, FsBlobStore, FsyncPolicy, LocalLocker, SqliteMetaStore, UploadService,
+    Backend, BlobStore, Events, FsBlobStore, FsyncPolicy, LocalLocker, Locker, SqlStore,
+    UploadService,
 };
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -28,26 +32,41 @@ pub struct AppState {
 impl AppState {
     /// Builds the state for a configuration: creates the data folder, opens
     /// the stores (migrating the database) and reconciles every unfinished
-    /// upload's record with its stored bytes.
-    pub async fn new(config: Config) -> Result<Self, crate::error::Error> {
-        let io = |e: std::io::Error| crate::error::Error::storage("preparing the data folder", e);
+    /// upload's record with its stored bytes. With PostgreSQL, locks are
+    /// taken in the database and this instance listens to the others.
+    pub async fn new(config: Config) -> Result<Self, Error> {
+        let io = |e: std::io::Error| Error::storage("preparing the data folder", e);
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .map_err(io)?;
         let service_config = config.service();
         let durable = service_config.fsync == FsyncPolicy::Request;
-        let blobs = FsBlobStore::new(&config.data_dir, durable).map_err(io)?;
-        let meta =
-            Arc::new(SqliteMetaStore::open(&config.data_dir.join("ferry.db"), durable).await?);
+        let bad_config = |m: String| Error::new(ErrorCode::Internal, m);
+        let blobs: Arc<dyn BlobStore> = match config.storage().map_err(bad_config)? {
+            Storage::Folder(dir) => Arc::new(FsBlobStore::new(&dir, durable).map_err(io)?),
+            Storage::S3(location) => {
+                let part_size = usize::try_from(config.s3_part_size).unwrap_or(usize::MAX);
+                let store = S3BlobStore::new(&location, part_size)
+                    .map_err(|e| bad_config(format!("--storage: {e}")))?;
+                store.check().await.map_err(|e| {
+                    bad_config(format!("cannot reach the bucket {}: {e}", location.bucket))
+                })?;
+                Arc::new(store)
+            }
+        };
+        let url = config.database_url();
+        let meta = Arc::new(SqlStore::open(&url, durable).await?);
         let events =
             Events::new(meta.clone(), config.progress_every, config.events_retention).await?;
-        let uploads = UploadService::new(
-            Arc::new(blobs),
-            meta,
-            Arc::new(LocalLocker::new()),
-            events,
-            service_config,
-        );
+        let locks: Arc<dyn Locker> = match meta.backend() {
+            Backend::Sqlite => Arc::new(LocalLocker::new()),
+            Backend::Postgres => {
+                let locker = PgLocker::connect(&url, config.max_writers).await?;
+                spawn_listener(url, locker.clone(), events.clone());
+                Arc::new(locker)
+            }
+        };
+        let uploads = UploadService::new(blobs, meta, locks, events, service_config);
         let fixed = uploads.reconcile_all().await?;
         if fixed > 0 {
             tracing::warn!("{fixed} unfinished uploads had fewer stored bytes than recorded; they resume from what is stored");

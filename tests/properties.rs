@@ -128,7 +128,7 @@ proptest! {
             store.create(&key).await.unwrap();
             let mut committed: Vec<u8> = Vec::new();
             let mut pending: Vec<u8> = Vec::new();
-            let mut w = store.append_at(&key, 0).await.unwrap();
+            let mut w = store.append_at(&key, 0, None).await.unwrap();
             let mut seed = 0u8;
             for op in ops {
                 match op {
@@ -140,7 +140,7 @@ proptest! {
                     }
                     Op::Commit => {
                         committed.append(&mut pending);
-                        assert_eq!(w.commit(false).await.unwrap(), committed.len() as u64);
+                        assert_eq!(w.commit(false, false).await.unwrap(), committed.len() as u64);
                     }
                     Op::Discard => {
                         w.discard().await.unwrap();
@@ -149,12 +149,12 @@ proptest! {
                     Op::Reopen => {
                         drop(w);
                         pending.clear();
-                        w = store.append_at(&key, committed.len() as u64).await.unwrap();
+                        w = store.append_at(&key, committed.len() as u64, None).await.unwrap();
                     }
                 }
                 assert_eq!(w.committed(), committed.len() as u64);
             }
-            w.commit(false).await.unwrap();
+            w.commit(false, false).await.unwrap();
             committed.append(&mut pending);
             let mut stream = store.read(&key, 0..committed.len() as u64).await.unwrap();
             let mut got = Vec::new();

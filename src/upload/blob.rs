@@ -1,7 +1,15 @@
 //! The bytes seam: `BlobStore` keeps each upload's bytes under a key and
 //! knows nothing of offsets, protocols or records. It writes, reports how
 //! much it made durable, reads ranges back and deletes. `FsBlobStore` is the
-//! embedded implementation on local disk.
+//! embedded implementation on local disk; `S3BlobStore` (in `s3`) keeps
+//! bytes in S3-compatible object storage.
+//!
+//! A store may need a little state of its own about an unfinished blob (the
+//! S3 multipart upload and its parts). It hands that state out after each
+//! commit as an opaque string, the service records it in the same update as
+//! the offset, and gives it back when the blob is opened again: the record
+//! is the one source of truth, on whichever instance the next request
+//! lands.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,15 +28,23 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub trait BlobStore: Send + Sync + 'static {
     /// Creates an empty blob under a new key.
     async fn create(&self, key: &str) -> io::Result<()>;
-    /// The stored length, or `None` when there is no such blob.
-    async fn len(&self, key: &str) -> io::Result<Option<u64>>;
+    /// The stored length, or `None` when there is no such blob. `state` is
+    /// what the last recorded commit handed out.
+    async fn len(&self, key: &str, state: Option<&str>) -> io::Result<Option<u64>>;
     /// Opens the blob to append at `offset`; anything stored past `offset`
     /// (bytes that were never acknowledged) is dropped.
-    async fn append_at(&self, key: &str, offset: u64) -> io::Result<Box<dyn BlobWriter>>;
-    /// Streams the bytes in `range`.
+    async fn append_at(
+        &self,
+        key: &str,
+        offset: u64,
+        state: Option<&str>,
+    ) -> io::Result<Box<dyn BlobWriter>>;
+    /// Streams the bytes in `range` of a finished blob (or, for stores that
+    /// can, of an unfinished one).
     async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream>;
-    /// Removes the blob; a missing blob is not an error.
-    async fn delete(&self, key: &str) -> io::Result<()>;
+    /// Removes the blob and whatever its state holds; a missing blob is not
+    /// an error.
+    async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()>;
 }
 
 /// Appends to one blob. Bytes are buffered by `write`, and count only once
@@ -38,12 +54,23 @@ pub trait BlobWriter: Send {
     /// Appends bytes.
     async fn write(&mut self, data: &[u8]) -> io::Result<()>;
     /// Stores everything written so far and, when `durable`, forces it to
-    /// stable storage. Returns the blob's committed length.
-    async fn commit(&mut self, durable: bool) -> io::Result<u64>;
+    /// stable storage. `last` says no byte will follow: the blob is
+    /// finished. Returns the blob's committed length.
+    async fn commit(&mut self, durable: bool, last: bool) -> io::Result<u64>;
     /// Drops everything written since the last commit (or since opening).
     async fn discard(&mut self) -> io::Result<()>;
     /// The committed length.
     fn committed(&self) -> u64;
+    /// The store's state of this blob as of the last commit, to be recorded
+    /// with the offset (`None` when the store keeps none).
+    fn state(&self) -> Option<String> {
+        None
+    }
+    /// Called once the last commit's state is recorded: whatever only the
+    /// state before it needed can go.
+    async fn settle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Blobs as files under `<root>/blobs/<first two characters>/<key>`. Keys are
@@ -115,7 +142,7 @@ impl BlobStore for FsBlobStore {
         .await
     }
 
-    async fn len(&self, key: &str) -> io::Result<Option<u64>> {
+    async fn len(&self, key: &str, _state: Option<&str>) -> io::Result<Option<u64>> {
         let path = self.path(key)?;
         match tokio::fs::metadata(&path).await {
             Ok(m) => Ok(Some(m.len())),
@@ -124,7 +151,12 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn append_at(&self, key: &str, offset: u64) -> io::Result<Box<dyn BlobWriter>> {
+    async fn append_at(
+        &self,
+        key: &str,
+        offset: u64,
+        _state: Option<&str>,
+    ) -> io::Result<Box<dyn BlobWriter>> {
         let path = self.path(key)?;
         let file = blocking(move || {
             let file = std::fs::OpenOptions::new().write(true).open(&path)?;
@@ -160,7 +192,7 @@ impl BlobStore for FsBlobStore {
         )))
     }
 
-    async fn delete(&self, key: &str) -> io::Result<()> {
+    async fn delete(&self, key: &str, _state: Option<&str>) -> io::Result<()> {
         let path = self.path(key)?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
@@ -225,7 +257,7 @@ impl BlobWriter for FsBlobWriter {
         Ok(())
     }
 
-    async fn commit(&mut self, durable: bool) -> io::Result<u64> {
+    async fn commit(&mut self, durable: bool, _last: bool) -> io::Result<u64> {
         self.flush_buf().await?;
         if durable {
             let file = self
@@ -292,25 +324,25 @@ mod tests {
         let key = "AbCdEfGhIjKlMnOpQrStUv";
         store.create(key).await.unwrap();
         assert!(store.create(key).await.is_err(), "keys are never reused");
-        let mut w = store.append_at(key, 0).await.unwrap();
+        let mut w = store.append_at(key, 0, None).await.unwrap();
         w.write(b"hello ").await.unwrap();
-        assert_eq!(w.commit(true).await.unwrap(), 6);
+        assert_eq!(w.commit(true, false).await.unwrap(), 6);
         w.write(&vec![b'x'; WRITE_BUFFER + 10]).await.unwrap();
         w.discard().await.unwrap();
         w.write(b"world").await.unwrap();
-        assert_eq!(w.commit(false).await.unwrap(), 11);
+        assert_eq!(w.commit(false, false).await.unwrap(), 11);
         drop(w);
-        assert_eq!(store.len(key).await.unwrap(), Some(11));
+        assert_eq!(store.len(key, None).await.unwrap(), Some(11));
         assert_eq!(read_all(&store, key, 0..11).await, b"hello world");
         assert_eq!(read_all(&store, key, 6..9).await, b"wor");
         // Re-opening at an earlier offset drops what was never acknowledged.
-        let w = store.append_at(key, 5).await.unwrap();
+        let w = store.append_at(key, 5, None).await.unwrap();
         assert_eq!(w.committed(), 5);
-        assert_eq!(store.len(key).await.unwrap(), Some(5));
-        assert!(store.append_at(key, 6).await.is_err());
-        store.delete(key).await.unwrap();
-        store.delete(key).await.unwrap();
-        assert_eq!(store.len(key).await.unwrap(), None);
+        assert_eq!(store.len(key, None).await.unwrap(), Some(5));
+        assert!(store.append_at(key, 6, None).await.is_err());
+        store.delete(key, None).await.unwrap();
+        store.delete(key, None).await.unwrap();
+        assert_eq!(store.len(key, None).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -173,6 +173,11 @@ impl Events {
         let _ = tokio::time::timeout(poll, rx.changed()).await;
     }
 
+    /// Wakes everyone waiting: another instance stored an event.
+    pub fn nudge(&self) {
+        self.latest.send_modify(|_| {});
+    }
+
     /// Forgets events past the retention time.
     pub async fn prune(&self) -> Result<u64> {
         let before = now_millis()

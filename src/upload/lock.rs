@@ -1,7 +1,7 @@
 //! The locking seam: at most one writer per upload. A lock can be asked to
 //! give way (a DELETE during a PATCH), which the holder notices through its
-//! cancellation token. `LocalLocker` serves one process; a distributed one
-//! (database locks with a lease) fits the same trait.
+//! cancellation token. `LocalLocker` serves one process; `PgLocker` (in
+//! `pg`) adds PostgreSQL advisory locks on top of it for several instances.
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -33,6 +33,19 @@ impl UploadLock {
 
     pub fn is_preempted(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// This lock, also running `release` when it is let go (before the
+    /// release it had).
+    pub fn also_on_release(mut self, release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        let inner = self.release.take();
+        self.release = Some(Box::new(move || {
+            release();
+            if let Some(inner) = inner {
+                inner();
+            }
+        }));
+        self
     }
 }
 
@@ -75,6 +88,21 @@ impl LocalLocker {
                 }
             })),
         })
+    }
+}
+
+impl LocalLocker {
+    /// Asks the holder of `key`'s lock, if any, to give way; answers
+    /// whether there was one.
+    pub fn preempt(&self, key: &str) -> bool {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.get(key) {
+            Some((_, token)) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
     }
 }
 

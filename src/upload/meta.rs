@@ -1,7 +1,10 @@
 //! The records seam: `MetaStore` keeps upload records and answers the few
 //! questions the service asks of them. It knows nothing of HTTP or bytes.
-//! `SqliteMetaStore` is the embedded implementation (sqlx, migrations in
-//! `migrations/sqlite`).
+//! `SqlStore` implements it (and the event log) once, over sqlx's `Any`
+//! driver, for both databases Ferry runs on: SQLite, embedded and the
+//! default (migrations in `migrations/sqlite`), and PostgreSQL, shared by
+//! several instances (migrations in `migrations/postgres`). Queries are
+//! written once with `?` placeholders; PostgreSQL gets them numbered.
 
 use super::events::{EventKind, EventStore};
 use super::id::UploadId;
@@ -10,12 +13,10 @@ use super::record::{Concat, Millis, Owner, UploadRecord, UploadState};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{LiveEvent, UploadSummary};
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::borrow::Cow;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// What deleting a record leaves behind.
@@ -56,16 +57,37 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn prune_expired(&self, before: Millis) -> Result<u64>;
 }
 
-/// Records in a SQLite database.
+/// Which database a `SqlStore` talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Records and events in SQLite or PostgreSQL.
 #[derive(Clone, Debug)]
-pub struct SqliteMetaStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
 }
 
 fn db_error(context: &str, err: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &err {
-        // SQLITE_FULL
-        if db.code().as_deref() == Some("13") {
+        // SQLITE_FULL, and PostgreSQL's disk_full
+        if matches!(db.code().as_deref(), Some("13") | Some("53100")) {
             tracing::warn!("{context}: {err}");
             return Error::new(
                 ErrorCode::StorageFull,
@@ -76,34 +98,100 @@ fn db_error(context: &str, err: sqlx::Error) -> Error {
     Error::internal(context, err)
 }
 
-impl SqliteMetaStore {
-    /// Opens (creating if needed) the database at `path` and brings its
-    /// schema up to date. `durable` makes every commit reach the disk
-    /// before it returns.
-    pub async fn open(path: &Path, durable: bool) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| Error::internal("sqlite options", e))?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(if durable {
-                SqliteSynchronous::Full
-            } else {
-                SqliteSynchronous::Normal
-            })
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+/// The URL of the SQLite database file at `path`.
+pub fn sqlite_url(path: &Path) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_');
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(&path.to_string_lossy(), KEEP).collect();
+    format!("sqlite://{encoded}")
+}
+
+impl SqlStore {
+    /// Opens the database at `url` (`sqlite://<path>`, created if missing,
+    /// or `postgres://...`) and brings its schema up to date. `durable`
+    /// makes every SQLite commit reach the disk before it returns
+    /// (PostgreSQL is always durable on commit).
+    pub async fn open(url: &str, durable: bool) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            Error::new(
+                ErrorCode::Internal,
+                "The database URL must start with sqlite:// or postgres://.",
+            )
+        })?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let (options, url) = match backend {
+            Backend::Sqlite => {
+                let sync = if durable { "FULL" } else { "NORMAL" };
+                let pragmas = format!(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+                );
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let options = options.max_connections(8).after_connect(move |conn, _| {
+                    let pragmas = pragmas.clone();
+                    Box::pin(async move {
+                        conn.execute(pragmas.as_str()).await?;
+                        Ok(())
+                    })
+                });
+                (options, url)
+            }
+            Backend::Postgres => (options.max_connections(16), url.to_string()),
+        };
+        let pool = options
+            .connect(&url)
             .await
             .map_err(|e| db_error("opening the database", e))?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| Error::internal("migrating the database", e))?;
-        Ok(SqliteMetaStore { pool })
+        let migrated = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await,
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await,
+        };
+        migrated.map_err(|e| Error::internal("migrating the database", e))?;
+        Ok(SqlStore { pool, backend })
     }
+
+    /// The SQLite database at `path`, created if missing.
+    pub async fn open_sqlite(path: &Path, durable: bool) -> Result<Self> {
+        Self::open(&sqlite_url(path), durable).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A query in this backend's placeholder style.
+    fn sql(&self, query: &'static str) -> Cow<'static, str> {
+        match self.backend {
+            Backend::Sqlite => Cow::Borrowed(query),
+            Backend::Postgres => Cow::Owned(numbered_placeholders(query)),
+        }
+    }
+}
+
+/// `?` placeholders as PostgreSQL's `$1`, `$2`, ... (Ferry's queries have
+/// no `?` inside literals).
+fn numbered_placeholders(query: &str) -> String {
+    let mut out = String::with_capacity(query.len() + 16);
+    let mut n = 0;
+    for c in query.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn encode_concat(c: &Concat) -> Option<String> {
@@ -140,7 +228,7 @@ fn decode_concat(s: Option<String>) -> Result<Concat> {
     }
 }
 
-fn from_row(row: &SqliteRow) -> Result<UploadRecord> {
+fn from_row(row: &AnyRow) -> Result<UploadRecord> {
     let get_err = |e: sqlx::Error| Error::internal("reading a record", e);
     let id: String = row.try_get("id").map_err(get_err)?;
     let state: String = row.try_get("state").map_err(get_err)?;
@@ -159,6 +247,7 @@ fn from_row(row: &SqliteRow) -> Result<UploadRecord> {
             .ok_or_else(|| Error::internal("stored record", "bad state"))?,
         sha256: row.try_get("sha256").map_err(get_err)?,
         hash_state: row.try_get("hash_state").map_err(get_err)?,
+        blob_state: row.try_get("blob_state").map_err(get_err)?,
         created_at: row.try_get("created_at").map_err(get_err)?,
         updated_at: row.try_get("updated_at").map_err(get_err)?,
         expires_at: row.try_get("expires_at").map_err(get_err)?,
@@ -166,40 +255,43 @@ fn from_row(row: &SqliteRow) -> Result<UploadRecord> {
     })
 }
 
-fn rows(rows: Vec<SqliteRow>) -> Result<Vec<UploadRecord>> {
+fn rows(rows: Vec<AnyRow>) -> Result<Vec<UploadRecord>> {
     rows.iter().map(from_row).collect()
 }
 
 #[async_trait]
-impl MetaStore for SqliteMetaStore {
+impl MetaStore for SqlStore {
     async fn insert(&self, rec: &UploadRecord) -> Result<()> {
-        sqlx::query(
+        let sql = self.sql(
             r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
-                 sha256, hash_state, created_at, updated_at, expires_at, completed_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
-        )
-        .bind(rec.id.as_str())
-        .bind(rec.owner.as_str())
-        .bind(&rec.blob_key)
-        .bind(rec.length.map(|l| l as i64))
-        .bind(rec.offset as i64)
-        .bind(rec.metadata.encode())
-        .bind(encode_concat(&rec.concat))
-        .bind(rec.state.as_str())
-        .bind(&rec.sha256)
-        .bind(&rec.hash_state)
-        .bind(rec.created_at)
-        .bind(rec.updated_at)
-        .bind(rec.expires_at)
-        .bind(rec.completed_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db_error("inserting a record", e))?;
+                 sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+        );
+        sqlx::query(&sql)
+            .bind(rec.id.as_str())
+            .bind(rec.owner.as_str())
+            .bind(&rec.blob_key)
+            .bind(rec.length.map(|l| l as i64))
+            .bind(rec.offset as i64)
+            .bind(rec.metadata.encode())
+            .bind(encode_concat(&rec.concat))
+            .bind(rec.state.as_str())
+            .bind(&rec.sha256)
+            .bind(&rec.hash_state)
+            .bind(&rec.blob_state)
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .bind(rec.expires_at)
+            .bind(rec.completed_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("inserting a record", e))?;
         Ok(())
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
-        let row = sqlx::query("SELECT * FROM uploads WHERE id = ?")
+        let sql = self.sql("SELECT * FROM uploads WHERE id = ?");
+        let row = sqlx::query(&sql)
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await
@@ -208,23 +300,25 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn update(&self, rec: &UploadRecord) -> Result<()> {
-        sqlx::query(
+        let sql = self.sql(
             r#"UPDATE uploads SET length = ?, "offset" = ?, state = ?, sha256 = ?, hash_state = ?,
-                 updated_at = ?, expires_at = ?, completed_at = ?
+                 blob_state = ?, updated_at = ?, expires_at = ?, completed_at = ?
                WHERE id = ?"#,
-        )
-        .bind(rec.length.map(|l| l as i64))
-        .bind(rec.offset as i64)
-        .bind(rec.state.as_str())
-        .bind(&rec.sha256)
-        .bind(&rec.hash_state)
-        .bind(rec.updated_at)
-        .bind(rec.expires_at)
-        .bind(rec.completed_at)
-        .bind(rec.id.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| db_error("updating a record", e))?;
+        );
+        sqlx::query(&sql)
+            .bind(rec.length.map(|l| l as i64))
+            .bind(rec.offset as i64)
+            .bind(rec.state.as_str())
+            .bind(&rec.sha256)
+            .bind(&rec.hash_state)
+            .bind(&rec.blob_state)
+            .bind(rec.updated_at)
+            .bind(rec.expires_at)
+            .bind(rec.completed_at)
+            .bind(rec.id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("updating a record", e))?;
         Ok(())
     }
 
@@ -234,16 +328,17 @@ impl MetaStore for SqliteMetaStore {
             .begin()
             .await
             .map_err(|e| db_error("deleting a record", e))?;
-        let blob_key: Option<String> =
-            sqlx::query_scalar("DELETE FROM uploads WHERE id = ? RETURNING blob_key")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| db_error("deleting a record", e))?;
+        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key");
+        let blob_key: Option<String> = sqlx::query_scalar(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db_error("deleting a record", e))?;
         let Some(blob_key) = blob_key else {
             return Ok(None);
         };
-        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads WHERE blob_key = ?")
+        let sql = self.sql("SELECT COUNT(*) FROM uploads WHERE blob_key = ?");
+        let users: i64 = sqlx::query_scalar(&sql)
             .bind(&blob_key)
             .fetch_one(&mut *tx)
             .await
@@ -263,42 +358,45 @@ impl MetaStore for SqliteMetaStore {
         sha256: &str,
         length: u64,
     ) -> Result<Option<UploadRecord>> {
-        let row = sqlx::query(
+        let sql = self.sql(
             "SELECT * FROM uploads WHERE owner = ? AND sha256 = ? AND length = ? AND state = 'complete'
              ORDER BY created_at LIMIT 1",
-        )
-        .bind(owner.as_str())
-        .bind(sha256)
-        .bind(length as i64)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_error("finding a duplicate", e))?;
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .bind(sha256)
+            .bind(length as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("finding a duplicate", e))?;
         row.as_ref().map(from_row).transpose()
     }
 
     async fn list_by_owner(&self, owner: &Owner, limit: u32) -> Result<Vec<UploadRecord>> {
-        let found = sqlx::query(
+        let sql = self.sql(
             "SELECT * FROM uploads WHERE owner = ? AND state != 'expired'
              ORDER BY created_at DESC, id LIMIT ?",
-        )
-        .bind(owner.as_str())
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("listing uploads", e))?;
+        );
+        let found = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing uploads", e))?;
         rows(found)
     }
 
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>> {
-        let found = sqlx::query(
+        let sql = self.sql(
             "SELECT * FROM uploads WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?
              ORDER BY expires_at LIMIT ?",
-        )
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("finding expired uploads", e))?;
+        );
+        let found = sqlx::query(&sql)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("finding expired uploads", e))?;
         rows(found)
     }
 
@@ -311,7 +409,8 @@ impl MetaStore for SqliteMetaStore {
     }
 
     async fn prune_expired(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM uploads WHERE state = 'expired' AND updated_at < ?")
+        let sql = self.sql("DELETE FROM uploads WHERE state = 'expired' AND updated_at < ?");
+        let done = sqlx::query(&sql)
             .bind(before)
             .execute(&self.pool)
             .await
@@ -321,7 +420,7 @@ impl MetaStore for SqliteMetaStore {
 }
 
 #[async_trait]
-impl EventStore for SqliteMetaStore {
+impl EventStore for SqlStore {
     async fn append(
         &self,
         owner: &Owner,
@@ -331,30 +430,46 @@ impl EventStore for SqliteMetaStore {
     ) -> Result<u64> {
         let data =
             serde_json::to_string(upload).map_err(|e| Error::internal("encoding an event", e))?;
-        let id: i64 = sqlx::query_scalar(
+        let failed = |e| db_error("storing an event", e);
+        let sql = self.sql(
             "INSERT INTO events (owner, kind, upload_id, data, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(owner.as_str())
-        .bind(kind.as_str())
-        .bind(&upload.id)
-        .bind(data)
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db_error("storing an event", e))?;
+        );
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        if self.backend == Backend::Postgres {
+            // Readers follow the log by ID, so IDs must become visible in
+            // order: one writer at a time (SQLite is that already). Other
+            // instances are told there is news.
+            tx.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                .await
+                .map_err(failed)?;
+        }
+        let id: i64 = sqlx::query_scalar(&sql)
+            .bind(owner.as_str())
+            .bind(kind.as_str())
+            .bind(&upload.id)
+            .bind(data)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed)?;
+        if self.backend == Backend::Postgres {
+            tx.execute("NOTIFY ferry_events").await.map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)?;
         Ok(id as u64)
     }
 
     async fn after(&self, owner: &Owner, after: u64, limit: u32) -> Result<Vec<LiveEvent>> {
-        let rows = sqlx::query(
+        let sql = self.sql(
             "SELECT id, kind, data, created_at FROM events WHERE owner = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(owner.as_str())
-        .bind(after.min(i64::MAX as u64) as i64)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_error("reading events", e))?;
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .bind(after.min(i64::MAX as u64) as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("reading events", e))?;
         rows.iter()
             .map(|row| {
                 let get = |e: sqlx::Error| Error::internal("reading an event", e);
@@ -380,7 +495,8 @@ impl EventStore for SqliteMetaStore {
     }
 
     async fn prune(&self, before: Millis) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM events WHERE created_at < ?")
+        let sql = self.sql("DELETE FROM events WHERE created_at < ?");
+        let done = sqlx::query(&sql)
             .bind(before)
             .execute(&self.pool)
             .await

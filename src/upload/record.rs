@@ -122,6 +122,9 @@ pub struct UploadRecord {
     /// The running SHA-256 state at `offset` (see `ResumableSha256`), so
     /// hashing resumes without re-reading the bytes.
     pub hash_state: Option<Vec<u8>>,
+    /// The `BlobStore`'s own state of the unfinished blob at `offset` (see
+    /// `BlobWriter::state`), recorded in the same update as the offset.
+    pub blob_state: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
     /// When an unfinished upload will be removed; `None` once complete.

@@ -204,6 +204,7 @@ impl UploadService {
                         state: UploadState::Complete,
                         sha256: twin.sha256,
                         hash_state: None,
+                        blob_state: None,
                         created_at: now,
                         updated_at: now,
                         expires_at: None,
@@ -227,6 +228,7 @@ impl UploadService {
             state: UploadState::Active,
             sha256: None,
             hash_state: Some(ResumableSha256::new().to_bytes()),
+            blob_state: None,
             created_at: now,
             updated_at: now,
             expires_at: Some(now.saturating_add(millis(self.config.expire_after))),
@@ -240,7 +242,7 @@ impl UploadService {
             .await
             .map_err(storage("creating a blob"))?;
         if let Err(e) = self.meta.insert(&record).await {
-            let _ = self.blobs.delete(&record.blob_key).await;
+            let _ = self.blobs.delete(&record.blob_key, None).await;
             return Err(e);
         }
         tracing::info!(id = %record.id, length = ?record.length, "upload created");
@@ -305,36 +307,45 @@ impl UploadService {
         let assembled = async {
             let mut writer = self
                 .blobs
-                .append_at(&key, 0)
+                .append_at(&key, 0, None)
                 .await
                 .map_err(storage("opening a blob"))?;
             let mut hasher = ResumableSha256::new();
-            for part in &parts {
-                let mut stream = self
-                    .blobs
-                    .read(&part.blob_key, 0..part.offset)
-                    .await
-                    .map_err(storage("reading a part"))?;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(storage("reading a part"))?;
-                    hasher.update(&chunk);
-                    writer
-                        .write(&chunk)
+            let copied = async {
+                for part in &parts {
+                    let mut stream = self
+                        .blobs
+                        .read(&part.blob_key, 0..part.offset)
                         .await
-                        .map_err(storage("writing a final upload"))?;
+                        .map_err(storage("reading a part"))?;
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk.map_err(storage("reading a part"))?;
+                        hasher.update(&chunk);
+                        writer
+                            .write(&chunk)
+                            .await
+                            .map_err(storage("writing a final upload"))?;
+                    }
                 }
+                writer
+                    .commit(self.durable(), true)
+                    .await
+                    .map_err(storage("writing a final upload"))?;
+                Ok::<_, Error>(())
             }
-            writer
-                .commit(self.durable())
-                .await
-                .map_err(storage("writing a final upload"))?;
+            .await;
+            if let Err(e) = copied {
+                let _ = writer.discard().await;
+                return Err(e);
+            }
+            let _ = writer.settle().await;
             Ok::<_, Error>(hasher)
         }
         .await;
         let hasher = match assembled {
             Ok(h) => h,
             Err(e) => {
-                let _ = self.blobs.delete(&key).await;
+                let _ = self.blobs.delete(&key, None).await;
                 return Err(e);
             }
         };
@@ -349,6 +360,7 @@ impl UploadService {
             state: UploadState::Active,
             sha256: None,
             hash_state: None,
+            blob_state: None,
             created_at: now,
             updated_at: now,
             expires_at: None,
@@ -356,7 +368,7 @@ impl UploadService {
         };
         complete(&mut record, &hasher, now);
         if let Err(e) = self.meta.insert(&record).await {
-            let _ = self.blobs.delete(&record.blob_key).await;
+            let _ = self.blobs.delete(&record.blob_key, None).await;
             return Err(e);
         }
         tracing::info!(id = %record.id, parts = parts.len(), length = total, "final upload assembled");
@@ -449,7 +461,15 @@ impl UploadService {
             }
         }
 
-        let mut writer = match self.blobs.append_at(&record.blob_key, record.offset).await {
+        let opened = self
+            .blobs
+            .append_at(
+                &record.blob_key,
+                record.offset,
+                record.blob_state.as_deref(),
+            )
+            .await;
+        let mut writer = match opened {
             Ok(w) => w,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 // The bytes on disk fall short of the record (a power cut
@@ -603,7 +623,8 @@ impl UploadService {
         position: u64,
         hook: Option<&CommitHook>,
     ) -> Result<()> {
-        if let Err(e) = writer.commit(self.durable()).await {
+        let last = record.length == Some(position);
+        if let Err(e) = writer.commit(self.durable(), last).await {
             let _ = writer.discard().await;
             return Err(Error::storage("making upload bytes durable", e));
         }
@@ -611,6 +632,7 @@ impl UploadService {
         let now = now_millis();
         record.offset = position;
         record.updated_at = now;
+        record.blob_state = writer.state();
         if record.length == Some(position) {
             complete(record, hasher, now);
             tracing::info!(id = %record.id, length = position, sha256 = ?record.sha256, "upload complete");
@@ -619,6 +641,9 @@ impl UploadService {
             record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
         }
         self.meta.update(record).await?;
+        if let Err(e) = writer.settle().await {
+            tracing::warn!(id = %record.id, "cleaning up after a commit: {e}");
+        }
         let kind = if record.is_complete() {
             EventKind::Completed
         } else {
@@ -667,7 +692,7 @@ impl UploadService {
     async fn reconcile(&self, record: &mut UploadRecord) -> Result<bool> {
         let stored = self
             .blobs
-            .len(&record.blob_key)
+            .len(&record.blob_key, record.blob_state.as_deref())
             .await
             .map_err(storage("checking a blob"))?;
         let stored = match stored {
@@ -715,9 +740,10 @@ impl UploadService {
         if let Some(record) = &before {
             self.events.record(EventKind::Deleted, record).await;
         }
+        let blob_state = before.as_ref().and_then(|r| r.blob_state.as_deref());
         if !deleted.blob_in_use {
             self.blobs
-                .delete(&deleted.blob_key)
+                .delete(&deleted.blob_key, blob_state)
                 .await
                 .map_err(storage("deleting a blob"))?;
         }
@@ -764,12 +790,13 @@ impl UploadService {
             let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
                 continue; // being written right now, so not abandoned
             };
+            let blob_state = record.blob_state.take();
             record.state = UploadState::Expired;
             record.hash_state = None;
             record.updated_at = now;
             self.meta.update(&record).await?;
             self.blobs
-                .delete(&record.blob_key)
+                .delete(&record.blob_key, blob_state.as_deref())
                 .await
                 .map_err(storage("deleting an expired blob"))?;
             tracing::info!(id = %record.id, "upload expired");

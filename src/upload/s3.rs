@@ -1,0 +1,633 @@
+//! Bytes in S3-compatible object storage (AWS S3, MinIO, Ceph, Garage, R2,
+//! s3s), for several Ferry instances sharing one bucket.
+//!
+//! An unfinished upload is an S3 multipart upload. Bytes arriving are
+//! gathered into one part in memory; every full part is sent as it fills,
+//! so a PATCH never holds more than one part per upload. What is left over
+//! when a request ends (less than a part, since S3 refuses parts under
+//! 5 MiB but the last) is stored as a small "tail" object, so the next
+//! request, on this instance or another, reads it back and carries on. The
+//! upload ID, the parts' ETags and the tail's name are the blob's state,
+//! recorded with the offset in the same database update; so an interrupted
+//! part is simply sent again under the same part number, and a tail written
+//! by a request that never got recorded is never used. Completion sends
+//! the tail as the last part and assembles the object; termination aborts
+//! the multipart upload. Files smaller than a part never start one: they
+//! are stored with a single PUT.
+//!
+//! Part sizes: `part_size` (at least 5 MiB) for the first 1,000 parts,
+//! doubling every 1,000 after, so S3's 10,000-part limit allows more than
+//! 1,000 × part_size × 1,023 bytes.
+
+use super::blob::{BlobStore, BlobWriter, ByteStream};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// S3's smallest part (but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+/// S3's largest part.
+const MAX_PART_SIZE: usize = 5 << 30;
+
+/// Where `--storage s3://...` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// A folder inside the bucket (no leading or trailing slash), or "".
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Bucket-as-host addressing (`https://BUCKET.host/key`) instead of
+    /// path-style (`https://host/BUCKET/key`).
+    pub virtual_hosted: bool,
+}
+
+impl S3Location {
+    /// Parses `s3://BUCKET[/PREFIX][?endpoint=URL&region=NAME&virtual_hosted=true]`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{url:?} does not start with s3://"))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.is_empty() {
+            return Err(format!("{url:?} names no bucket"));
+        }
+        let mut location = S3Location {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            endpoint: None,
+            region: None,
+            virtual_hosted: false,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| format!("{name} in {url:?} is not UTF-8"))?
+                .into_owned();
+            match name {
+                "endpoint" => location.endpoint = Some(value),
+                "region" => location.region = Some(value),
+                "virtual_hosted" => location.virtual_hosted = value == "true",
+                other => return Err(format!("unknown setting {other:?} in {url:?}")),
+            }
+        }
+        Ok(location)
+    }
+}
+
+/// Blobs as S3 objects.
+#[derive(Clone, Debug)]
+pub struct S3BlobStore {
+    store: Arc<AmazonS3>,
+    prefix: String,
+    part_size: usize,
+}
+
+/// What the store records of an unfinished blob.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    /// The S3 multipart upload, once the first part was sent.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    upload: Option<String>,
+    /// ETag and size of every part sent, in order.
+    #[serde(rename = "p", default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<(String, u64)>,
+    /// The tail object's name and size.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    tail: Option<(String, u64)>,
+}
+
+impl State {
+    fn parse(state: Option<&str>) -> io::Result<State> {
+        match state {
+            None => Ok(State::default()),
+            Some(s) => serde_json::from_str(s).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad S3 blob state: {e}"),
+                )
+            }),
+        }
+    }
+
+    fn parts_len(&self) -> u64 {
+        self.parts.iter().map(|(_, n)| n).sum()
+    }
+
+    fn len(&self) -> u64 {
+        self.parts_len() + self.tail.as_ref().map_or(0, |(_, n)| *n)
+    }
+}
+
+fn other(context: &str, e: object_store::Error) -> io::Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, format!("{context}: {e}"))
+}
+
+fn ignore_missing(r: object_store::Result<()>, context: &str) -> io::Result<()> {
+    match r {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(other(context, e)),
+    }
+}
+
+impl S3BlobStore {
+    /// A store for `location`, with credentials from the usual environment
+    /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, ...). Nothing is contacted yet.
+    pub fn new(location: &S3Location, part_size: usize) -> io::Result<Self> {
+        Self::build(AmazonS3Builder::from_env(), location, part_size)
+    }
+
+    /// A store for `location` with these credentials (and nothing from the
+    /// environment).
+    pub fn with_keys(
+        location: &S3Location,
+        part_size: usize,
+        access_key: &str,
+        secret_key: &str,
+    ) -> io::Result<Self> {
+        let builder = AmazonS3Builder::new()
+            .with_access_key_id(access_key)
+            .with_secret_access_key(secret_key);
+        Self::build(builder, location, part_size)
+    }
+
+    fn build(
+        builder: AmazonS3Builder,
+        location: &S3Location,
+        part_size: usize,
+    ) -> io::Result<Self> {
+        let mut builder = builder
+            .with_bucket_name(&location.bucket)
+            .with_virtual_hosted_style_request(location.virtual_hosted);
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(region) = &location.region {
+            builder = builder.with_region(region);
+        } else if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            builder = builder.with_region("us-east-1");
+        }
+        let store = builder
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        Ok(S3BlobStore {
+            store: Arc::new(store),
+            prefix: location.prefix.clone(),
+            part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
+        })
+    }
+
+    /// Checks that the bucket answers (a listing of at most one object).
+    pub async fn check(&self) -> io::Result<()> {
+        let prefix = self.object(".check");
+        let mut listing = self.store.list(Some(&prefix));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(other("reaching the bucket", e)),
+        }
+    }
+
+    fn object(&self, name: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(name)
+        } else {
+            ObjectPath::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    fn valid(key: &str) -> io::Result<()> {
+        let valid = key.len() >= 4
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid blob key",
+            ))
+        }
+    }
+
+    /// The folder of a blob's tail objects.
+    fn tails(&self, key: &str) -> ObjectPath {
+        self.object(&format!("{key}.tail"))
+    }
+
+    fn tail(&self, key: &str, name: &str) -> ObjectPath {
+        self.object(&format!("{key}.tail/{name}"))
+    }
+
+    /// Deletes every tail object of a blob (finished or abandoned).
+    async fn delete_tails(&self, key: &str) -> io::Result<()> {
+        let found: Vec<_> = self
+            .store
+            .list(Some(&self.tails(key)))
+            .try_collect()
+            .await
+            .map_err(|e| other("listing tail objects", e))?;
+        for meta in found {
+            ignore_missing(
+                self.store.delete(&meta.location).await,
+                "deleting a tail object",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn create(&self, key: &str) -> io::Result<()> {
+        // Nothing to do until bytes arrive.
+        Self::valid(key)
+    }
+
+    async fn len(&self, key: &str, state: Option<&str>) -> io::Result<Option<u64>> {
+        Self::valid(key)?;
+        if state.is_some() {
+            return Ok(Some(State::parse(state)?.len()));
+        }
+        match self.store.head(&self.object(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(other("checking an object", e)),
+        }
+    }
+
+    async fn append_at(
+        &self,
+        key: &str,
+        offset: u64,
+        state: Option<&str>,
+    ) -> io::Result<Box<dyn BlobWriter>> {
+        Self::valid(key)?;
+        let state = State::parse(state)?;
+        if offset > state.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the blob holds {} bytes, fewer than the offset {offset}",
+                    state.len()
+                ),
+            ));
+        }
+        let parts_len = state.parts_len();
+        if offset < parts_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("offset {offset} is inside parts already sent ({parts_len} bytes)"),
+            ));
+        }
+        let mut buf = BytesMut::new();
+        if let Some((name, size)) = &state.tail {
+            let keep = (offset - parts_len) as usize;
+            if keep > 0 {
+                let tail = self
+                    .store
+                    .get(&self.tail(key, name))
+                    .await
+                    .map_err(|e| other("reading the stored tail", e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| other("reading the stored tail", e))?;
+                if (tail.len() as u64) < *size || tail.len() < keep {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the stored tail is shorter than recorded",
+                    ));
+                }
+                buf.extend_from_slice(&tail[..keep]);
+            }
+        }
+        let mut committed_state = state;
+        if (offset - parts_len) as usize
+            != committed_state.tail.as_ref().map_or(0, |t| t.1 as usize)
+        {
+            // Bytes past the offset were never acknowledged: forget them.
+            committed_state.tail = None;
+        }
+        // Bytes in `buf` that no stored tail holds must be stored again.
+        let dirty = committed_state.tail.is_none() && !buf.is_empty();
+        Ok(Box::new(S3BlobWriter {
+            store: self.clone(),
+            key: key.to_string(),
+            working: committed_state.clone(),
+            recorded: committed_state,
+            buf,
+            committed: offset,
+            dirty,
+            garbage: Vec::new(),
+            created_upload: false,
+            finished: false,
+            broken: false,
+        }))
+    }
+
+    async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {
+        Self::valid(key)?;
+        if range.is_empty() {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&self.object(key), options)
+            .await
+            .map_err(|e| other("reading an object", e))?;
+        Ok(Box::pin(
+            got.into_stream().map_err(|e| other("reading an object", e)),
+        ))
+    }
+
+    async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()> {
+        Self::valid(key)?;
+        let state = State::parse(state)?;
+        let path = self.object(key);
+        if let Some(upload) = &state.upload {
+            ignore_missing(
+                self.store.abort_multipart(&path, upload).await,
+                "aborting a multipart upload",
+            )?;
+        }
+        ignore_missing(self.store.delete(&path).await, "deleting an object")?;
+        self.delete_tails(key).await
+    }
+}
+
+/// Appends to one S3 blob.
+struct S3BlobWriter {
+    store: S3BlobStore,
+    key: String,
+    /// The state as of the last commit (what the record will hold).
+    recorded: State,
+    /// The state with the parts sent since.
+    working: State,
+    /// Bytes after the last part: the committed tail and what followed.
+    buf: BytesMut,
+    committed: u64,
+    /// Whether `buf` holds bytes no stored tail has.
+    dirty: bool,
+    /// Tail objects to delete once the state that replaced them is recorded.
+    garbage: Vec<String>,
+    /// Whether this writer started the multipart upload.
+    created_upload: bool,
+    finished: bool,
+    broken: bool,
+}
+
+impl S3BlobWriter {
+    fn part_size(&self, index: usize) -> usize {
+        let doublings = (index / 1000).min(10) as u32;
+        self.store
+            .part_size
+            .saturating_mul(1 << doublings)
+            .min(MAX_PART_SIZE)
+    }
+
+    fn path(&self) -> ObjectPath {
+        self.store.object(&self.key)
+    }
+
+    async fn upload_id(&mut self) -> io::Result<String> {
+        if let Some(id) = &self.working.upload {
+            return Ok(id.clone());
+        }
+        let id = self
+            .store
+            .store
+            .create_multipart(&self.path())
+            .await
+            .map_err(|e| other("starting a multipart upload", e))?;
+        self.working.upload = Some(id.clone());
+        self.created_upload = true;
+        Ok(id)
+    }
+
+    async fn send_part(&mut self, part: Bytes) -> io::Result<()> {
+        let upload = self.upload_id().await?;
+        let index = self.working.parts.len();
+        if index >= 10_000 {
+            return Err(io::Error::other("the upload needs more than 10,000 parts"));
+        }
+        let size = part.len() as u64;
+        let PartId { content_id } = self
+            .store
+            .store
+            .put_part(&self.path(), &upload, index, PutPayload::from(part))
+            .await
+            .map_err(|e| other("sending a part", e))?;
+        self.working.parts.push((content_id, size));
+        Ok(())
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.broken || self.finished {
+            Err(io::Error::other("the writer is closed"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl BlobWriter for S3BlobWriter {
+    async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.check()?;
+        self.buf.extend_from_slice(data);
+        self.dirty |= !data.is_empty();
+        loop {
+            let size = self.part_size(self.working.parts.len());
+            if self.buf.len() < size {
+                return Ok(());
+            }
+            let part = self.buf.split_to(size).freeze();
+            if let Err(e) = self.send_part(part).await {
+                self.broken = true;
+                return Err(e);
+            }
+        }
+    }
+
+    async fn commit(&mut self, _durable: bool, last: bool) -> io::Result<u64> {
+        // A successful S3 PUT is durable: `durable` asks nothing more.
+        self.check()?;
+        let length = self.working.parts_len() + self.buf.len() as u64;
+        let result = async {
+            if last {
+                let rest = std::mem::take(&mut self.buf).freeze();
+                match self.working.upload.clone() {
+                    None => {
+                        self.store
+                            .store
+                            .put(&self.path(), PutPayload::from(rest))
+                            .await
+                            .map_err(|e| other("storing an object", e))?;
+                    }
+                    Some(upload) => {
+                        if !rest.is_empty() || self.working.parts.is_empty() {
+                            self.send_part(rest).await?;
+                        }
+                        let parts = self
+                            .working
+                            .parts
+                            .iter()
+                            .map(|(etag, _)| PartId {
+                                content_id: etag.clone(),
+                            })
+                            .collect();
+                        self.store
+                            .store
+                            .complete_multipart(&self.path(), &upload, parts)
+                            .await
+                            .map_err(|e| other("completing a multipart upload", e))?;
+                    }
+                }
+                self.finished = true;
+                return Ok(());
+            }
+            if self.dirty {
+                let tail = if self.buf.is_empty() {
+                    None
+                } else {
+                    let name = format!("{:032x}", rand::random::<u128>());
+                    let bytes = Bytes::copy_from_slice(&self.buf);
+                    self.store
+                        .store
+                        .put(&self.store.tail(&self.key, &name), PutPayload::from(bytes))
+                        .await
+                        .map_err(|e| other("storing the tail", e))?;
+                    Some((name, self.buf.len() as u64))
+                };
+                self.working.tail = tail;
+                self.dirty = false;
+            } else if self.buf.is_empty() {
+                self.working.tail = None;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.broken = true;
+            return Err(e);
+        }
+        if let Some((old, _)) = &self.recorded.tail {
+            if self.working.tail.as_ref().map(|t| &t.0) != Some(old) {
+                self.garbage.push(old.clone());
+            }
+        }
+        self.recorded = self.working.clone();
+        self.committed = length;
+        Ok(length)
+    }
+
+    async fn discard(&mut self) -> io::Result<()> {
+        self.buf.clear();
+        self.broken = true;
+        // Parts sent since the last commit are sent again by the next
+        // writer, under the same numbers; a multipart upload nobody
+        // recorded is given up.
+        if self.created_upload && self.recorded.upload.is_none() {
+            if let Some(upload) = self.working.upload.take() {
+                ignore_missing(
+                    self.store
+                        .store
+                        .abort_multipart(&self.path(), &upload)
+                        .await,
+                    "aborting a multipart upload",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    fn state(&self) -> Option<String> {
+        if self.finished || self.recorded == State::default() {
+            return None;
+        }
+        serde_json::to_string(&self.recorded).ok()
+    }
+
+    async fn settle(&mut self) -> io::Result<()> {
+        if self.finished {
+            self.garbage.clear();
+            return self.store.delete_tails(&self.key).await;
+        }
+        for name in std::mem::take(&mut self.garbage) {
+            ignore_missing(
+                self.store
+                    .store
+                    .delete(&self.store.tail(&self.key, &name))
+                    .await,
+                "deleting a tail object",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls() {
+        let l = S3Location::parse(
+            "s3://uploads/ferry/prod?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(l.bucket, "uploads");
+        assert_eq!(l.prefix, "ferry/prod");
+        assert_eq!(l.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(l.region.as_deref(), Some("eu-west-1"));
+        assert!(!l.virtual_hosted);
+        let l = S3Location::parse("s3://b?endpoint=http://localhost:9000").unwrap();
+        assert_eq!(l.endpoint.as_deref(), Some("http://localhost:9000"));
+        assert_eq!(l.prefix, "");
+        assert!(S3Location::parse("s3://").is_err());
+        assert!(S3Location::parse("file:///tmp").is_err());
+        assert!(S3Location::parse("s3://b?colour=blue").is_err());
+    }
+
+    #[test]
+    fn state_round_trips_and_measures() {
+        let s = State {
+            upload: Some("u1".into()),
+            parts: vec![("e1".into(), 8), ("e2".into(), 8)],
+            tail: Some(("t".into(), 3)),
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(State::parse(Some(&text)).unwrap(), s);
+        assert_eq!(s.parts_len(), 16);
+        assert_eq!(s.len(), 19);
+        assert_eq!(State::parse(None).unwrap().len(), 0);
+        assert!(State::parse(Some("{")).is_err());
+    }
+}

@@ -1,0 +1,626 @@
+//! Conformance of the storage seams: the same suites run against the
+//! embedded implementations (local disk, SQLite, in-process locks) and the
+//! distributed ones (S3 through a real s3s-fs server, PostgreSQL through a
+//! real server, advisory locks), then the whole tus service over each pair.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
+use common::{bytes, sha256_hex, TestApp, OCTET, TUS};
+use ferry::config::Config;
+use ferry::upload::s3::{S3BlobStore, S3Location, MIN_PART_SIZE};
+use ferry::upload::{
+    BlobStore, Concat, EventKind, EventStore, FsBlobStore, LocalLocker, Locker, MetaStore,
+    Metadata, Owner, SqlStore, UploadId, UploadRecord, UploadState,
+};
+use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PART: usize = MIN_PART_SIZE;
+
+async fn read_all(store: &dyn BlobStore, key: &str, range: std::ops::Range<u64>) -> Vec<u8> {
+    let chunks: Vec<Bytes> = store
+        .read(key, range)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    chunks.concat()
+}
+
+/// The blob store contract: appends that cross part boundaries, commits
+/// that hand out state, reopening from recorded state (also after a writer
+/// that never committed), discarding, finishing, ranged reads, deletion.
+async fn blob_suite(store: &dyn BlobStore) {
+    let data = bytes(2 * PART + PART / 2 + 123, 7);
+    let key = "BlobSuiteKey00000001";
+    store.create(key).await.unwrap();
+
+    // A first small commit: less than a part.
+    let mut w = store.append_at(key, 0, None).await.unwrap();
+    w.write(&data[..1000]).await.unwrap();
+    assert_eq!(w.commit(true, false).await.unwrap(), 1000);
+    let state = w.state();
+    w.settle().await.unwrap();
+    drop(w);
+    assert_eq!(store.len(key, state.as_deref()).await.unwrap(), Some(1000));
+
+    // Reopened from the recorded state, on "another instance": past a part.
+    let mut w = store.append_at(key, 1000, state.as_deref()).await.unwrap();
+    assert_eq!(w.committed(), 1000);
+    w.write(&data[1000..PART + 500]).await.unwrap();
+    assert_eq!(w.commit(true, false).await.unwrap(), (PART + 500) as u64);
+    let state = w.state();
+    w.settle().await.unwrap();
+
+    // Bytes written and discarded count for nothing.
+    w.write(&bytes(PART + 10, 99)).await.unwrap();
+    w.discard().await.unwrap();
+    drop(w);
+
+    // A writer that sends a whole part and dies before committing: the
+    // next one starts from the recorded state and sends that part again.
+    let mut w = store
+        .append_at(key, (PART + 500) as u64, state.as_deref())
+        .await
+        .unwrap();
+    w.write(&bytes(PART, 42)).await.unwrap();
+    drop(w);
+    // At least what was committed is stored (a file may hold more, which
+    // the next writer drops).
+    let stored = store.len(key, state.as_deref()).await.unwrap().unwrap();
+    assert!(stored >= (PART + 500) as u64);
+    let mut w = store
+        .append_at(key, (PART + 500) as u64, state.as_deref())
+        .await
+        .unwrap();
+    for chunk in data[PART + 500..].chunks(300_007) {
+        w.write(chunk).await.unwrap();
+    }
+    assert_eq!(w.commit(true, true).await.unwrap(), data.len() as u64);
+    assert_eq!(w.state(), None, "a finished blob needs no state");
+    w.settle().await.unwrap();
+    drop(w);
+
+    let n = data.len() as u64;
+    assert_eq!(store.len(key, None).await.unwrap(), Some(n));
+    assert_eq!(
+        read_all(store, key, 0..n).await,
+        data,
+        "every byte, in order"
+    );
+    let (a, b) = (PART as u64 - 3, PART as u64 + 5);
+    assert_eq!(
+        read_all(store, key, a..b).await,
+        &data[a as usize..b as usize]
+    );
+    assert!(read_all(store, key, 5..5).await.is_empty());
+    store.delete(key, None).await.unwrap();
+    store.delete(key, None).await.unwrap();
+    assert_eq!(store.len(key, None).await.unwrap(), None);
+
+    // Small and empty blobs.
+    for (key, size) in [
+        ("BlobSuiteSmall000001", 10_000),
+        ("BlobSuiteEmpty000001", 0),
+    ] {
+        let small = bytes(size, 3);
+        store.create(key).await.unwrap();
+        let mut w = store.append_at(key, 0, None).await.unwrap();
+        w.write(&small).await.unwrap();
+        assert_eq!(w.commit(true, true).await.unwrap(), size as u64);
+        w.settle().await.unwrap();
+        assert_eq!(store.len(key, None).await.unwrap(), Some(size as u64));
+        assert_eq!(read_all(store, key, 0..size as u64).await, small);
+        store.delete(key, None).await.unwrap();
+    }
+
+    // An abandoned blob (parts and a tail stored) is removed whole.
+    let key = "BlobSuiteAbandoned01";
+    store.create(key).await.unwrap();
+    let mut w = store.append_at(key, 0, None).await.unwrap();
+    w.write(&data[..PART + 77]).await.unwrap();
+    w.commit(true, false).await.unwrap();
+    let state = w.state();
+    w.settle().await.unwrap();
+    drop(w);
+    store.delete(key, state.as_deref()).await.unwrap();
+    assert_eq!(store.len(key, None).await.unwrap(), None);
+}
+
+fn record(owner: &Owner, offset: u64, created_at: i64) -> UploadRecord {
+    let id = UploadId::random();
+    UploadRecord {
+        blob_key: id.to_string(),
+        id,
+        owner: owner.clone(),
+        length: Some(1000),
+        offset,
+        metadata: Metadata::parse("filename bmFtZS50eHQ=").unwrap(),
+        concat: Concat::None,
+        state: UploadState::Active,
+        sha256: None,
+        hash_state: Some(vec![1, 2, 3]),
+        blob_state: None,
+        created_at,
+        updated_at: created_at,
+        expires_at: Some(created_at + 60_000),
+        completed_at: None,
+    }
+}
+
+/// The record and event store contract.
+async fn record_suite(store: &SqlStore) {
+    let alice = Owner::token("alice");
+    let bob = Owner::token("bob");
+    let mut a = record(&alice, 0, 1_000);
+    let b = record(&alice, 0, 2_000);
+    let c = record(&bob, 0, 3_000);
+    for r in [&a, &b, &c] {
+        store.insert(r).await.unwrap();
+    }
+    assert!(store.insert(&a).await.is_err(), "IDs are unique");
+    assert_eq!(store.get(&a.id).await.unwrap().as_ref(), Some(&a));
+    assert_eq!(store.get(&UploadId::random()).await.unwrap(), None);
+
+    // Offsets, hash and blob state change together.
+    a.offset = 600;
+    a.hash_state = Some(vec![9; 120]);
+    a.blob_state = Some(r#"{"u":"upload-1","p":[["etag",5242880]]}"#.into());
+    a.updated_at = 1_500;
+    store.update(&a).await.unwrap();
+    assert_eq!(store.get(&a.id).await.unwrap().as_ref(), Some(&a));
+
+    // Complete: found for instant upload by owner, hash and length only.
+    a.offset = 1000;
+    a.state = UploadState::Complete;
+    a.sha256 = Some("ab".repeat(32));
+    a.hash_state = None;
+    a.blob_state = None;
+    a.expires_at = None;
+    a.completed_at = Some(1_600);
+    store.update(&a).await.unwrap();
+    let twin = store
+        .find_complete(&alice, &"ab".repeat(32), 1000)
+        .await
+        .unwrap();
+    assert_eq!(twin.map(|t| t.id), Some(a.id.clone()));
+    assert!(store
+        .find_complete(&bob, &"ab".repeat(32), 1000)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_complete(&alice, &"ab".repeat(32), 999)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Listing: the owner's, newest first.
+    let listed: Vec<_> = store
+        .list_by_owner(&alice, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![b.id.clone(), a.id.clone()]);
+    let active: Vec<_> = store
+        .active()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(active.contains(&b.id) && active.contains(&c.id) && !active.contains(&a.id));
+    let expired = store.expired(2_000 + 60_000, 10).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&b.id]
+    );
+
+    // An instant upload shares a blob: deleting one keeps it in use.
+    let mut shared = record(&alice, 1000, 4_000);
+    shared.blob_key = a.blob_key.clone();
+    store.insert(&shared).await.unwrap();
+    let gone = store.delete(&a.id).await.unwrap().unwrap();
+    assert!(gone.blob_in_use);
+    let gone = store.delete(&shared.id).await.unwrap().unwrap();
+    assert!(!gone.blob_in_use);
+    assert_eq!(gone.blob_key, a.blob_key);
+    assert!(store.delete(&a.id).await.unwrap().is_none());
+
+    // Expired records are pruned after their retention.
+    let mut e = b.clone();
+    e.state = UploadState::Expired;
+    e.updated_at = 5_000;
+    store.update(&e).await.unwrap();
+    assert_eq!(store.prune_expired(4_000).await.unwrap(), 0);
+    assert_eq!(store.prune_expired(6_000).await.unwrap(), 1);
+    assert!(store.get(&b.id).await.unwrap().is_none());
+
+    // Events: increasing IDs, scoped to their owner.
+    let before = store.latest().await.unwrap();
+    let summary = ferry::upload::events::summary(&c);
+    let e1 = store
+        .append(&alice, EventKind::Created, &summary, 10)
+        .await
+        .unwrap();
+    let e2 = store
+        .append(&bob, EventKind::Progress, &summary, 20)
+        .await
+        .unwrap();
+    let e3 = store
+        .append(&alice, EventKind::Completed, &summary, 30)
+        .await
+        .unwrap();
+    assert!(before < e1 && e1 < e2 && e2 < e3);
+    assert_eq!(store.latest().await.unwrap(), e3);
+    let seen = store.after(&alice, before, 10).await.unwrap();
+    assert_eq!(seen.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e1, e3]);
+    assert_eq!(seen[1].kind, "upload.completed");
+    assert_eq!(seen[0].upload.id, c.id.to_string());
+    assert_eq!(store.after(&alice, e1, 10).await.unwrap().len(), 1);
+    assert_eq!(store.prune(25).await.unwrap(), 2);
+    assert_eq!(store.after(&alice, before, 10).await.unwrap().len(), 1);
+}
+
+/// Event IDs from several writers at once (several instances on one
+/// database) become visible in order: a reader following the log by ID
+/// never skips one.
+async fn event_order_suite(stores: &[Arc<SqlStore>]) {
+    let owner = Owner::token("order");
+    let rec = record(&owner, 0, 1);
+    let summary = ferry::upload::events::summary(&rec);
+    let start = stores[0].latest().await.unwrap();
+    let writers: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|s| {
+            let summary = summary.clone();
+            let owner = owner.clone();
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    s.append(&owner, EventKind::Progress, &summary, i)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    // Follow the log while it is written.
+    let mut cursor = start;
+    let mut seen = Vec::new();
+    let total = 40 * stores.len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < total && std::time::Instant::now() < deadline {
+        for e in stores[0].after(&owner, cursor, 7).await.unwrap() {
+            cursor = e.id;
+            seen.push(e.id);
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for e in stores[0].after(&owner, cursor, 1000).await.unwrap() {
+        seen.push(e.id);
+    }
+    assert_eq!(
+        seen.len(),
+        total,
+        "a reader following the log missed events"
+    );
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// The lock contract between two lockers (two instances when distributed).
+async fn lock_suite(a: &dyn Locker, b: &dyn Locker, shared: bool) {
+    let held = a.try_lock("lock-suite-1").await.expect("free");
+    assert!(
+        a.try_lock("lock-suite-1").await.is_none(),
+        "one holder at a time"
+    );
+    if shared {
+        assert!(
+            b.try_lock("lock-suite-1").await.is_none(),
+            "also across instances"
+        );
+    }
+    assert!(
+        b.try_lock("lock-suite-2").await.is_some(),
+        "other uploads are free"
+    );
+    drop(held);
+    let again = b.try_lock("lock-suite-1").await;
+    assert!(again.is_some(), "free again once let go");
+    drop(again);
+
+    // A preempting request on the other side makes the holder give way.
+    let holder = a.try_lock("lock-suite-3").await.expect("free");
+    let gave_way = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(10), holder.preempted())
+            .await
+            .expect("the holder is asked to give way");
+        drop(holder);
+    });
+    let taken = b
+        .lock_preempting("lock-suite-3", Duration::from_secs(10))
+        .await;
+    assert!(taken.is_some(), "the preempting side gets the lock");
+    gave_way.await.unwrap();
+}
+
+fn s3_store(s3: &S3, bucket: &str) -> S3BlobStore {
+    let url = s3.bucket(bucket);
+    S3BlobStore::with_keys(
+        &S3Location::parse(&url).unwrap(),
+        PART,
+        S3_ACCESS_KEY,
+        S3_SECRET_KEY,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn embedded_stores_conform() {
+    let dir = tempfile::tempdir().unwrap();
+    blob_suite(&FsBlobStore::new(dir.path(), true).unwrap()).await;
+    let db = SqlStore::open_sqlite(&dir.path().join("records.db"), true)
+        .await
+        .unwrap();
+    record_suite(&db).await;
+    let db = Arc::new(db);
+    event_order_suite(&[db.clone(), db]).await;
+    let locker = LocalLocker::new();
+    lock_suite(&locker, &locker, false).await;
+}
+
+#[tokio::test]
+async fn distributed_stores_conform() {
+    let pg = Postgres::start();
+    let s3 = S3::start();
+    let store = s3_store(&s3, "blobs");
+    store.check().await.unwrap();
+    blob_suite(&store).await;
+    // Every abandoned or finished blob left nothing behind but what the
+    // S3 server keeps of its own.
+    let left: Vec<_> = s3
+        .files("blobs")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains(".s3s"))
+        .collect();
+    assert!(left.is_empty(), "left behind in the bucket: {left:?}");
+
+    let db = SqlStore::open(&pg.database("records"), true).await.unwrap();
+    record_suite(&db).await;
+    let url = pg.database("events");
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(Arc::new(SqlStore::open(&url, true).await.unwrap()));
+    }
+    event_order_suite(&stores).await;
+
+    let url = pg.database("locks");
+    let events = |s: Arc<SqlStore>| async move {
+        ferry::upload::Events::new(s, Duration::from_millis(1), Duration::from_secs(60))
+            .await
+            .unwrap()
+    };
+    let a = ferry::upload::pg::PgLocker::connect(&url, 8).await.unwrap();
+    let b = ferry::upload::pg::PgLocker::connect(&url, 8).await.unwrap();
+    let store = Arc::new(SqlStore::open(&url, true).await.unwrap());
+    ferry::upload::pg::spawn_listener(url.clone(), a.clone(), events(store.clone()).await);
+    ferry::upload::pg::spawn_listener(url.clone(), b.clone(), events(store).await);
+    tokio::time::sleep(Duration::from_millis(300)).await; // listeners connect
+    lock_suite(&a, &b, true).await;
+}
+
+/// The whole service over HTTP: uneven PATCHes across part boundaries, an
+/// interrupted PATCH that keeps what arrived, instant upload, concatenation,
+/// ranged download, deletion and expiry.
+async fn service_suite(app: &TestApp) {
+    let token = "Bearer service-suite";
+    let auth = ("authorization", token);
+    let data = bytes(2 * PART + 12_345, 11);
+    let sha = sha256_hex(&data);
+    let meta = format!(
+        "filename {},sha256 {}",
+        common::b64(b"big.bin"),
+        common::b64(sha.as_bytes())
+    );
+    let path = app
+        .create(
+            data.len() as u64,
+            &[auth, ("upload-metadata", meta.as_str())],
+        )
+        .await;
+
+    let mut offset = 0usize;
+    for (i, size) in [1usize, 777_777, PART, 3 * 1024 * 1024].iter().enumerate() {
+        let end = (offset + size).min(data.len());
+        let a = app
+            .patch(&path, offset as u64, data[offset..end].to_vec(), &[auth])
+            .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "PATCH {i}: {:?}", a.body);
+        offset = end;
+        assert_eq!(app.offset(&path).await, offset as u64);
+    }
+
+    // A PATCH whose connection breaks after 1 MiB: that MiB is kept.
+    let kept = 1024 * 1024;
+    let first = Bytes::copy_from_slice(&data[offset..offset + kept]);
+    let body = futures_util::stream::iter(vec![
+        Ok::<_, std::io::Error>(first),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "cut",
+        )),
+    ]);
+    let off = offset.to_string();
+    let a = app
+        .call(
+            "PATCH",
+            &path,
+            &[TUS, OCTET, auth, ("upload-offset", off.as_str())],
+            Body::from_stream(body),
+        )
+        .await;
+    assert!(a.status.is_client_error() || a.status.is_server_error());
+    offset += kept;
+    assert_eq!(
+        app.offset(&path).await,
+        offset as u64,
+        "the bytes before the break were kept"
+    );
+
+    let a = app
+        .patch(&path, offset as u64, data[offset..].to_vec(), &[auth])
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    let got = app.download(&path).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(sha256_hex(&got.body), sha, "byte-identical");
+    assert_eq!(got.header("etag"), Some(format!("\"{sha}\"").as_str()));
+    let ranged = app
+        .call(
+            "GET",
+            &path,
+            &[("range", "bytes=5242870-5242889")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(ranged.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&ranged.body[..], &data[5_242_870..5_242_890]);
+
+    // Instant upload: the same owner and bytes, complete at once.
+    let twin = app
+        .create(
+            data.len() as u64,
+            &[auth, ("upload-metadata", meta.as_str())],
+        )
+        .await;
+    assert_eq!(app.offset(&twin).await, data.len() as u64);
+    let a = app.call("DELETE", &path, &[TUS, auth], Body::empty()).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let got = app.download(&twin).await;
+    assert_eq!(
+        sha256_hex(&got.body),
+        sha,
+        "the twin keeps the shared bytes"
+    );
+
+    // Concatenation of two partial uploads.
+    let (p1, p2) = (bytes(PART + 1, 1), bytes(4321, 2));
+    let mut parts = Vec::new();
+    for part in [&p1, &p2] {
+        let u = app
+            .create(part.len() as u64, &[auth, ("upload-concat", "partial")])
+            .await;
+        let a = app.patch(&u, 0, part.to_vec(), &[auth]).await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+        parts.push(u);
+    }
+    let concat = format!("final;{} {}", parts[0], parts[1]);
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[TUS, auth, ("upload-concat", concat.as_str())],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let got = app.download(&a.location()).await;
+    assert_eq!(got.body.len(), p1.len() + p2.len());
+    assert_eq!(&got.body[..p1.len()], &p1[..]);
+    assert_eq!(&got.body[p1.len()..], &p2[..]);
+
+    // Deferred length, declared by the last PATCH.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[TUS, auth, ("upload-defer-length", "1")],
+            Body::empty(),
+        )
+        .await;
+    let deferred = a.location();
+    let tail = bytes(PART + 99, 5);
+    let a = app.patch(&deferred, 0, tail[..100].to_vec(), &[auth]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let len = tail.len().to_string();
+    let a = app
+        .patch(
+            &deferred,
+            100,
+            tail[100..].to_vec(),
+            &[auth, ("upload-length", len.as_str())],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    assert_eq!(
+        sha256_hex(&app.download(&deferred).await.body),
+        sha256_hex(&tail)
+    );
+
+    // Expiry: an abandoned upload's bytes go, and it answers 410.
+    let left = app.create(PART as u64 * 3, &[auth]).await;
+    let a = app.patch(&left, 0, bytes(PART + 5, 9), &[auth]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(3_300)).await;
+    let expired = app.state.uploads.sweep_expired().await.unwrap();
+    assert!(expired >= 1);
+    let a = app.call("HEAD", &left, &[TUS], Body::empty()).await;
+    assert_eq!(a.status, StatusCode::GONE);
+}
+
+fn short_expiry(c: &mut Config) {
+    c.expire_after = Duration::from_secs(3);
+}
+
+#[tokio::test]
+async fn embedded_service_conforms() {
+    let app = TestApp::with(short_expiry).await;
+    service_suite(&app).await;
+}
+
+#[tokio::test]
+async fn distributed_service_conforms() {
+    let pg = Postgres::start();
+    let s3 = S3::start();
+    // The process's S3 credentials, as an operator would set them.
+    std::env::set_var("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY);
+    let database = pg.database("service");
+    let storage = s3.bucket("service");
+    let app = TestApp::with(|c| {
+        short_expiry(c);
+        c.database = Some(database.parse().unwrap());
+        c.storage = Some(storage);
+        c.s3_part_size = PART as u64;
+    })
+    .await;
+    service_suite(&app).await;
+    drop(app);
+    let left: Vec<_> = s3
+        .files("service")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains(".s3s"))
+        .collect();
+    // What remains: the finished uploads' objects, nothing else (no tails,
+    // no parts of the expired or deleted uploads).
+    assert!(
+        left.iter().all(|p| !p.to_string_lossy().contains(".tail")),
+        "tail objects left behind: {left:?}"
+    );
+    assert_eq!(
+        left.len(),
+        5,
+        "twin (shared), 2 partials, final, deferred: {left:?}"
+    );
+}
