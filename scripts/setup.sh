@@ -4,8 +4,11 @@
 #
 #   scripts/setup.sh build   what `make run` needs: the wasm32 target,
 #                            cargo-leptos, wasm-bindgen, wasm-opt
-#   scripts/setup.sh test    all of that, plus Chromium, Playwright and the
-#                            third-party tus clients (tus-js-client, tuspy)
+#   scripts/setup.sh test    all of that, plus Chromium, Playwright, the
+#                            third-party tus clients (tus-js-client, tuspy),
+#                            and the engines of the scale-out tests: a
+#                            PostgreSQL server (Debian) and an S3-compatible
+#                            server (s3s-fs from crates.io, into .tools)
 #
 # Cargo tools go to cargo's usual bin folder (~/.cargo/bin); npm packages to
 # node_modules folders inside the project, which git ignores.
@@ -74,6 +77,24 @@ ensure_chromium() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 }
 
+# The scale-out tests start their own PostgreSQL server from Debian's
+# binaries (initdb into a temporary folder); nothing runs as a service.
+ensure_postgres() {
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && return
+    step "installing PostgreSQL from Debian"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+}
+
+# An S3-compatible server for the scale-out tests and the S3 benchmark row.
+# 0.14.1: later releases need rustc 1.96.
+S3S_FS_VERSION=0.14.1
+ensure_s3s_fs() {
+    [ "$(.tools/bin/s3s-fs --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ] && return
+    step "installing s3s-fs $S3S_FS_VERSION into .tools (about 2 minutes)"
+    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root .tools
+}
+
 # The tus servers the benchmark compares with: @tus/server (npm) and
 # rustus (cargo, into bench/.tools, which git ignores).
 ensure_bench_peers() {
@@ -99,6 +120,8 @@ test)
     ensure_npm end2end
     ensure_npm tests/interop
     ensure_venv
+    ensure_postgres
+    ensure_s3s_fs
     ;;
 bench)
     ensure_bench_peers

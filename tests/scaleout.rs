@@ -77,7 +77,13 @@ fn create(server: &Server, length: usize) -> String {
 
 /// A PATCH on a raw socket that sends `send` bytes of its body and then
 /// hangs, as a client on a dead network does.
-fn hanging_patch(server: &Server, path: &str, data: &[u8], offset: usize, send: usize) -> TcpStream {
+fn hanging_patch(
+    server: &Server,
+    path: &str,
+    data: &[u8],
+    offset: usize,
+    send: usize,
+) -> TcpStream {
     let mut s = TcpStream::connect(server.addr()).unwrap();
     let head = format!(
         "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nAuthorization: {TOKEN}\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n\r\n",
@@ -143,9 +149,11 @@ fn two_instances_one_upload_one_killed() {
     // (A's lock went with its database session), and nothing is lost.
     let before = offset;
     let _conn = hanging_patch(&a, &path, &content, offset, 3 * MIB);
-    wait_for("A checkpoints part of the hanging PATCH", Duration::from_secs(20), || {
-        head_offset(&b, &path) >= (before + 2 * MIB) as u64
-    });
+    wait_for(
+        "A checkpoints part of the hanging PATCH",
+        Duration::from_secs(20),
+        || head_offset(&b, &path) >= (before + 2 * MIB) as u64,
+    );
     a.kill9();
     let resumed = head_offset(&b, &path) as usize;
     assert!(
@@ -176,7 +184,12 @@ fn two_instances_one_upload_one_killed() {
         assert_eq!(got.status(), 200);
         let body = got.bytes().unwrap();
         assert_eq!(body.len(), size);
-        assert_eq!(sha256_hex(&body), sha256_hex(&content), "byte-identical on {}", server.base);
+        assert_eq!(
+            sha256_hex(&body),
+            sha256_hex(&content),
+            "byte-identical on {}",
+            server.base
+        );
     }
     let ranged = Client::new()
         .get(b.url(&path))
@@ -184,7 +197,10 @@ fn two_instances_one_upload_one_killed() {
         .send()
         .unwrap();
     assert_eq!(ranged.status(), 206);
-    assert_eq!(&ranged.bytes().unwrap()[..], &content[10_485_750..10_485_770]);
+    assert_eq!(
+        &ranged.bytes().unwrap()[..],
+        &content[10_485_750..10_485_770]
+    );
 
     // Shared events: B lists what happened through A, in order.
     let page = events(&b, 0, 1);
@@ -232,14 +248,22 @@ fn two_instances_one_upload_one_killed() {
     let data2 = bytes(2 * MIB, 3);
     let _held = hanging_patch(&a, &second, &data2, 0, MIB / 2);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(patch(&b, &second, 0, &data2[..MIB]), 423, "locked across instances");
+    assert_eq!(
+        patch(&b, &second, 0, &data2[..MIB]),
+        423,
+        "locked across instances"
+    );
     let deleted = Client::new()
         .delete(b.url(&second))
         .header("tus-resumable", "1.0.0")
         .header("authorization", TOKEN)
         .send()
         .unwrap();
-    assert_eq!(deleted.status(), 204, "a DELETE makes the other instance's writer give way");
+    assert_eq!(
+        deleted.status(),
+        204,
+        "a DELETE makes the other instance's writer give way"
+    );
     for server in [&a, &b] {
         let gone = Client::new()
             .head(server.url(&second))

@@ -203,13 +203,11 @@ async fn listen(url: &str, locker: &PgLocker, events: &Events) -> sqlx::Result<(
     loop {
         let note = listener.recv().await?;
         match note.channel() {
-            PREEMPT_CHANNEL => {
-                if locker.local.preempt(note.payload()) {
-                    tracing::info!(
-                        id = note.payload(),
-                        "another instance asked this one to stop writing"
-                    );
-                }
+            PREEMPT_CHANNEL if locker.local.preempt(note.payload()) => {
+                tracing::info!(
+                    id = note.payload(),
+                    "another instance asked this one to stop writing"
+                );
             }
             EVENTS_CHANNEL => events.nudge(),
             _ => {}
