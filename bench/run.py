@@ -27,6 +27,7 @@ CLIENT = BENCH / "target/release/client"
 RECEIVER = BENCH / "target/release/receiver"
 FERRY = ROOT / "target/release/ferry"
 RUSTUS = BENCH / ".tools/bin/rustus"
+S3S_FS = ROOT / ".tools/bin/s3s-fs"
 NODE_SERVER = BENCH / "peers/tus-node-server.mjs"
 
 MIB = 1024 * 1024
@@ -59,6 +60,52 @@ def wait_port(port, proc, limit=30):
     raise RuntimeError("server did not start")
 
 
+def pg_bin():
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not versions:
+        raise RuntimeError("no PostgreSQL server: run scripts/setup.sh test")
+    return versions[-1].parent
+
+
+def as_postgres(cmd):
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def start_postgres(folder):
+    """A PostgreSQL server of its own over `folder`; answers (process, URL)."""
+    folder.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    data = folder / "data"
+    subprocess.run(as_postgres([str(pg_bin() / "initdb"), "-D", str(data), "-U", "ferry", "-A", "trust",
+                                "-E", "UTF8", "--no-sync"]), check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    # Durable like a production database: fsync stays on.
+    proc = subprocess.Popen(as_postgres([str(pg_bin() / "postgres"), "-D", str(data), "-p", str(port),
+                                         "-k", str(folder), "-c", "listen_addresses=127.0.0.1"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    for _ in range(100):
+        if subprocess.run([str(pg_bin() / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "ferry", "ferry"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            return proc, f"postgres://ferry@127.0.0.1:{port}/ferry"
+        time.sleep(0.1)
+    raise RuntimeError("PostgreSQL did not start")
+
+
+def start_s3(folder):
+    """s3s-fs over `folder` with a bucket `bench`; answers (process, endpoint)."""
+    if not S3S_FS.exists():
+        raise RuntimeError("no s3s-fs: run scripts/setup.sh test")
+    (folder / "bench").mkdir(parents=True)
+    port = free_port()
+    proc = subprocess.Popen([str(S3S_FS), "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench",
+                             "--secret-key", "bench-secret", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def peak_rss_mib(pid):
     """The process's peak resident memory (VmHWM), in MiB."""
     try:
@@ -79,11 +126,22 @@ class Server:
         self.dir = WORK / f"{name}-{self.port}"
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
+        self.services = []
+        env = None
         if name == "ferry":
             cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn"]
         elif name == "ferry-no-fsync":
             cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
                    "--fsync", "never"]
+        elif name == "ferry-s3":
+            # Several-instance mode: records in PostgreSQL, bytes in S3
+            # (s3s-fs, itself writing files on this machine's disk).
+            pg, database = start_postgres(self.dir / "pg")
+            s3, endpoint = start_s3(self.dir / "s3")
+            self.services = [pg, s3]
+            env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret"}
+            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir / "data"),
+                   "--log", "warn", "--database", database, "--storage", f"s3://bench?endpoint={endpoint}"]
         elif name == "tus-node":
             cmd = ["node", str(NODE_SERVER), str(self.port), str(self.dir)]
         elif name == "rustus":
@@ -93,7 +151,7 @@ class Server:
             cmd = [str(RECEIVER), f"127.0.0.1:{self.port}", str(self.dir)]
         else:
             raise ValueError(name)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         wait_port(self.port, self.proc)
 
     @property
@@ -101,6 +159,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def clean(self):
+        if self.name == "ferry-s3":
+            bucket = self.dir / "s3" / "bench"
+            shutil.rmtree(bucket)
+            bucket.mkdir()
+            return
         for p in self.dir.iterdir():
             if p.is_dir() and self.name.startswith("ferry") and p.name == "blobs":
                 shutil.rmtree(p)
@@ -112,6 +175,9 @@ class Server:
         rss = peak_rss_mib(self.proc.pid)
         self.proc.kill()
         self.proc.wait()
+        for service in self.services:
+            service.terminate()
+            service.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
         return rss
 
@@ -202,6 +268,11 @@ def main():
             r = measure(name, RUNS, one)
             row("many", name, 4, r, p50_ms=1000 * statistics.median(many["p50"]),
                 p99_ms=1000 * statistics.median(many["p99"]), errors=sum(many["errors"]))
+    if wanted("s3"):
+        # The scale-out path: the same single upload into S3 + PostgreSQL.
+        for chunk in CHUNKS:
+            r = measure("ferry-s3", RUNS, lambda s: mbps(client("tus", s.base, SIZE, chunk * MIB)))
+            row("s3", "ferry-s3", chunk, r)
     if wanted("integrity"):
         for flag in ["", "sha256"]:
             r = measure("ferry", RUNS, lambda s: mbps(client("tus", s.base, SIZE, 8 * MIB, flag)))
@@ -249,7 +320,7 @@ def render_table(results):
 def render_chart(results):
     rows = [r for r in results["rows"] if r["scenario"] == "single"]
     servers = sorted({r["server"] for r in rows}, key=lambda s: (s != "ferry", s))
-    colors = {"ferry": "#2457d6", "ferry-no-fsync": "#8fa8e8", "tus-node": "#e0a030", "rustus": "#b04040"}
+    colors = {"ferry": "#2457d6", "ferry-no-fsync": "#8fa8e8", "ferry-s3": "#50a070", "tus-node": "#e0a030", "rustus": "#b04040"}
     top_ratio = max([1.0] + [r["ratio"] for r in rows]) * 1.1
     width, height, left, top, bottom = 640, 340, 50, 40, 45
     plot_h = height - top - bottom

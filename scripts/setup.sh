@@ -125,6 +125,8 @@ test)
     ;;
 bench)
     ensure_bench_peers
+    ensure_postgres
+    ensure_s3s_fs
     ;;
 *)
     echo "usage: $0 build|test|bench" >&2

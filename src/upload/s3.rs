@@ -91,6 +91,45 @@ pub struct S3BlobStore {
     store: Arc<AmazonS3>,
     prefix: String,
     part_size: usize,
+    tails: Arc<TailCache>,
+}
+
+/// The tails this instance stored last, by name (names are random and
+/// never reused, so an entry is never stale): when an upload's next request
+/// lands on the same instance, its tail is not read back from S3.
+#[derive(Debug, Default)]
+struct TailCache {
+    entries: std::sync::Mutex<std::collections::VecDeque<(String, Bytes)>>,
+}
+
+/// At most this much is kept in the tail cache.
+const TAIL_CACHE_BYTES: usize = 32 << 20;
+
+impl TailCache {
+    fn put(&self, name: &str, bytes: Bytes) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.push_back((name.to_string(), bytes));
+        let mut total: usize = entries.iter().map(|(_, b)| b.len()).sum();
+        while total > TAIL_CACHE_BYTES {
+            match entries.pop_front() {
+                Some((_, b)) => total -= b.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<Bytes> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn forget(&self, name: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|(n, _)| n != name);
+    }
 }
 
 /// What the store records of an unfinished blob.
@@ -193,6 +232,7 @@ impl S3BlobStore {
             store: Arc::new(store),
             prefix: location.prefix.clone(),
             part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
+            tails: Arc::default(),
         })
     }
 
@@ -303,14 +343,17 @@ impl BlobStore for S3BlobStore {
         if let Some((name, size)) = &state.tail {
             let keep = (offset - parts_len) as usize;
             if keep > 0 {
-                let tail = self
-                    .store
-                    .get(&self.tail(key, name))
-                    .await
-                    .map_err(|e| other("reading the stored tail", e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| other("reading the stored tail", e))?;
+                let tail = match self.tails.get(name) {
+                    Some(cached) => cached,
+                    None => self
+                        .store
+                        .get(&self.tail(key, name))
+                        .await
+                        .map_err(|e| other("reading the stored tail", e))?
+                        .bytes()
+                        .await
+                        .map_err(|e| other("reading the stored tail", e))?,
+                };
                 if (tail.len() as u64) < *size || tail.len() < keep {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -506,6 +549,7 @@ impl BlobWriter for S3BlobWriter {
                             .map_err(|e| other("completing a multipart upload", e))?;
                     }
                 }
+                self.working.tail = None;
                 self.finished = true;
                 return Ok(());
             }
@@ -517,9 +561,13 @@ impl BlobWriter for S3BlobWriter {
                     let bytes = Bytes::copy_from_slice(&self.buf);
                     self.store
                         .store
-                        .put(&self.store.tail(&self.key, &name), PutPayload::from(bytes))
+                        .put(
+                            &self.store.tail(&self.key, &name),
+                            PutPayload::from(bytes.clone()),
+                        )
                         .await
                         .map_err(|e| other("storing the tail", e))?;
+                    self.store.tails.put(&name, bytes);
                     Some((name, self.buf.len() as u64))
                 };
                 self.working.tail = tail;
@@ -577,10 +625,13 @@ impl BlobWriter for S3BlobWriter {
 
     async fn settle(&mut self) -> io::Result<()> {
         if self.finished {
-            self.garbage.clear();
+            for name in std::mem::take(&mut self.garbage) {
+                self.store.tails.forget(&name);
+            }
             return self.store.delete_tails(&self.key).await;
         }
         for name in std::mem::take(&mut self.garbage) {
+            self.store.tails.forget(&name);
             ignore_missing(
                 self.store
                     .store

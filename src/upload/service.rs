@@ -790,6 +790,17 @@ impl UploadService {
             let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
                 continue; // being written right now, so not abandoned
             };
+            // Read again under the lock: a request (or another instance's
+            // sweep) may have changed it since the listing.
+            match self.meta.get(&record.id).await? {
+                Some(now_stored)
+                    if now_stored.state == UploadState::Active
+                        && now_stored.expires_at.is_some_and(|t| t <= now) =>
+                {
+                    record = now_stored;
+                }
+                _ => continue,
+            }
             let blob_state = record.blob_state.take();
             record.state = UploadState::Expired;
             record.hash_state = None;
