@@ -29,6 +29,8 @@ FERRY = ROOT / "target/release/ferry"
 RUSTUS = BENCH / ".tools/bin/rustus"
 S3S_FS = ROOT / ".tools/bin/s3s-fs"
 NODE_SERVER = BENCH / "peers/tus-node-server.mjs"
+BROWSER = BENCH / "browser.mjs"
+SITE = ROOT / "target/site"
 
 MIB = 1024 * 1024
 RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "3"))
@@ -129,7 +131,8 @@ class Server:
         self.services = []
         env = None
         if name == "ferry":
-            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn"]
+            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
+                   "--site-root", str(SITE)]
         elif name == "ferry-no-fsync":
             cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
                    "--fsync", "never"]
@@ -273,6 +276,29 @@ def main():
         for chunk in CHUNKS:
             r = measure("ferry-s3", RUNS, lambda s: mbps(client("tus", s.base, SIZE, chunk * MIB)))
             row("s3", "ferry-s3", chunk, r)
+    if wanted("browser"):
+        # The real page in headless Chromium against the benchmark client,
+        # the same 256 MiB in 8 MiB PATCHes to the same server.
+        size = min(SIZE, 256 * MIB)
+        source = WORK / "browser-source.bin"
+        client("dump", source, size)
+
+        def page(hash_mode):
+            def one(s):
+                out = subprocess.run(["node", str(BROWSER), s.base, str(source), "8", hash_mode],
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise RuntimeError(f"browser: {out.stderr.strip()[-500:]}")
+                return mbps(json.loads(out.stdout.strip().splitlines()[-1]))
+            return one
+
+        by_client = measure("ferry", RUNS, lambda s: mbps(client("tus", s.base, size, 8 * MIB)))
+        row("browser", "ferry client", 8, by_client)
+        for mode, label in [("nohash", "ferry page"), ("hash", "ferry page +sha256")]:
+            r = measure("ferry", RUNS, page(mode))
+            row("browser", label, 8, r,
+                notes=f"{size // MIB} MiB; {r['median'] / by_client['median']:.2f} of the client")
+        source.unlink()
     if wanted("integrity"):
         for flag in ["", "sha256"]:
             r = measure("ferry", RUNS, lambda s: mbps(client("tus", s.base, SIZE, 8 * MIB, flag)))
@@ -300,7 +326,7 @@ def render_table(results):
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in results["rows"]:
-        notes = ""
+        notes = r.get("notes", "")
         if r["scenario"] == "many":
             notes = f"64 x 16 MiB; PATCH p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms; errors {r['errors']}"
         rss = r.get("rss_mib")
@@ -309,6 +335,11 @@ def render_table(results):
             f"{r['median']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['ratio']:.2f} | "
             f"{'' if rss is None else f'{rss:.0f}'} | {notes} |"
         )
+    s3 = [r for r in results["rows"] if r["scenario"] == "s3"]
+    if s3:
+        lines.append("")
+        lines.append("s3: Ferry in several-instance mode (records in PostgreSQL with fsync on, bytes in "
+                     "s3s-fs, an S3 server writing files on the same disk), one instance, the same client.")
     single = [r for r in results["rows"] if r["scenario"] == "integrity"]
     if len(single) == 2:
         lines.append("")
@@ -318,7 +349,7 @@ def render_table(results):
 
 
 def render_chart(results):
-    rows = [r for r in results["rows"] if r["scenario"] == "single"]
+    rows = [r for r in results["rows"] if r["scenario"] in ("single", "s3")]
     servers = sorted({r["server"] for r in rows}, key=lambda s: (s != "ferry", s))
     colors = {"ferry": "#2457d6", "ferry-no-fsync": "#8fa8e8", "ferry-s3": "#50a070", "tus-node": "#e0a030", "rustus": "#b04040"}
     top_ratio = max([1.0] + [r["ratio"] for r in rows]) * 1.1
