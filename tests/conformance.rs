@@ -568,6 +568,27 @@ async fn service_suite(app: &TestApp) {
         sha256_hex(&tail)
     );
 
+    // A last PATCH that ends exactly on a checkpoint: one completion.
+    let exact = bytes(2 * 1024 * 1024, 6);
+    let u = app.create(exact.len() as u64, &[auth]).await;
+    let a = app.patch(&u, 0, exact.clone(), &[auth]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    assert_eq!(sha256_hex(&app.download(&u).await.body), sha256_hex(&exact));
+    let owner = Owner::token("service-suite");
+    let completions = app
+        .state
+        .uploads
+        .events()
+        .after(&owner, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| u.ends_with(&e.upload.id) && e.kind == "upload.completed")
+        .count();
+    assert_eq!(completions, 1);
+    let a = app.call("DELETE", &u, &[TUS, auth], Body::empty()).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+
     // Expiry: an abandoned upload's bytes go, and it answers 410.
     let left = app.create(PART as u64 * 3, &[auth]).await;
     let a = app.patch(&left, 0, bytes(PART + 5, 9), &[auth]).await;
@@ -579,8 +600,11 @@ async fn service_suite(app: &TestApp) {
     assert_eq!(a.status, StatusCode::GONE);
 }
 
+/// Expiry within the test's time, and checkpoints every MiB (so long
+/// PATCHes commit, and store tails, several times).
 fn short_expiry(c: &mut Config) {
     c.expire_after = Duration::from_secs(3);
+    c.checkpoint_every = 1024 * 1024;
 }
 
 #[tokio::test]

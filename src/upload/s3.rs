@@ -517,6 +517,9 @@ impl BlobWriter for S3BlobWriter {
 
     async fn commit(&mut self, _durable: bool, last: bool) -> io::Result<u64> {
         // A successful S3 PUT is durable: `durable` asks nothing more.
+        if self.finished && self.buf.is_empty() {
+            return Ok(self.committed);
+        }
         self.check()?;
         let length = self.working.parts_len() + self.buf.len() as u64;
         let result = async {

@@ -599,6 +599,10 @@ impl UploadService {
                 if req.length_at_end && record.length.is_none() {
                     record.length = Some(position);
                 }
+                if record.is_complete() && record.offset == position {
+                    // The last checkpoint finished the upload already.
+                    return Ok(());
+                }
                 self.commit(record, writer, &hasher, position, hook).await
             }
             End::Broken(err) => {
