@@ -1,3 +1,4 @@
+#![cfg(feature = "ssr")]
 //! Conformance of the storage seams: the same suites run against the
 //! embedded implementations (local disk, SQLite, in-process locks) and the
 //! distributed ones (S3 through a real s3s-fs server, PostgreSQL through a
