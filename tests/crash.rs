@@ -7,7 +7,6 @@ mod common;
 
 use common::server::Server;
 use common::{bytes, sha256_hex};
-use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -27,21 +26,10 @@ fn head_offset(server: &Server, path: &str) -> u64 {
         .unwrap()
 }
 
-/// Starts a PATCH of `data[offset..]` on a raw socket and sends `send`
-/// bytes of it, then leaves the request hanging.
+/// Starts a PATCH that sends `send` bytes of `data[offset..]` and hangs,
+/// and lets the server take in what was sent.
 fn start_patch(server: &Server, path: &str, data: &[u8], offset: usize, send: usize) -> TcpStream {
-    let mut s = TcpStream::connect(server.addr()).unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n\r\n",
-        server.addr(),
-        data.len() - offset
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    for piece in data[offset..offset + send].chunks(256 * 1024) {
-        s.write_all(piece).unwrap();
-    }
-    s.flush().unwrap();
-    // Let the server take in what was sent.
+    let s = server.hanging_patch(path, &[], data, offset, send);
     std::thread::sleep(Duration::from_millis(300));
     s
 }

@@ -11,13 +11,12 @@ use common::server::Server;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
 use common::{bytes, sha256_hex};
 use reqwest::blocking::Client;
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const MIB: usize = 1024 * 1024;
 const TOKEN: &str = "Bearer scale-out";
+const AUTH_LINE: &str = "Authorization: Bearer scale-out";
 
 fn instance(dir: &Path, name: &str, database: &str, storage: &str) -> Server {
     Server::start(
@@ -75,29 +74,6 @@ fn create(server: &Server, length: usize) -> String {
     resp.headers()["location"].to_str().unwrap().to_string()
 }
 
-/// A PATCH on a raw socket that sends `send` bytes of its body and then
-/// hangs, as a client on a dead network does.
-fn hanging_patch(
-    server: &Server,
-    path: &str,
-    data: &[u8],
-    offset: usize,
-    send: usize,
-) -> TcpStream {
-    let mut s = TcpStream::connect(server.addr()).unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\nAuthorization: {TOKEN}\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n\r\n",
-        server.addr(),
-        data.len() - offset
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    for piece in data[offset..offset + send].chunks(256 * 1024) {
-        s.write_all(piece).unwrap();
-    }
-    s.flush().unwrap();
-    s
-}
-
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
@@ -148,7 +124,7 @@ fn two_instances_one_upload_one_killed() {
     // checkpointed before it died is kept, B carries on from there at once
     // (A's lock went with its database session), and nothing is lost.
     let before = offset;
-    let _conn = hanging_patch(&a, &path, &content, offset, 3 * MIB);
+    let _conn = a.hanging_patch(&path, &[AUTH_LINE], &content, offset, 3 * MIB);
     wait_for(
         "A checkpoints part of the hanging PATCH",
         Duration::from_secs(20),
@@ -246,7 +222,7 @@ fn two_instances_one_upload_one_killed() {
     // One writer per upload across instances: while A holds the upload,
     // B answers 423; a DELETE through B stops A's writer and removes it.
     let data2 = bytes(2 * MIB, 3);
-    let _held = hanging_patch(&a, &second, &data2, 0, MIB / 2);
+    let _held = a.hanging_patch(&second, &[AUTH_LINE], &data2, 0, MIB / 2);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         patch(&b, &second, 0, &data2[..MIB]),

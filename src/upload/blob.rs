@@ -100,17 +100,25 @@ impl FsBlobStore {
     }
 
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        let valid = key.len() >= 4
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "invalid blob key",
-            ));
-        }
+        check_key(key)?;
         Ok(self.root.join(&key[..2]).join(key))
+    }
+}
+
+/// Refuses any key but the server's own IDs (letters, digits, `-`, `_`,
+/// at least 4 characters), so no key can name a path or object of its own.
+pub(crate) fn check_key(key: &str) -> io::Result<()> {
+    let valid = key.len() >= 4
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid blob key",
+        ))
     }
 }
 

@@ -89,9 +89,7 @@ impl LocalLocker {
             })),
         })
     }
-}
 
-impl LocalLocker {
     /// Asks the holder of `key`'s lock, if any, to give way; answers
     /// whether there was one.
     pub fn preempt(&self, key: &str) -> bool {

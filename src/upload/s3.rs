@@ -19,7 +19,7 @@
 //! doubling every 1,000 after, so S3's 10,000-part limit allows more than
 //! 1,000 × part_size × 1,023 bytes.
 
-use super::blob::{BlobStore, BlobWriter, ByteStream};
+use super::blob::{check_key, BlobStore, BlobWriter, ByteStream};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
@@ -254,21 +254,6 @@ impl S3BlobStore {
         }
     }
 
-    fn valid(key: &str) -> io::Result<()> {
-        let valid = key.len() >= 4
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if valid {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "invalid blob key",
-            ))
-        }
-    }
-
     /// The folder of a blob's tail objects.
     fn tails(&self, key: &str) -> ObjectPath {
         self.object(&format!("{key}.tail"))
@@ -300,11 +285,11 @@ impl S3BlobStore {
 impl BlobStore for S3BlobStore {
     async fn create(&self, key: &str) -> io::Result<()> {
         // Nothing to do until bytes arrive.
-        Self::valid(key)
+        check_key(key)
     }
 
     async fn len(&self, key: &str, state: Option<&str>) -> io::Result<Option<u64>> {
-        Self::valid(key)?;
+        check_key(key)?;
         if state.is_some() {
             return Ok(Some(State::parse(state)?.len()));
         }
@@ -321,7 +306,7 @@ impl BlobStore for S3BlobStore {
         offset: u64,
         state: Option<&str>,
     ) -> io::Result<Box<dyn BlobWriter>> {
-        Self::valid(key)?;
+        check_key(key)?;
         let state = State::parse(state)?;
         if offset > state.len() {
             return Err(io::Error::new(
@@ -388,7 +373,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {
-        Self::valid(key)?;
+        check_key(key)?;
         if range.is_empty() {
             return Ok(Box::pin(futures_util::stream::empty()));
         }
@@ -407,7 +392,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()> {
-        Self::valid(key)?;
+        check_key(key)?;
         let state = State::parse(state)?;
         let path = self.object(key);
         if let Some(upload) = &state.upload {
@@ -517,9 +502,6 @@ impl BlobWriter for S3BlobWriter {
 
     async fn commit(&mut self, _durable: bool, last: bool) -> io::Result<u64> {
         // A successful S3 PUT is durable: `durable` asks nothing more.
-        if self.finished && self.buf.is_empty() {
-            return Ok(self.committed);
-        }
         self.check()?;
         let length = self.working.parts_len() + self.buf.len() as u64;
         let result = async {

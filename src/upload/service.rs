@@ -599,10 +599,6 @@ impl UploadService {
                 if req.length_at_end && record.length.is_none() {
                     record.length = Some(position);
                 }
-                if record.is_complete() && record.offset == position {
-                    // The last checkpoint finished the upload already.
-                    return Ok(());
-                }
                 self.commit(record, writer, &hasher, position, hook).await
             }
             End::Broken(err) => {
@@ -627,6 +623,11 @@ impl UploadService {
         position: u64,
         hook: Option<&CommitHook>,
     ) -> Result<()> {
+        if record.is_complete() && record.offset == position {
+            // A checkpoint finished the upload already (the body ended
+            // right at it): nothing is left to store or announce.
+            return Ok(());
+        }
         let last = record.length == Some(position);
         if let Err(e) = writer.commit(self.durable(), last).await {
             let _ = writer.discard().await;
@@ -637,7 +638,7 @@ impl UploadService {
         record.offset = position;
         record.updated_at = now;
         record.blob_state = writer.state();
-        if record.length == Some(position) {
+        if last {
             complete(record, hasher, now);
             tracing::info!(id = %record.id, length = position, sha256 = ?record.sha256, "upload complete");
         } else {

@@ -75,6 +75,34 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// Starts a PATCH of `data[offset..]` on a raw socket, with `headers`
+    /// (`"Name: value"` lines) besides the tus ones, sends `send` bytes of
+    /// the body and leaves the request hanging, as a client on a dead
+    /// network does.
+    pub fn hanging_patch(
+        &self,
+        path: &str,
+        headers: &[&str],
+        data: &[u8],
+        offset: usize,
+        send: usize,
+    ) -> std::net::TcpStream {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(self.addr()).unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        let head = format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n{extra}Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {}\r\n\r\n",
+            self.addr(),
+            data.len() - offset
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        for piece in data[offset..offset + send].chunks(256 * 1024) {
+            s.write_all(piece).unwrap();
+        }
+        s.flush().unwrap();
+        s
+    }
+
     /// Kills the server with SIGKILL: no chance to clean up.
     pub fn kill9(mut self) {
         let _ = self.child.kill(); // SIGKILL on Unix

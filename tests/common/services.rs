@@ -75,6 +75,7 @@ fn pg_bin_dir() -> PathBuf {
 pub struct Postgres {
     child: Child,
     _dir: tempfile::TempDir,
+    port: u16,
     pub url: String,
 }
 
@@ -158,6 +159,7 @@ impl Postgres {
         Postgres {
             child,
             _dir: dir,
+            port,
             url: format!("postgres://ferry@127.0.0.1:{port}/ferry"),
         }
     }
@@ -165,16 +167,9 @@ impl Postgres {
     /// A fresh, empty database on this server (one per test keeps tests
     /// independent).
     pub fn database(&self, name: &str) -> String {
-        let port = self
-            .url
-            .split(':')
-            .nth(2)
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap();
+        let port = self.port.to_string();
         let out = Command::new(pg_bin_dir().join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", port, "-U", "ferry", name])
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "ferry", name])
             .output()
             .unwrap();
         assert!(
