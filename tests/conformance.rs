@@ -44,7 +44,9 @@ async fn blob_suite(store: &dyn BlobStore) {
 
     // A first small commit: less than a part.
     let mut w = store.append_at(key, 0, None).await.unwrap();
-    w.write(&data[..1000]).await.unwrap();
+    w.write(Bytes::copy_from_slice(&data[..1000]))
+        .await
+        .unwrap();
     assert_eq!(w.commit(true, false).await.unwrap(), 1000);
     let state = w.state();
     w.settle().await.unwrap();
@@ -54,13 +56,15 @@ async fn blob_suite(store: &dyn BlobStore) {
     // Reopened from the recorded state, on "another instance": past a part.
     let mut w = store.append_at(key, 1000, state.as_deref()).await.unwrap();
     assert_eq!(w.committed(), 1000);
-    w.write(&data[1000..PART + 500]).await.unwrap();
+    w.write(Bytes::copy_from_slice(&data[1000..PART + 500]))
+        .await
+        .unwrap();
     assert_eq!(w.commit(true, false).await.unwrap(), (PART + 500) as u64);
     let state = w.state();
     w.settle().await.unwrap();
 
     // Bytes written and discarded count for nothing.
-    w.write(&bytes(PART + 10, 99)).await.unwrap();
+    w.write(bytes(PART + 10, 99).into()).await.unwrap();
     w.discard().await.unwrap();
     drop(w);
 
@@ -70,7 +74,7 @@ async fn blob_suite(store: &dyn BlobStore) {
         .append_at(key, (PART + 500) as u64, state.as_deref())
         .await
         .unwrap();
-    w.write(&bytes(PART, 42)).await.unwrap();
+    w.write(bytes(PART, 42).into()).await.unwrap();
     drop(w);
     // At least what was committed is stored (a file may hold more, which
     // the next writer drops).
@@ -81,7 +85,7 @@ async fn blob_suite(store: &dyn BlobStore) {
         .await
         .unwrap();
     for chunk in data[PART + 500..].chunks(300_007) {
-        w.write(chunk).await.unwrap();
+        w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
     }
     assert_eq!(w.commit(true, true).await.unwrap(), data.len() as u64);
     assert_eq!(w.state(), None, "a finished blob needs no state");
@@ -113,7 +117,7 @@ async fn blob_suite(store: &dyn BlobStore) {
         let small = bytes(size, 3);
         store.create(key).await.unwrap();
         let mut w = store.append_at(key, 0, None).await.unwrap();
-        w.write(&small).await.unwrap();
+        w.write(Bytes::copy_from_slice(&small)).await.unwrap();
         assert_eq!(w.commit(true, true).await.unwrap(), size as u64);
         w.settle().await.unwrap();
         assert_eq!(store.len(key, None).await.unwrap(), Some(size as u64));
@@ -125,7 +129,9 @@ async fn blob_suite(store: &dyn BlobStore) {
     let key = "BlobSuiteAbandoned01";
     store.create(key).await.unwrap();
     let mut w = store.append_at(key, 0, None).await.unwrap();
-    w.write(&data[..PART + 77]).await.unwrap();
+    w.write(Bytes::copy_from_slice(&data[..PART + 77]))
+        .await
+        .unwrap();
     w.commit(true, false).await.unwrap();
     let state = w.state();
     w.settle().await.unwrap();

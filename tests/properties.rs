@@ -135,7 +135,7 @@ proptest! {
                     Op::Write(n) => {
                         seed = seed.wrapping_add(1);
                         let data: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
-                        w.write(&data).await.unwrap();
+                        w.write(data.clone().into()).await.unwrap();
                         pending.extend_from_slice(&data);
                     }
                     Op::Commit => {

@@ -18,7 +18,10 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use tokio::sync::{oneshot, Semaphore};
 
 /// A stream of bytes read back from a blob.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -47,12 +50,12 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()>;
 }
 
-/// Appends to one blob. Bytes are buffered by `write`, and count only once
-/// `commit` has returned.
+/// Appends to one blob. Bytes are queued or buffered by `write`, and count
+/// only once `commit` has returned.
 #[async_trait]
 pub trait BlobWriter: Send {
     /// Appends bytes.
-    async fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    async fn write(&mut self, data: Bytes) -> io::Result<()>;
     /// Stores everything written so far and, when `durable`, forces it to
     /// stable storage. `last` says no byte will follow: the blob is
     /// finished. Returns the blob's committed length.
@@ -80,12 +83,9 @@ pub struct FsBlobStore {
     root: Arc<PathBuf>,
     /// Whether directory entries are synced when files are created.
     durable: bool,
+    /// Bytes queued to writer threads and not yet written, over all writers.
+    queue: Arc<Semaphore>,
 }
-
-/// How much a writer gathers before handing it to the file: large enough
-/// that system calls are few, small enough that 64 uploads at once hold
-/// 16 MiB of buffers.
-const WRITE_BUFFER: usize = 256 * 1024;
 
 impl FsBlobStore {
     /// A store under `data_dir/blobs`; `durable` syncs directory entries
@@ -96,6 +96,7 @@ impl FsBlobStore {
         Ok(FsBlobStore {
             root: Arc::new(root),
             durable,
+            queue: Arc::new(Semaphore::new(STORE_QUEUE)),
         })
     }
 
@@ -166,26 +167,53 @@ impl BlobStore for FsBlobStore {
         _state: Option<&str>,
     ) -> io::Result<Box<dyn BlobWriter>> {
         let path = self.path(key)?;
-        let file = blocking(move || {
-            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            let len = file.metadata()?.len();
-            if len > offset {
-                file.set_len(offset)?;
-            } else if len < offset {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("blob holds {len} bytes, fewer than the offset {offset}"),
-                ));
+        let (ops, queue) = std::sync::mpsc::channel();
+        let pending = Arc::new(Semaphore::new(WRITER_QUEUE as usize));
+        let closed = Arc::new(AtomicBool::new(false));
+        let (opened_tx, opened) = oneshot::channel();
+        let early_writeback = self.durable;
+        let budgets = [pending.clone(), self.queue.clone()];
+        let thread_closed = closed.clone();
+        // The thread opens the file, then serves the writer until it is
+        // dropped (a pooled blocking thread, reused across requests).
+        tokio::task::spawn_blocking(move || {
+            let open = || {
+                let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                let len = file.metadata()?.len();
+                if len > offset {
+                    file.set_len(offset)?;
+                } else if len < offset {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("blob holds {len} bytes, fewer than the offset {offset}"),
+                    ));
+                }
+                Ok(file)
+            };
+            match open() {
+                Ok(file) => {
+                    let _ = opened_tx.send(Ok(()));
+                    let side = FileSide {
+                        file,
+                        at: offset,
+                        unsent: offset,
+                        early_writeback,
+                        error: None,
+                    };
+                    side.run(queue, budgets, thread_closed);
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
             }
-            Ok(file)
-        })
-        .await?;
+        });
+        opened.await.map_err(|_| thread_gone())??;
         Ok(Box::new(FsBlobWriter {
-            file: Some(file),
-            buf: Vec::with_capacity(WRITE_BUFFER),
-            flushed: offset,
+            ops,
+            pending,
+            shared: self.queue.clone(),
+            closed,
             committed: offset,
-            early_writeback: self.durable,
         }))
     }
 
@@ -211,19 +239,121 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Appends through a bounded buffer with positioned writes, so a failed or
-/// discarded write never moves a file cursor out of step.
+/// Appends through a writer thread, so that receiving and hashing the
+/// next bytes overlap with copying the last ones into the file: two cores
+/// work on one upload, as they do for a plain file copy. The request's task
+/// hands over the body's own buffers (no copy) and waits only when more
+/// than a bounded amount is still unwritten; commits and discards go down
+/// the same queue, so they see every byte queued before them.
+///
+/// Every writer ends with a commit or a discard, which waits for the
+/// thread; once dropped, the thread writes nothing more. So no stale write
+/// can land after the upload's lock is released.
 struct FsBlobWriter {
-    /// Taken while a blocking write runs.
-    file: Option<std::fs::File>,
-    buf: Vec<u8>,
-    /// Bytes in the file (written out, maybe not synced).
-    flushed: u64,
+    ops: std::sync::mpsc::Sender<Op>,
+    /// Bytes queued for this writer and not yet written.
+    pending: Arc<Semaphore>,
+    /// The store's bound on queued bytes over all writers.
+    shared: Arc<Semaphore>,
+    /// Set when the writer is dropped: the thread skips what is queued.
+    closed: Arc<AtomicBool>,
     /// Bytes the last commit covered.
     committed: u64,
-    /// Start writing flushed bytes to disk at once (when commits will sync),
-    /// so a commit's sync finds little left to do.
+}
+
+/// An answer from the writer thread: the file's length after the operation.
+type Reply = oneshot::Sender<io::Result<u64>>;
+
+/// Work for a writer thread, done in order.
+enum Op {
+    /// Bytes to append, with the permits they hold in both budgets.
+    Write(Bytes, u32),
+    /// Make everything before durable (when asked) and answer the length.
+    Commit(bool, Reply),
+    /// Drop everything after this length and answer it.
+    Truncate(u64, Reply),
+}
+
+/// Most bytes one writer may have queued: enough to keep its thread busy
+/// while the next bytes arrive.
+const WRITER_QUEUE: u32 = 4 << 20;
+
+/// Most bytes all writers of a store may have queued, so that memory stays
+/// bounded however many uploads run at once.
+const STORE_QUEUE: usize = 16 << 20;
+
+/// Writeback is started every this many bytes (when commits will sync).
+const WRITEBACK_EVERY: u64 = 256 * 1024;
+
+/// The writer thread's side: the file, where it is, and the first error
+/// since the last commit or truncate.
+struct FileSide {
+    file: std::fs::File,
+    at: u64,
+    /// Where the bytes not yet handed to writeback start.
+    unsent: u64,
     early_writeback: bool,
+    error: Option<io::Error>,
+}
+
+impl FileSide {
+    fn write(&mut self, data: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        if self.error.is_some() {
+            return;
+        }
+        match self.file.write_all_at(data, self.at) {
+            Ok(()) => {
+                self.at += data.len() as u64;
+                if self.early_writeback && self.at - self.unsent >= WRITEBACK_EVERY {
+                    start_writeback(&self.file, self.unsent, self.at - self.unsent);
+                    self.unsent = self.at;
+                }
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn commit(&mut self, durable: bool) -> io::Result<u64> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if durable {
+            self.file.sync_data()?;
+        }
+        Ok(self.at)
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<u64> {
+        self.error = None;
+        self.file.set_len(len)?;
+        self.at = len;
+        self.unsent = len;
+        Ok(len)
+    }
+
+    /// Serves the queue until the writer is dropped.
+    fn run(mut self, ops: Receiver<Op>, budgets: [Arc<Semaphore>; 2], closed: Arc<AtomicBool>) {
+        while let Ok(op) = ops.recv() {
+            match op {
+                Op::Write(data, permits) => {
+                    if !closed.load(Ordering::Acquire) {
+                        self.write(&data);
+                    }
+                    drop(data);
+                    for budget in &budgets {
+                        budget.add_permits(permits as usize);
+                    }
+                }
+                Op::Commit(durable, reply) => {
+                    let _ = reply.send(self.commit(durable));
+                }
+                Op::Truncate(len, reply) => {
+                    let _ = reply.send(self.truncate(len));
+                }
+            }
+        }
+    }
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` to disk,
@@ -231,7 +361,7 @@ struct FsBlobWriter {
 /// still in flight, instead of the request's whole body at once: receiving
 /// and writing to disk overlap, as they do for a plain file copy.
 #[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::unix::io::AsRawFd;
     // SAFETY: the descriptor is open for as long as `file` is borrowed;
     // sync_file_range reads nothing from our memory.
@@ -246,91 +376,58 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: usize) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File, _offset: u64, _len: usize) {}
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
+
+fn thread_gone() -> io::Error {
+    io::Error::other("the blob's writer thread stopped")
+}
 
 impl FsBlobWriter {
-    async fn flush_buf(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("writer is broken"))?;
-        let buf = std::mem::take(&mut self.buf);
-        let at = self.flushed;
-        let early_writeback = self.early_writeback;
-        let (file, mut buf, result) = tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let result = file.write_all_at(&buf, at);
-            if result.is_ok() && early_writeback {
-                start_writeback(&file, at, buf.len());
-            }
-            (file, buf, result)
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?;
-        self.file = Some(file);
-        if result.is_ok() {
-            self.flushed += buf.len() as u64;
-        }
-        buf.clear();
-        self.buf = buf;
-        result
+    /// Queues an operation that answers, and waits for the answer.
+    async fn ask(&mut self, op: impl FnOnce(Reply) -> Op) -> io::Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.ops.send(op(tx)).map_err(|_| thread_gone())?;
+        rx.await.map_err(|_| thread_gone())?
+    }
+}
+
+impl Drop for FsBlobWriter {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
     }
 }
 
 #[async_trait]
 impl BlobWriter for FsBlobWriter {
-    async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let room = WRITE_BUFFER - self.buf.len();
-            let take = room.min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buf.len() == WRITE_BUFFER {
-                self.flush_buf().await?;
-            }
+    async fn write(&mut self, data: Bytes) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // A chunk larger than the budget takes all of it.
+        let permits = u32::try_from(data.len())
+            .unwrap_or(u32::MAX)
+            .min(WRITER_QUEUE);
+        for budget in [&self.pending, &self.shared] {
+            budget
+                .acquire_many(permits)
+                .await
+                .map_err(|_| thread_gone())?
+                .forget();
+        }
+        self.ops
+            .send(Op::Write(data, permits))
+            .map_err(|_| thread_gone())
     }
 
     async fn commit(&mut self, durable: bool, _last: bool) -> io::Result<u64> {
-        self.flush_buf().await?;
-        if durable {
-            let file = self
-                .file
-                .take()
-                .ok_or_else(|| io::Error::other("writer is broken"))?;
-            let (file, result) = tokio::task::spawn_blocking(move || {
-                let r = file.sync_data();
-                (file, r)
-            })
-            .await
-            .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?;
-            self.file = Some(file);
-            result?;
-        }
-        self.committed = self.flushed;
-        Ok(self.committed)
+        let len = self.ask(|tx| Op::Commit(durable, tx)).await?;
+        self.committed = len;
+        Ok(len)
     }
 
     async fn discard(&mut self) -> io::Result<()> {
-        self.buf.clear();
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("writer is broken"))?;
         let len = self.committed;
-        let (file, result) = tokio::task::spawn_blocking(move || {
-            let r = file.set_len(len);
-            (file, r)
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?;
-        self.file = Some(file);
-        result?;
-        self.flushed = len;
+        self.ask(|tx| Op::Truncate(len, tx)).await?;
         Ok(())
     }
 
@@ -363,11 +460,11 @@ mod tests {
         store.create(key).await.unwrap();
         assert!(store.create(key).await.is_err(), "keys are never reused");
         let mut w = store.append_at(key, 0, None).await.unwrap();
-        w.write(b"hello ").await.unwrap();
+        w.write(Bytes::from_static(b"hello ")).await.unwrap();
         assert_eq!(w.commit(true, false).await.unwrap(), 6);
-        w.write(&vec![b'x'; WRITE_BUFFER + 10]).await.unwrap();
+        w.write(vec![b'x'; (5 << 20) + 10].into()).await.unwrap();
         w.discard().await.unwrap();
-        w.write(b"world").await.unwrap();
+        w.write(Bytes::from_static(b"world")).await.unwrap();
         assert_eq!(w.commit(false, false).await.unwrap(), 11);
         drop(w);
         assert_eq!(store.len(key, None).await.unwrap(), Some(11));

@@ -483,9 +483,9 @@ impl S3BlobWriter {
 
 #[async_trait]
 impl BlobWriter for S3BlobWriter {
-    async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    async fn write(&mut self, data: Bytes) -> io::Result<()> {
         self.check()?;
-        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(&data);
         self.dirty |= !data.is_empty();
         loop {
             let size = self.part_size(self.working.parts.len());

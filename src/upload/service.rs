@@ -322,7 +322,7 @@ impl UploadService {
                         let chunk = chunk.map_err(storage("reading a part"))?;
                         hasher.update(&chunk);
                         writer
-                            .write(&chunk)
+                            .write(chunk)
                             .await
                             .map_err(storage("writing a final upload"))?;
                     }
@@ -573,12 +573,13 @@ impl UploadService {
             if let Some(h) = chunk_hasher.as_mut() {
                 h.update(&chunk);
             }
-            if let Err(e) = writer.write(&chunk).await {
+            let len = chunk.len() as u64;
+            if let Err(e) = writer.write(chunk).await {
                 let _ = writer.discard().await;
                 return Err(Error::storage("writing upload bytes", e));
             }
-            position += chunk.len() as u64;
-            since_checkpoint += chunk.len() as u64;
+            position += len;
+            since_checkpoint += len;
             if checkpoints && since_checkpoint >= checkpoint_bytes {
                 self.commit(record, writer, &hasher, position, hook).await?;
                 since_checkpoint = 0;
