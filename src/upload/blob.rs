@@ -60,6 +60,12 @@ pub trait BlobWriter: Send {
     /// stable storage. `last` says no byte will follow: the blob is
     /// finished. Returns the blob's committed length.
     async fn commit(&mut self, durable: bool, last: bool) -> io::Result<u64>;
+    /// Forces what the last commit stored to stable storage, for a commit
+    /// made with `durable` false. Stores whose commits are durable anyway
+    /// have nothing to do.
+    async fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Drops everything written since the last commit (or since opening).
     async fn discard(&mut self) -> io::Result<()>;
     /// The committed length.
@@ -270,6 +276,8 @@ enum Op {
     Write(Bytes, u32),
     /// Make everything before durable (when asked) and answer the length.
     Commit(bool, Reply),
+    /// Make everything written durable and answer the length.
+    Sync(Reply),
     /// Drop everything after this length and answer it.
     Truncate(u64, Reply),
 }
@@ -348,6 +356,10 @@ impl FileSide {
                 Op::Commit(durable, reply) => {
                     let _ = reply.send(self.commit(durable));
                 }
+                Op::Sync(reply) => {
+                    let synced = self.file.sync_data().map(|()| self.at);
+                    let _ = reply.send(synced);
+                }
                 Op::Truncate(len, reply) => {
                     let _ = reply.send(self.truncate(len));
                 }
@@ -423,6 +435,11 @@ impl BlobWriter for FsBlobWriter {
         let len = self.ask(|tx| Op::Commit(durable, tx)).await?;
         self.committed = len;
         Ok(len)
+    }
+
+    async fn sync(&mut self) -> io::Result<()> {
+        self.ask(Op::Sync).await?;
+        Ok(())
     }
 
     async fn discard(&mut self) -> io::Result<()> {

@@ -630,11 +630,21 @@ impl UploadService {
             return Ok(());
         }
         let last = record.length == Some(position);
-        if let Err(e) = writer.commit(self.durable(), last).await {
+        // Store the bytes, then force them to disk while the record is
+        // written: the two syncs overlap (and the file system may fold them
+        // into one journal commit). Nothing is acknowledged before both are
+        // done. A crash between them can leave the record of an unfinished
+        // upload ahead of the bytes on disk, which opening the blob and the
+        // start-up check notice and reconcile (a file's length never covers
+        // bytes that were not written). The last commit syncs first: a
+        // finished upload is never recorded ahead of its bytes.
+        let overlap = self.durable() && !last;
+        if let Err(e) = writer.commit(self.durable() && last, last).await {
             let _ = writer.discard().await;
-            return Err(Error::storage("making upload bytes durable", e));
+            return Err(Error::storage("storing upload bytes", e));
         }
         debug_assert_eq!(writer.committed(), position);
+        let before = record.clone();
         let now = now_millis();
         record.offset = position;
         record.updated_at = now;
@@ -646,7 +656,25 @@ impl UploadService {
             record.hash_state = Some(hasher.to_bytes());
             record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
         }
-        self.meta.update(record).await?;
+        let sync = async {
+            match overlap {
+                true => writer.sync().await,
+                false => Ok(()),
+            }
+        };
+        let (synced, updated) = tokio::join!(sync, self.meta.update(record));
+        if let Err(e) = synced {
+            // The bytes may not be on disk: take the record back.
+            if updated.is_ok() {
+                if let Err(e) = self.meta.update(&before).await {
+                    tracing::error!(id = %record.id, "taking a record back after a failed sync: {e}");
+                }
+            }
+            *record = before;
+            let _ = writer.discard().await;
+            return Err(Error::storage("making upload bytes durable", e));
+        }
+        updated?;
         if let Err(e) = writer.settle().await {
             tracing::warn!(id = %record.id, "cleaning up after a commit: {e}");
         }
