@@ -1,26 +1,30 @@
-// One upload through Ferry's real page in headless Chromium, timed from
-// choosing the file to the page showing it done. Prints one JSON line:
-// {"bytes": N, "seconds": S}.
+// One upload from headless Chromium, timed from choosing the file to the
+// end. Prints one JSON line: {"bytes": N, "seconds": S}.
 //
-//   node bench/browser.mjs BASE_URL FILE [CHUNK_MIB] [hash|nohash]
+//   node bench/browser.mjs BASE_URL FILE [CHUNK_MIB] [hash|nohash|sink]
 //
-// `nohash` turns off the page's SHA-256 of small files before upload (the
-// instant-upload check), leaving the transfer alone. Playwright comes from
-// end2end/node_modules (scripts/setup.sh test installs it).
+// `hash` and `nohash` go through Ferry's real page, timed until it shows the
+// file done; `nohash` turns off the page's SHA-256 of small files before
+// upload (the instant-upload check), leaving the transfer alone. `sink`
+// measures the browser alone: against `bench/src/bin/sink.rs`, a page sends
+// the file in PATCHes of CHUNK_MIB, one `XMLHttpRequest` of a `Blob.slice`
+// after another (what Ferry's page does), to a server that drops the bytes.
+// Playwright comes from end2end/node_modules (scripts/setup.sh test installs
+// it).
 import { createRequire } from "node:module";
 import { statSync } from "node:fs";
 
 const require = createRequire(new URL("../end2end/package.json", import.meta.url));
 const { chromium } = require("@playwright/test");
 
-const [base, file, chunk = "8", hash = "hash"] = process.argv.slice(2);
+const [base, file, chunk = "8", mode = "hash"] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic"],
 });
-try {
-  const page = await browser.newPage();
+
+async function throughFerry(page) {
   await page.goto(base + "/");
   await page.waitForSelector('body[data-hydrated="true"]');
   const settings = page.locator("details.settings");
@@ -31,11 +35,37 @@ try {
     await input.dispatchEvent("change");
   };
   await set("setting-chunk", chunk);
-  if (hash === "nohash") await set("setting-instant", 0);
+  if (mode === "nohash") await set("setting-instant", 0);
   const started = performance.now();
   await page.setInputFiles("#file-input", file);
   await page.waitForSelector('[data-testid="file-row"][data-status="done"]', { timeout: 600_000 });
-  const seconds = (performance.now() - started) / 1000;
+  return (performance.now() - started) / 1000;
+}
+
+async function toSink(page) {
+  await page.goto(base + "/");
+  await page.setInputFiles("#f", file);
+  return page.evaluate(async (chunk) => {
+    const f = document.getElementById("f").files[0];
+    const started = performance.now();
+    for (let at = 0; at < f.size; at += chunk) {
+      await new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        xhr.open("PATCH", "/upload");
+        xhr.setRequestHeader("Content-Type", "application/offset+octet-stream");
+        xhr.upload.onprogress = () => {};
+        xhr.onload = () => (xhr.status === 204 ? resolve() : reject(new Error(`status ${xhr.status}`)));
+        xhr.onerror = () => reject(new Error("network error"));
+        xhr.send(f.slice(at, Math.min(f.size, at + chunk)));
+      });
+    }
+    return (performance.now() - started) / 1000;
+  }, Number(chunk) * 1024 * 1024);
+}
+
+try {
+  const page = await browser.newPage();
+  const seconds = mode === "sink" ? await toSink(page) : await throughFerry(page);
   console.log(JSON.stringify({ bytes: statSync(file).size, seconds }));
 } finally {
   await browser.close();

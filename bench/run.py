@@ -25,6 +25,7 @@ WORK = BENCH / "work"
 RESULTS = BENCH / "results"
 CLIENT = BENCH / "target/release/client"
 RECEIVER = BENCH / "target/release/receiver"
+SINK = BENCH / "target/release/sink"
 FERRY = ROOT / "target/release/ferry"
 RUSTUS = BENCH / ".tools/bin/rustus"
 S3S_FS = ROOT / ".tools/bin/s3s-fs"
@@ -150,6 +151,8 @@ class Server:
         elif name == "rustus":
             cmd = [str(RUSTUS), "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.dir),
                    "--url", "/files", "--max-body-size", str(128 * MIB), "--log-level", "ERROR"]
+        elif name == "sink":
+            cmd = [str(SINK), f"127.0.0.1:{self.port}"]
         elif name == "limit":
             cmd = [str(RECEIVER), f"127.0.0.1:{self.port}", str(self.dir)]
         else:
@@ -283,9 +286,9 @@ def main():
         source = WORK / "browser-source.bin"
         client("dump", source, size)
 
-        def page(hash_mode):
+        def page(mode):
             def one(s):
-                out = subprocess.run(["node", str(BROWSER), s.base, str(source), "8", hash_mode],
+                out = subprocess.run(["node", str(BROWSER), s.base, str(source), "8", mode],
                                      capture_output=True, text=True)
                 if out.returncode != 0:
                     raise RuntimeError(f"browser: {out.stderr.strip()[-500:]}")
@@ -298,6 +301,14 @@ def main():
             r = measure("ferry", RUNS, page(mode))
             row("browser", label, 8, r,
                 notes=f"{size // MIB} MiB; {r['median'] / by_client['median']:.2f} of the client")
+        # What the browser can send at all, whatever the server: the same
+        # requests from Chromium and from the client to a server that drops
+        # the bytes (bench/src/bin/sink.rs).
+        client_sink = measure("sink", RUNS, lambda s: mbps(client("http", s.base, size, 8 * MIB)))
+        row("browser", "client -> sink", 8, client_sink, notes=f"{size // MIB} MiB")
+        browser_sink = measure("sink", RUNS, page("sink"))
+        row("browser", "chromium -> sink", 8, browser_sink,
+            notes=f"{size // MIB} MiB; {browser_sink['median'] / client_sink['median']:.2f} of the client")
         source.unlink()
     if wanted("integrity"):
         for flag in ["", "sha256"]:

@@ -16,19 +16,25 @@ pub async fn sha256_hex(
     stop: impl Fn() -> bool,
 ) -> Option<String> {
     let mut hasher = Sha256::new();
-    let mut at = 0f64;
     let size = size as f64;
-    while at < size {
+    // The browser reads the next slice while this one is hashed.
+    let read = |at: f64| -> Option<(f64, JsFuture)> {
+        let end = (at + SLICE).min(size);
+        let slice = file.slice_with_f64_and_f64(at, end).ok()?;
+        Some((end, JsFuture::from(slice.array_buffer())))
+    };
+    let mut next = if size > 0.0 { Some(read(0.0)?) } else { None };
+    while let Some((end, reading)) = next.take() {
         if stop() {
             return None;
         }
-        let end = (at + SLICE).min(size);
-        let slice = file.slice_with_f64_and_f64(at, end).ok()?;
-        let buffer = JsFuture::from(slice.array_buffer()).await.ok()?;
+        let buffer = reading.await.ok()?;
+        if end < size {
+            next = Some(read(end)?);
+        }
         let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
         hasher.update(&bytes);
-        at = end;
-        progress(at as u64);
+        progress(end as u64);
     }
     Some(
         hasher

@@ -6,6 +6,7 @@
 //!   client raw  <addr> <bytes>                      one upload to the receiver
 //!   client tus  <base-url> <bytes> <chunk> [sha256] one tus upload in PATCHes of <chunk>
 //!   client many <base-url> <uploads> <bytes> <chunk> concurrent tus uploads
+//!   client http <base-url> <bytes> <chunk>          plain PATCHes to <base-url>/upload (the sink)
 //!   client dump <path> <bytes>                      the same bytes, to a file
 //!
 //! Prints one JSON line: seconds, bytes, and PATCH latencies.
@@ -229,6 +230,25 @@ fn main() {
                 started.elapsed().as_secs_f64(),
                 lat.len()
             );
+        }
+        "http" => {
+            let total: u64 = args[2].parse().unwrap();
+            let chunk: u64 = args[3].parse().unwrap();
+            let host = host_of(&args[1]);
+            let started = Instant::now();
+            let stream = TcpStream::connect(&host).expect("connect");
+            stream.set_nodelay(true).ok();
+            let mut w = stream.try_clone().unwrap();
+            let mut r = BufReader::new(stream);
+            let mut offset = 0u64;
+            while offset < total {
+                let n = chunk.min(total - offset);
+                write!(w, "PATCH /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {n}\r\n\r\n").unwrap();
+                send_bytes(&mut w, &data, offset, n);
+                assert_eq!(read_reply(&mut r).status, 204, "PATCH at {offset}");
+                offset += n;
+            }
+            println!("{{\"seconds\":{},\"bytes\":{total}}}", started.elapsed().as_secs_f64());
         }
         "many" => {
             let uploads: usize = args[2].parse().unwrap();
