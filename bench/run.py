@@ -216,6 +216,25 @@ def measure(name, runs, one):
     return {**summary(speeds), "rss_mib": rss}
 
 
+def measure_rounds(specs, runs):
+    """Measures several servers side by side: each `(key, name, one)` gets a
+    fresh server, and every round runs each of them once, in turn, so that
+    the machine's slow and fast spells fall on all of them alike. Answers,
+    per key, MB/s, peak memory and the MB/s of every round in order."""
+    servers = {}
+    speeds = {key: [] for key, _, _ in specs}
+    try:
+        for key, name, _ in specs:
+            servers[key] = Server(name)
+        for _ in range(runs):
+            for key, _, one in specs:
+                speeds[key].append(one(servers[key]))
+                servers[key].clean()
+    finally:
+        rss = {key: server.stop() for key, server in servers.items()}
+    return {key: {**summary(speeds[key]), "rss_mib": rss.get(key), "rounds": speeds[key]} for key in speeds}
+
+
 def dd_reference():
     src = WORK / "dd-source"
     dst = WORK / "dd-target"
@@ -249,17 +268,38 @@ def main():
             f"  ({r['min']:.1f}-{r['max']:.1f}, {r['runs']} runs)  peak {r.get('rss_mib', float('nan')):.1f} MiB")
 
     log(f"benchmark: {SIZE // MIB} MiB per upload, {RUNS} runs per figure")
-    limit = measure("limit", RUNS, lambda s: mbps(client("raw", f"127.0.0.1:{s.port}", SIZE)))
-    row("limit", "receiver", None, limit)
+    raw = ("limit", "limit", lambda s: mbps(client("raw", f"127.0.0.1:{s.port}", SIZE)))
+    if wanted("single"):
+        # The limit and every single-upload row side by side, round after
+        # round; each row's ratio is the median over rounds of its speed
+        # over the limit's speed in the same round.
+        # ferry-no-fsync: the same program without durability, like the
+        # peers (neither syncs): what durability itself costs.
+        specs = [raw]
+        # The limit again, acknowledging every chunk durably (write,
+        # fdatasync, answer; the client waits for it): the least any server
+        # that acknowledges each request durably must do.
+        for chunk in CHUNKS:
+            specs.append((("acked", chunk), "limit",
+                          lambda s, chunk=chunk: mbps(client("raw", f"127.0.0.1:{s.port}", SIZE, chunk * MIB))))
+        for chunk in CHUNKS:
+            for name in ["ferry", "ferry-no-fsync"] + peers:
+                specs.append(((name, chunk), name,
+                              lambda s, chunk=chunk: mbps(client("tus", s.base, SIZE, chunk * MIB))))
+        measured = measure_rounds(specs, RUNS)
+        limit = measured.pop("limit")
+        row("limit", "receiver", None, limit)
+        for (name, chunk), r in measured.items():
+            r["round_ratio"] = statistics.median([a / b for a, b in zip(r["rounds"], limit["rounds"])])
+            if name == "acked":
+                row("limit", "receiver, ack per chunk", chunk, r)
+            else:
+                row("single", name, chunk, r)
+    else:
+        limit = measure_rounds([raw], RUNS)["limit"]
+        row("limit", "receiver", None, limit)
     if wanted("dd"):
         row("dd", "dd conv=fdatasync", None, dd_reference())
-    if wanted("single"):
-        for chunk in CHUNKS:
-            # ferry-no-fsync: the same program without durability, like the
-            # peers (neither syncs): what durability itself costs.
-            for name in ["ferry", "ferry-no-fsync"] + peers:
-                r = measure(name, RUNS, lambda s: mbps(client("tus", s.base, SIZE, chunk * MIB)))
-                row("single", name, chunk, r)
     if wanted("many"):
         for name in ["ferry"] + peers:
             many = {}
@@ -296,19 +336,21 @@ def main():
             return one
 
         by_client = measure("ferry", RUNS, lambda s: mbps(client("tus", s.base, size, 8 * MIB)))
-        row("browser", "ferry client", 8, by_client)
-        for mode, label in [("nohash", "ferry page"), ("hash", "ferry page +sha256")]:
-            r = measure("ferry", RUNS, page(mode))
-            row("browser", label, 8, r,
-                notes=f"{size // MIB} MiB; {r['median'] / by_client['median']:.2f} of the client")
+        row("browser", "ferry client", 8, by_client, notes=f"{size // MIB} MiB")
         # What the browser can send at all, whatever the server: the same
-        # requests from Chromium and from the client to a server that drops
-        # the bytes (bench/src/bin/sink.rs).
+        # PATCHes from Chromium to a server that drops the bytes
+        # (bench/src/bin/sink.rs), and from the client for reference.
         client_sink = measure("sink", RUNS, lambda s: mbps(client("http", s.base, size, 8 * MIB)))
         row("browser", "client -> sink", 8, client_sink, notes=f"{size // MIB} MiB")
         browser_sink = measure("sink", RUNS, page("sink"))
         row("browser", "chromium -> sink", 8, browser_sink,
-            notes=f"{size // MIB} MiB; {browser_sink['median'] / client_sink['median']:.2f} of the client")
+            notes=f"{size // MIB} MiB; {browser_sink['median'] / by_client['median']:.2f} of the client to Ferry: "
+                  "the most any page could reach")
+        for mode, label in [("nohash", "ferry page"), ("hash", "ferry page +sha256")]:
+            r = measure("ferry", RUNS, page(mode))
+            row("browser", label, 8, r,
+                notes=f"{size // MIB} MiB; {r['median'] / by_client['median']:.2f} of the client, "
+                      f"{r['median'] / browser_sink['median']:.2f} of Chromium to the sink")
         source.unlink()
     if wanted("integrity"):
         for flag in ["", "sha256"]:
@@ -317,7 +359,7 @@ def main():
 
     limit_speed = limit["median"]
     for r in results["rows"]:
-        r["ratio"] = r["median"] / limit_speed
+        r["ratio"] = r.get("round_ratio", r["median"] / limit_speed)
     results["limit_mbps"] = limit_speed
     (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
     table = render_table(results)
@@ -330,7 +372,9 @@ def main():
 def render_table(results):
     lines = [
         f"Uploads of {results['size'] // MIB} MiB over loopback; each figure is the median of "
-        f"{results['runs']} runs (min-max); ratio = median / the minimal receiver's median; "
+        f"{results['runs']} runs (min-max). The limit and the single uploads run side by side, "
+        "one upload of each per round; their ratio is the median over rounds of the row's speed "
+        "over the limit's in that round. Other rows: ratio = median / the limit's median. "
         "peak = the server's peak resident memory (VmHWM) over all runs of the row.",
         "",
         "| scenario | server | chunk MiB | MB/s (min-max) | ratio to limit | peak MiB | notes |",

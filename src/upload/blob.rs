@@ -415,10 +415,11 @@ impl BlobWriter for FsBlobWriter {
         if data.is_empty() {
             return Ok(());
         }
-        // A chunk larger than the budget takes all of it.
+        // A chunk counts at least 4 KiB (a slow or hostile client's tiny
+        // chunks cannot pile up), and one larger than the budget takes all.
         let permits = u32::try_from(data.len())
             .unwrap_or(u32::MAX)
-            .min(WRITER_QUEUE);
+            .clamp(4096, WRITER_QUEUE);
         for budget in [&self.pending, &self.shared] {
             budget
                 .acquire_many(permits)

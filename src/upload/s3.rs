@@ -28,6 +28,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -99,14 +100,14 @@ pub struct S3BlobStore {
 /// lands on the same instance, its tail is not read back from S3.
 #[derive(Debug, Default)]
 struct TailCache {
-    entries: std::sync::Mutex<std::collections::VecDeque<(String, Bytes)>>,
+    entries: std::sync::Mutex<VecDeque<(String, Rope)>>,
 }
 
 /// At most this much is kept in the tail cache.
 const TAIL_CACHE_BYTES: usize = 32 << 20;
 
 impl TailCache {
-    fn put(&self, name: &str, bytes: Bytes) {
+    fn put(&self, name: &str, bytes: Rope) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.push_back((name.to_string(), bytes));
         let mut total: usize = entries.iter().map(|(_, b)| b.len()).sum();
@@ -118,7 +119,7 @@ impl TailCache {
         }
     }
 
-    fn get(&self, name: &str) -> Option<Bytes> {
+    fn get(&self, name: &str) -> Option<Rope> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .iter()
@@ -129,6 +130,94 @@ impl TailCache {
     fn forget(&self, name: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.retain(|(n, _)| n != name);
+    }
+}
+
+/// Bytes not yet sent as a part, kept in the buffers they arrived in: a
+/// request body's chunks go to S3 without being copied or gathered. Small
+/// chunks (a slow or hostile client's) are gathered into one, so the rope
+/// never holds more than a few pieces per 64 KiB.
+#[derive(Clone, Debug, Default)]
+struct Rope {
+    chunks: VecDeque<Bytes>,
+    /// Small chunks being gathered, after `chunks`.
+    open: BytesMut,
+    len: usize,
+}
+
+/// Chunks smaller than this are copied into the rope's open piece.
+const SMALL_CHUNK: usize = 16 * 1024;
+
+impl Rope {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        if bytes.len() < SMALL_CHUNK {
+            self.open.extend_from_slice(&bytes);
+            if self.open.len() >= 4 * SMALL_CHUNK {
+                self.seal();
+            }
+        } else {
+            self.seal();
+            self.chunks.push_back(bytes);
+        }
+    }
+
+    /// Ends the open piece.
+    fn seal(&mut self) {
+        if !self.open.is_empty() {
+            self.chunks.push_back(self.open.split().freeze());
+        }
+    }
+
+    /// Takes the first `n` bytes (at most all) off the rope.
+    fn take(&mut self, mut n: usize) -> Rope {
+        self.seal();
+        let mut taken = Rope::default();
+        while n > 0 {
+            let Some(mut chunk) = self.chunks.pop_front() else {
+                break;
+            };
+            if chunk.len() > n {
+                self.chunks.push_front(chunk.split_off(n));
+            }
+            n -= chunk.len();
+            self.len -= chunk.len();
+            taken.len += chunk.len();
+            taken.chunks.push_back(chunk);
+        }
+        taken
+    }
+
+    /// The first `n` bytes (at most all), sharing the buffers.
+    fn prefix(&mut self, n: usize) -> Rope {
+        self.seal();
+        self.clone().take(n)
+    }
+
+    fn payload(&mut self) -> PutPayload {
+        self.seal();
+        self.chunks.iter().cloned().collect()
+    }
+}
+
+impl From<Bytes> for Rope {
+    fn from(bytes: Bytes) -> Rope {
+        Rope {
+            len: bytes.len(),
+            chunks: VecDeque::from([bytes]),
+            open: BytesMut::new(),
+        }
     }
 }
 
@@ -324,20 +413,21 @@ impl BlobStore for S3BlobStore {
                 format!("offset {offset} is inside parts already sent ({parts_len} bytes)"),
             ));
         }
-        let mut buf = BytesMut::new();
+        let mut buf = Rope::default();
         if let Some((name, size)) = &state.tail {
             let keep = (offset - parts_len) as usize;
             if keep > 0 {
-                let tail = match self.tails.get(name) {
+                let mut tail = match self.tails.get(name) {
                     Some(cached) => cached,
-                    None => self
-                        .store
-                        .get(&self.tail(key, name))
-                        .await
-                        .map_err(|e| other("reading the stored tail", e))?
-                        .bytes()
-                        .await
-                        .map_err(|e| other("reading the stored tail", e))?,
+                    None => Rope::from(
+                        self.store
+                            .get(&self.tail(key, name))
+                            .await
+                            .map_err(|e| other("reading the stored tail", e))?
+                            .bytes()
+                            .await
+                            .map_err(|e| other("reading the stored tail", e))?,
+                    ),
                 };
                 if (tail.len() as u64) < *size || tail.len() < keep {
                     return Err(io::Error::new(
@@ -345,7 +435,7 @@ impl BlobStore for S3BlobStore {
                         "the stored tail is shorter than recorded",
                     ));
                 }
-                buf.extend_from_slice(&tail[..keep]);
+                buf = tail.prefix(keep);
             }
         }
         let mut committed_state = state;
@@ -415,7 +505,7 @@ struct S3BlobWriter {
     /// The state with the parts sent since.
     working: State,
     /// Bytes after the last part: the committed tail and what followed.
-    buf: BytesMut,
+    buf: Rope,
     committed: u64,
     /// Whether `buf` holds bytes no stored tail has.
     dirty: bool,
@@ -455,7 +545,7 @@ impl S3BlobWriter {
         Ok(id)
     }
 
-    async fn send_part(&mut self, part: Bytes) -> io::Result<()> {
+    async fn send_part(&mut self, mut part: Rope) -> io::Result<()> {
         let upload = self.upload_id().await?;
         let index = self.working.parts.len();
         if index >= 10_000 {
@@ -465,7 +555,7 @@ impl S3BlobWriter {
         let PartId { content_id } = self
             .store
             .store
-            .put_part(&self.path(), &upload, index, PutPayload::from(part))
+            .put_part(&self.path(), &upload, index, part.payload())
             .await
             .map_err(|e| other("sending a part", e))?;
         self.working.parts.push((content_id, size));
@@ -485,14 +575,14 @@ impl S3BlobWriter {
 impl BlobWriter for S3BlobWriter {
     async fn write(&mut self, data: Bytes) -> io::Result<()> {
         self.check()?;
-        self.buf.extend_from_slice(&data);
         self.dirty |= !data.is_empty();
+        self.buf.push(data);
         loop {
             let size = self.part_size(self.working.parts.len());
             if self.buf.len() < size {
                 return Ok(());
             }
-            let part = self.buf.split_to(size).freeze();
+            let part = self.buf.take(size);
             if let Err(e) = self.send_part(part).await {
                 self.broken = true;
                 return Err(e);
@@ -506,12 +596,12 @@ impl BlobWriter for S3BlobWriter {
         let length = self.working.parts_len() + self.buf.len() as u64;
         let result = async {
             if last {
-                let rest = std::mem::take(&mut self.buf).freeze();
+                let mut rest = std::mem::take(&mut self.buf);
                 match self.working.upload.clone() {
                     None => {
                         self.store
                             .store
-                            .put(&self.path(), PutPayload::from(rest))
+                            .put(&self.path(), rest.payload())
                             .await
                             .map_err(|e| other("storing an object", e))?;
                     }
@@ -543,16 +633,12 @@ impl BlobWriter for S3BlobWriter {
                     None
                 } else {
                     let name = format!("{:032x}", rand::random::<u128>());
-                    let bytes = Bytes::copy_from_slice(&self.buf);
                     self.store
                         .store
-                        .put(
-                            &self.store.tail(&self.key, &name),
-                            PutPayload::from(bytes.clone()),
-                        )
+                        .put(&self.store.tail(&self.key, &name), self.buf.payload())
                         .await
                         .map_err(|e| other("storing the tail", e))?;
-                    self.store.tails.put(&name, bytes);
+                    self.store.tails.put(&name, self.buf.clone());
                     Some((name, self.buf.len() as u64))
                 };
                 self.working.tail = tail;
@@ -578,7 +664,7 @@ impl BlobWriter for S3BlobWriter {
     }
 
     async fn discard(&mut self) -> io::Result<()> {
-        self.buf.clear();
+        self.buf = Rope::default();
         self.broken = true;
         // Parts sent since the last commit are sent again by the next
         // writer, under the same numbers; a multipart upload nobody
@@ -665,5 +751,50 @@ mod tests {
         assert_eq!(s.len(), 19);
         assert_eq!(State::parse(None).unwrap().len(), 0);
         assert!(State::parse(Some("{")).is_err());
+    }
+
+    fn contents(rope: &mut Rope) -> Vec<u8> {
+        rope.payload().iter().flat_map(|b| b.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_rope_keeps_order_across_takes_and_gathers_small_chunks() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut rope = Rope::default();
+        // Large chunks are kept as they are, small ones gathered.
+        let mut at = 0;
+        for size in [100_000, 3, 5000, 1, 20_000, 70_000, 7, 104_989] {
+            rope.push(Bytes::copy_from_slice(&data[at..at + size]));
+            at += size;
+        }
+        assert_eq!(at, data.len());
+        assert_eq!(rope.len(), data.len());
+        assert_eq!(contents(&mut rope.clone()), data);
+        assert!(rope.chunks.len() <= 6, "{} pieces", rope.chunks.len());
+        // A prefix leaves the rope whole.
+        assert_eq!(contents(&mut rope.prefix(100_004)), &data[..100_004]);
+        assert_eq!(rope.len(), data.len());
+        // Takes split chunks where they must.
+        let mut first = rope.take(100_002);
+        assert_eq!(first.len(), 100_002);
+        assert_eq!(contents(&mut first), &data[..100_002]);
+        let mut second = rope.take(150_000);
+        assert_eq!(contents(&mut second), &data[100_002..250_002]);
+        let mut rest = rope.take(usize::MAX);
+        assert_eq!(contents(&mut rest), &data[250_002..]);
+        assert!(rope.is_empty());
+        assert_eq!(rope.take(10).len(), 0);
+    }
+
+    #[test]
+    fn tiny_chunks_make_few_pieces() {
+        let mut rope = Rope::default();
+        for i in 0..1_000_000u32 {
+            rope.push(Bytes::copy_from_slice(&[i as u8]));
+        }
+        assert_eq!(rope.len(), 1_000_000);
+        assert!(rope.chunks.len() <= 1_000_000 / (4 * SMALL_CHUNK) + 1);
+        let got = contents(&mut rope);
+        assert!(got.iter().enumerate().all(|(i, b)| *b == i as u8));
     }
 }

@@ -3,7 +3,7 @@
 //! go out with plain `write_all` on a TCP socket, with HTTP/1.1 written by
 //! hand for tus.
 //!
-//!   client raw  <addr> <bytes>                      one upload to the receiver
+//!   client raw  <addr> <bytes> [ack-every]          one upload to the receiver
 //!   client tus  <base-url> <bytes> <chunk> [sha256] one tus upload in PATCHes of <chunk>
 //!   client many <base-url> <uploads> <bytes> <chunk> concurrent tus uploads
 //!   client http <base-url> <bytes> <chunk>          plain PATCHes to <base-url>/upload (the sink)
@@ -202,13 +202,23 @@ fn main() {
     match args[0].as_str() {
         "raw" => {
             let total: u64 = args[2].parse().unwrap();
+            let every: u64 = args.get(3).map_or(0, |a| a.parse().unwrap());
             let started = Instant::now();
             let mut s = TcpStream::connect(&args[1]).expect("connect");
             s.set_nodelay(true).ok();
             s.write_all(&total.to_le_bytes()).unwrap();
-            send_bytes(&mut s, &data, 0, total);
+            s.write_all(&every.to_le_bytes()).unwrap();
+            // Like a tus client: the next piece goes once the last one is
+            // acknowledged.
+            let step = if every == 0 { total } else { every };
+            let mut at = 0;
             let mut k = [0u8; 1];
-            s.read_exact(&mut k).expect("answer");
+            while at < total {
+                let n = step.min(total - at);
+                send_bytes(&mut s, &data, at, n);
+                s.read_exact(&mut k).expect("answer");
+                at += n;
+            }
             println!("{{\"seconds\":{},\"bytes\":{total}}}", started.elapsed().as_secs_f64());
         }
         "tus" => {

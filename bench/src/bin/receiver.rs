@@ -1,7 +1,10 @@
 //! The least work any upload server must do, as the benchmark's limit:
 //! accept a connection, read the socket into a 1 MiB buffer, write the file,
 //! `fdatasync` it, answer one byte. One connection per upload; the first 8
-//! bytes (little-endian) say how many bytes follow.
+//! bytes (little-endian) say how many bytes follow, the next 8 how often to
+//! acknowledge: 0 only at the end, N after every N bytes (write, then
+//! `fdatasync`, then answer one byte, as a server that acknowledges every
+//! request durably must do at the least).
 //!
 //!   receiver <addr> <dir>
 
@@ -24,17 +27,26 @@ fn main() {
             let mut len = [0u8; 8];
             stream.read_exact(&mut len).expect("length");
             let len = u64::from_le_bytes(len);
+            let mut every = [0u8; 8];
+            stream.read_exact(&mut every).expect("ack interval");
+            let every = u64::from_le_bytes(every);
             let file = std::fs::File::create(&path).expect("create");
             let mut buf = vec![0u8; 1 << 20];
             let mut at = 0u64;
+            let mut next_ack = if every == 0 { len } else { every.min(len) };
             while at < len {
-                let want = buf.len().min((len - at) as usize);
+                let want = buf.len().min((next_ack - at) as usize);
                 let got = stream.read(&mut buf[..want]).expect("read");
                 if got == 0 {
                     break;
                 }
                 file.write_all_at(&buf[..got], at).expect("write");
                 at += got as u64;
+                if at == next_ack && at < len {
+                    file.sync_data().expect("fdatasync");
+                    stream.write_all(b"K").expect("answer");
+                    next_ack = (at + every).min(len);
+                }
             }
             file.sync_data().expect("fdatasync");
             stream.write_all(b"K").expect("answer");
