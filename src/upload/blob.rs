@@ -178,6 +178,7 @@ impl BlobStore for FsBlobStore {
         let closed = Arc::new(AtomicBool::new(false));
         let (opened_tx, opened) = oneshot::channel();
         let early_writeback = self.durable;
+        // The writer's own budget first: the thread closes it when it ends.
         let budgets = [pending.clone(), self.queue.clone()];
         let thread_closed = closed.clone();
         // The thread opens the file, then serves the writer until it is
@@ -342,6 +343,15 @@ impl FileSide {
 
     /// Serves the queue until the writer is dropped.
     fn run(mut self, ops: Receiver<Op>, budgets: [Arc<Semaphore>; 2], closed: Arc<AtomicBool>) {
+        // However the thread ends, a writer waiting for room in its queue
+        // hears of it instead of waiting forever.
+        struct CloseOnExit(Arc<Semaphore>);
+        impl Drop for CloseOnExit {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        let _close = CloseOnExit(budgets[0].clone());
         while let Ok(op) = ops.recv() {
             match op {
                 Op::Write(data, permits) => {
