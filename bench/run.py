@@ -408,15 +408,15 @@ def render_chart(results):
     servers = sorted({r["server"] for r in rows}, key=lambda s: (s != "ferry", s))
     colors = {"ferry": "#2457d6", "ferry-no-fsync": "#8fa8e8", "ferry-s3": "#50a070", "tus-node": "#e0a030", "rustus": "#b04040"}
     top_ratio = max([1.0] + [r["ratio"] for r in rows]) * 1.1
-    width, height, left, top, bottom = 640, 340, 50, 40, 45
+    width, height, left, top, bottom = 760, 340, 50, 40, 45
     plot_h = height - top - bottom
     group_w = (width - left - 20) / max(1, len(CHUNKS))
     bar_w = group_w / (len(servers) + 1)
     y_of = lambda ratio: top + plot_h * (1 - ratio / top_ratio)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="{left}" y="18">Single {results["size"] // MIB} MiB upload: speed / the minimal receiver '
-           f'(median of {results["runs"]}; red line: 0.8 target)</text>']
+           f'<text x="{left}" y="18">Single {results["size"] // MIB} MiB upload: speed / the minimal receiver\'s '
+           f'in the same round (median of {results["runs"]} rounds; red line: 0.8 target)</text>']
     tick = 0.0
     while tick <= top_ratio:
         y = y_of(tick)
