@@ -257,6 +257,8 @@ impl S3 {
         }
         let mut out = Vec::new();
         walk(&self.dir.path().join(bucket), &mut out);
+        // s3s-fs keeps its own bookkeeping beside the objects.
+        out.retain(|p| !p.to_string_lossy().contains(".s3s"));
         out
     }
 }
