@@ -129,6 +129,15 @@ pub(crate) fn check_key(key: &str) -> io::Result<()> {
     }
 }
 
+/// What `append_at` answers when the blob holds fewer bytes than the
+/// offset (the service reconciles the record on `UnexpectedEof`).
+pub(crate) fn shorter_than_offset(len: u64, offset: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the blob holds {len} bytes, fewer than the offset {offset}"),
+    )
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
@@ -190,10 +199,7 @@ impl BlobStore for FsBlobStore {
                 if len > offset {
                     file.set_len(offset)?;
                 } else if len < offset {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("blob holds {len} bytes, fewer than the offset {offset}"),
-                    ));
+                    return Err(shorter_than_offset(len, offset));
                 }
                 Ok(file)
             };
@@ -277,8 +283,6 @@ enum Op {
     Write(Bytes, u32),
     /// Make everything before durable (when asked) and answer the length.
     Commit(bool, Reply),
-    /// Make everything written durable and answer the length.
-    Sync(Reply),
     /// Drop everything after this length and answer it.
     Truncate(u64, Reply),
 }
@@ -366,10 +370,6 @@ impl FileSide {
                 Op::Commit(durable, reply) => {
                     let _ = reply.send(self.commit(durable));
                 }
-                Op::Sync(reply) => {
-                    let synced = self.file.sync_data().map(|()| self.at);
-                    let _ = reply.send(synced);
-                }
                 Op::Truncate(len, reply) => {
                     let _ = reply.send(self.truncate(len));
                 }
@@ -449,7 +449,7 @@ impl BlobWriter for FsBlobWriter {
     }
 
     async fn sync(&mut self) -> io::Result<()> {
-        self.ask(Op::Sync).await?;
+        self.ask(|tx| Op::Commit(true, tx)).await?;
         Ok(())
     }
 

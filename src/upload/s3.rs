@@ -19,7 +19,7 @@
 //! doubling every 1,000 after, so S3's 10,000-part limit allows more than
 //! 1,000 × part_size × 1,023 bytes.
 
-use super::blob::{check_key, BlobStore, BlobWriter, ByteStream};
+use super::blob::{check_key, shorter_than_offset, BlobStore, BlobWriter, ByteStream};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
@@ -398,13 +398,7 @@ impl BlobStore for S3BlobStore {
         check_key(key)?;
         let state = State::parse(state)?;
         if offset > state.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "the blob holds {} bytes, fewer than the offset {offset}",
-                    state.len()
-                ),
-            ));
+            return Err(shorter_than_offset(state.len(), offset));
         }
         let parts_len = state.parts_len();
         if offset < parts_len {

@@ -644,7 +644,8 @@ impl UploadService {
             return Err(Error::storage("storing upload bytes", e));
         }
         debug_assert_eq!(writer.committed(), position);
-        let before = record.clone();
+        // What to take the record back to if the overlapped sync fails.
+        let before = overlap.then(|| record.clone());
         let now = now_millis();
         record.offset = position;
         record.updated_at = now;
@@ -656,25 +657,24 @@ impl UploadService {
             record.hash_state = Some(hasher.to_bytes());
             record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
         }
-        let sync = async {
-            match overlap {
-                true => writer.sync().await,
-                false => Ok(()),
-            }
-        };
-        let (synced, updated) = tokio::join!(sync, self.meta.update(record));
-        if let Err(e) = synced {
-            // The bytes may not be on disk: take the record back.
-            if updated.is_ok() {
-                if let Err(e) = self.meta.update(&before).await {
-                    tracing::error!(id = %record.id, "taking a record back after a failed sync: {e}");
+        match before {
+            None => self.meta.update(record).await?,
+            Some(before) => {
+                let (synced, updated) = tokio::join!(writer.sync(), self.meta.update(record));
+                if let Err(e) = synced {
+                    // The bytes may not be on disk: take the record back.
+                    if updated.is_ok() {
+                        if let Err(e) = self.meta.update(&before).await {
+                            tracing::error!(id = %record.id, "taking a record back after a failed sync: {e}");
+                        }
+                    }
+                    *record = before;
+                    let _ = writer.discard().await;
+                    return Err(Error::storage("making upload bytes durable", e));
                 }
+                updated?;
             }
-            *record = before;
-            let _ = writer.discard().await;
-            return Err(Error::storage("making upload bytes durable", e));
         }
-        updated?;
         if let Err(e) = writer.settle().await {
             tracing::warn!(id = %record.id, "cleaning up after a commit: {e}");
         }
