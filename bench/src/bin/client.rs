@@ -11,6 +11,7 @@
 //!
 //! Prints one JSON line: seconds, bytes, and PATCH latencies.
 
+use ferry_bench::{read_head, Head};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
@@ -43,38 +44,20 @@ fn send_bytes(s: &mut TcpStream, data: &[u8], from: u64, len: u64) {
 
 struct Reply {
     status: u16,
-    headers: Vec<(String, String)>,
+    head: Head,
 }
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.head.header(name)
     }
 }
 
 fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
+    let head = read_head(r).expect("reply").expect("status line");
+    let status = head.start.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let chunked = head.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let mut line = String::new();
-    r.read_line(&mut line).expect("status line");
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        r.read_line(&mut line).expect("header");
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
     if chunked {
         loop {
             line.clear();
@@ -87,10 +70,10 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
             }
         }
     } else {
-        let mut body = vec![0u8; length];
+        let mut body = vec![0u8; head.content_length() as usize];
         r.read_exact(&mut body).expect("body");
     }
-    Reply { status, headers }
+    Reply { status, head }
 }
 
 fn host_of(base: &str) -> String {

@@ -5,7 +5,8 @@
 //!
 //!   sink <addr>
 
-use std::io::{BufRead, BufReader, Read, Write};
+use ferry_bench::read_head;
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
 const PAGE: &str = "<!doctype html><title>sink</title><input type=file id=f>";
@@ -15,26 +16,8 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut w = stream.try_clone()?;
     let mut r = BufReader::with_capacity(1 << 20, stream);
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let method = line.split_whitespace().next().unwrap_or("").to_string();
-        let mut length = 0u64;
-        loop {
-            line.clear();
-            r.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
+    while let Some(head) = read_head(&mut r)? {
+        let mut length = head.content_length();
         while length > 0 {
             let n = r.read(&mut buf[..(length.min(1 << 20)) as usize])?;
             if n == 0 {
@@ -42,12 +25,12 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             }
             length -= n as u64;
         }
-        if method == "GET" {
+        if head.start.starts_with("GET ") {
             write!(w, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{PAGE}", PAGE.len())?;
         } else {
             w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
         }
-    }
+    }    Ok(())
 }
 
 fn main() {
