@@ -127,6 +127,9 @@ bench)
     ensure_bench_peers
     ensure_postgres
     ensure_s3s_fs
+    # The browser scenario drives Ferry's page in Chromium with Playwright.
+    ensure_chromium
+    ensure_npm end2end
     ;;
 *)
     echo "usage: $0 build|test|bench" >&2
