@@ -99,7 +99,7 @@ ensure_s3s_fs() {
 # rustus (cargo, into bench/.tools, which git ignores).
 ensure_bench_peers() {
     ensure_npm bench/peers
-    [ "$(bench/.tools/bin/rustus --version 2>/dev/null)" = "rustus 0.5.10" ] && return
+    [ "$(bench/.tools/bin/rustus --version 2>/dev/null | tr "[:upper:]" "[:lower:]")" = "rustus 0.5.10" ] && return
     step "installing rustus 0.5.10 into bench/.tools (several minutes)"
     cargo install rustus --version 0.5.10 --locked --root bench/.tools
 }
