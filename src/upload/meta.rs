@@ -136,13 +136,19 @@ impl SqlStore {
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                let options = options.max_connections(8).after_connect(move |conn, _| {
-                    let pragmas = pragmas.clone();
-                    Box::pin(async move {
-                        conn.execute(pragmas.as_str()).await?;
-                        Ok(())
-                    })
-                });
+                // No ping before each query: a local database file cannot
+                // drop the connection, and the ping is a round trip to the
+                // connection's thread (two for every PATCH).
+                let options = options
+                    .max_connections(8)
+                    .test_before_acquire(false)
+                    .after_connect(move |conn, _| {
+                        let pragmas = pragmas.clone();
+                        Box::pin(async move {
+                            conn.execute(pragmas.as_str()).await?;
+                            Ok(())
+                        })
+                    });
                 (options, url)
             }
             Backend::Postgres => (options.max_connections(16), url.to_string()),
