@@ -11,12 +11,17 @@ pub struct Head {
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The Content-Length, or 0.
     pub fn content_length(&self) -> u64 {
-        self.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)
+        self.header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -39,5 +44,8 @@ pub fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    Ok(Some(Head { start: start.trim_end().to_string(), headers }))
+    Ok(Some(Head {
+        start: start.trim_end().to_string(),
+        headers,
+    }))
 }

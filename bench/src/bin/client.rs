@@ -30,6 +30,13 @@ fn block() -> Vec<u8> {
         .collect()
 }
 
+/// Writes a request head in one piece, as an HTTP client library does
+/// (`write!` on the socket would send each formatted fragment as a packet
+/// of its own).
+fn send_head(s: &mut TcpStream, head: String) {
+    s.write_all(head.as_bytes()).expect("send");
+}
+
 /// Writes `len` bytes of the repeated block starting at `from`.
 fn send_bytes(s: &mut TcpStream, data: &[u8], from: u64, len: u64) {
     let mut at = from;
@@ -55,14 +62,22 @@ impl Reply {
 
 fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
     let head = read_head(r).expect("reply").expect("status line");
-    let status = head.start.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    let chunked = head.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let status = head
+        .start
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let mut line = String::new();
     if chunked {
         loop {
             line.clear();
             r.read_line(&mut line).expect("chunk size");
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
             let mut chunk = vec![0u8; size + 2];
             r.read_exact(&mut chunk).expect("chunk");
             if size == 0 {
@@ -77,7 +92,9 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
 }
 
 fn host_of(base: &str) -> String {
-    base.trim_start_matches("http://").trim_end_matches('/').to_string()
+    base.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// One tus upload; answers the PATCH latencies in seconds.
@@ -87,11 +104,10 @@ fn tus_upload(base: &str, data: &[u8], total: u64, chunk: u64, checksum: bool) -
     stream.set_nodelay(true).ok();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    write!(
-        w,
-        "POST /files/ HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: {total}\r\nUpload-Metadata: filename YmVuY2guYmlu\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
+    send_head(
+        &mut w,
+        format!("POST /files/ HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: {total}\r\nUpload-Metadata: filename YmVuY2guYmlu\r\nContent-Length: 0\r\n\r\n"),
+    );
     let created = read_reply(&mut r);
     assert_eq!(created.status, 201, "create");
     let location = created.header("location").expect("Location").to_string();
@@ -107,16 +123,18 @@ fn tus_upload(base: &str, data: &[u8], total: u64, chunk: u64, checksum: bool) -
     while offset < total {
         let n = chunk.min(total - offset);
         let extra = if checksum {
-            format!("Upload-Checksum: sha256 {}\r\n", chunk_sha256(data, offset, n))
+            format!(
+                "Upload-Checksum: sha256 {}\r\n",
+                chunk_sha256(data, offset, n)
+            )
         } else {
             String::new()
         };
         let started = Instant::now();
-        write!(
-            w,
-            "PATCH {path} HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {n}\r\n{extra}\r\n"
-        )
-        .unwrap();
+        send_head(
+            &mut w,
+            format!("PATCH {path} HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {n}\r\n{extra}\r\n"),
+        );
         send_bytes(&mut w, data, offset, n);
         let reply = read_reply(&mut r);
         assert_eq!(reply.status, 204, "PATCH at {offset}");
@@ -156,8 +174,14 @@ fn chunk_sha256(data: &[u8], from: u64, len: u64) -> String {
         .expect("sha256sum");
     child.stdin.take().unwrap().write_all(&bytes).unwrap();
     let out = child.wait_with_output().unwrap();
-    let hex = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string();
-    let raw: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let raw: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     let b64 = base64(&raw);
     map.insert(key, b64.clone());
     b64
@@ -167,7 +191,9 @@ fn base64(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -202,7 +228,10 @@ fn main() {
                 s.read_exact(&mut k).expect("answer");
                 at += n;
             }
-            println!("{{\"seconds\":{},\"bytes\":{total}}}", started.elapsed().as_secs_f64());
+            println!(
+                "{{\"seconds\":{},\"bytes\":{total}}}",
+                started.elapsed().as_secs_f64()
+            );
         }
         "tus" => {
             let total: u64 = args[2].parse().unwrap();
@@ -236,12 +265,20 @@ fn main() {
             let mut offset = 0u64;
             while offset < total {
                 let n = chunk.min(total - offset);
-                write!(w, "PATCH /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {n}\r\n\r\n").unwrap();
+                send_head(
+                    &mut w,
+                    format!(
+                        "PATCH /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {n}\r\n\r\n"
+                    ),
+                );
                 send_bytes(&mut w, &data, offset, n);
                 assert_eq!(read_reply(&mut r).status, 204, "PATCH at {offset}");
                 offset += n;
             }
-            println!("{{\"seconds\":{},\"bytes\":{total}}}", started.elapsed().as_secs_f64());
+            println!(
+                "{{\"seconds\":{},\"bytes\":{total}}}",
+                started.elapsed().as_secs_f64()
+            );
         }
         "many" => {
             let uploads: usize = args[2].parse().unwrap();
@@ -254,7 +291,9 @@ fn main() {
                 .map(|_| {
                     let data = data.clone();
                     let base = base.clone();
-                    std::thread::spawn(move || std::panic::catch_unwind(|| tus_upload(&base, &data, total, chunk, false)))
+                    std::thread::spawn(move || {
+                        std::panic::catch_unwind(|| tus_upload(&base, &data, total, chunk, false))
+                    })
                 })
                 .collect();
             let mut lat = Vec::new();
@@ -267,7 +306,13 @@ fn main() {
             }
             let seconds = started.elapsed().as_secs_f64();
             lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            let pct = |p: f64| if lat.is_empty() { 0.0 } else { lat[((lat.len() - 1) as f64 * p).round() as usize] };
+            let pct = |p: f64| {
+                if lat.is_empty() {
+                    0.0
+                } else {
+                    lat[((lat.len() - 1) as f64 * p).round() as usize]
+                }
+            };
             println!(
                 "{{\"seconds\":{seconds},\"bytes\":{},\"p50\":{},\"p99\":{},\"errors\":{errors}}}",
                 total * uploads as u64,

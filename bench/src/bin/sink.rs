@@ -26,11 +26,16 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             length -= n as u64;
         }
         if head.start.starts_with("GET ") {
-            write!(w, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{PAGE}", PAGE.len())?;
+            write!(
+                w,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{PAGE}",
+                PAGE.len()
+            )?;
         } else {
             w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
         }
-    }    Ok(())
+    }
+    Ok(())
 }
 
 fn main() {
