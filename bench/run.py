@@ -5,7 +5,7 @@ servers, side by side in one run, reported as ratios.
 Run by `make bench` (which builds everything first). Writes
 bench/results/results.md, results.json and chart.svg, and prints the table.
 
-Environment: FERRY_BENCH_RUNS (default 3), FERRY_BENCH_BYTES (default 1 GiB),
+Environment: FERRY_BENCH_RUNS (default 5), FERRY_BENCH_BYTES (default 1 GiB),
 FERRY_BENCH_ONLY (comma-separated scenario names, to run a subset).
 """
 
@@ -34,7 +34,7 @@ BROWSER = BENCH / "browser.mjs"
 SITE = ROOT / "target/site"
 
 MIB = 1024 * 1024
-RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "3"))
+RUNS = int(os.environ.get("FERRY_BENCH_RUNS", "5"))
 SIZE = int(os.environ.get("FERRY_BENCH_BYTES", str(1024 * MIB)))
 ONLY = {s for s in os.environ.get("FERRY_BENCH_ONLY", "").split(",") if s}
 CHUNKS = [1, 8, 64]
