@@ -2,16 +2,20 @@
 //! not a chunk body. Each one is thin: find the caller, call the core, map
 //! the answer.
 
-use crate::model::{FileCheck, FileFingerprint, ServerInfo, UploadSummary};
+use crate::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage};
 use leptos::prelude::*;
 
 /// Most files one `check_files` call may ask about.
 pub const MAX_CHECK_FILES: usize = 1000;
+/// Uploads in one page of the listing, unless asked for fewer or more.
+pub const LIST_PAGE: u32 = 100;
+/// Most uploads one page of the listing may hold.
+pub const MAX_LIST_PAGE: u32 = 500;
 
 #[cfg(feature = "ssr")]
 mod server {
     use crate::model::FileFingerprint;
-    use crate::upload::{Owner, UploadRecord};
+    use crate::upload::{ListCursor, Owner, UploadId, UploadRecord};
     use leptos::prelude::*;
 
     /// The caller's owner, as the session middleware found it.
@@ -24,17 +28,30 @@ mod server {
         expect_context::<crate::AppState>()
     }
 
-    /// The caller's uploads.
-    pub async fn my_uploads() -> Result<Vec<UploadRecord>, ServerFnError> {
-        let owner = owner().await?;
-        state().uploads.list(&owner).await.map_err(fail)
-    }
-
+    /// A failure of the core, answered with its own HTTP status.
     pub fn fail(e: crate::error::Error) -> ServerFnError {
-        ServerFnError::ServerError(e.message)
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(status) = axum::http::StatusCode::from_u16(e.code.status()) {
+                resp.set_status(status);
+            }
+        }
+        ServerFnError::ServerError(format!("{}: {}", e.code, e.message))
     }
 
     pub use crate::upload::events::summary;
+
+    /// Where a listing continues: `<created_at>.<id>` of the last record.
+    pub fn cursor_of(r: &UploadRecord) -> String {
+        format!("{}.{}", r.created_at, r.id)
+    }
+
+    pub fn parse_cursor(s: &str) -> Option<ListCursor> {
+        let (at, id) = s.split_once('.')?;
+        Some(ListCursor {
+            created_at: at.parse().ok()?,
+            id: UploadId::parse(id)?,
+        })
+    }
 
     /// Whether a record was made from a file with this fingerprint.
     pub fn matches(r: &UploadRecord, f: &FileFingerprint) -> bool {
@@ -66,7 +83,21 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
             "At most {MAX_CHECK_FILES} files can be checked at once."
         )));
     }
-    let records = server::my_uploads().await?;
+    let owner = server::owner().await?;
+    let mut lengths: Vec<u64> = files.iter().map(|f| f.size).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    // Only uploads of the sizes asked about, a bounded number per size.
+    let mut records = Vec::new();
+    for batch in lengths.chunks(100) {
+        let limit = (batch.len() as u32).saturating_mul(20);
+        let found = server::state()
+            .uploads
+            .find_by_lengths(&owner, batch, limit)
+            .await
+            .map_err(server::fail)?;
+        records.extend(found);
+    }
     Ok(files
         .iter()
         .map(|f| {
@@ -88,25 +119,51 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
         .collect())
 }
 
-/// The caller's uploads, newest first.
+/// A page of the caller's uploads, newest first: the first page without
+/// `after`, the next one with the `next` of the page before. `limit` is at
+/// most `MAX_LIST_PAGE` (default `LIST_PAGE`).
 #[server(prefix = "/api", endpoint = "list_uploads")]
-pub async fn list_uploads() -> Result<Vec<UploadSummary>, ServerFnError> {
-    let records = server::my_uploads().await?;
-    Ok(records.iter().map(server::summary).collect())
+pub async fn list_uploads(
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<UploadPage, ServerFnError> {
+    let owner = server::owner().await?;
+    let after = match after.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(server::parse_cursor(s).ok_or_else(|| {
+            ServerFnError::new("That listing cursor is not one the server gave.")
+        })?),
+    };
+    let limit = limit.unwrap_or(LIST_PAGE).clamp(1, MAX_LIST_PAGE);
+    // One more than asked: whether there is a next page.
+    let mut records = server::state()
+        .uploads
+        .list(&owner, after.as_ref(), limit + 1)
+        .await
+        .map_err(server::fail)?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    Ok(UploadPage {
+        next: more
+            .then(|| records.last().map(server::cursor_of))
+            .flatten(),
+        uploads: records.iter().map(server::summary).collect(),
+    })
 }
 
 /// Deletes one of the caller's uploads.
 #[server(prefix = "/api", endpoint = "delete_upload")]
 pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
+    use crate::error::{Error, ErrorCode};
     let owner = server::owner().await?;
     let state = server::state();
-    let id = crate::upload::UploadId::parse(&id)
-        .ok_or_else(|| ServerFnError::new("There is no such upload."))?;
+    let id = crate::upload::UploadId::parse(&id).ok_or_else(|| server::fail(Error::not_found()))?;
     let record = state.uploads.get(&id).await.map_err(server::fail)?;
     if record.owner != owner {
-        return Err(ServerFnError::ServerError(
-            "That upload is not yours.".into(),
-        ));
+        return Err(server::fail(Error::new(
+            ErrorCode::Forbidden,
+            "That upload is not yours.",
+        )));
     }
     state.uploads.delete(&id).await.map_err(server::fail)
 }

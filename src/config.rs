@@ -39,12 +39,12 @@ pub struct Config {
 
     /// Largest upload accepted (announced as Tus-Max-Size), in bytes or with
     /// a unit: `500MiB`, `10GiB`, `1TiB`.
-    #[arg(long, env = "FERRY_MAX_SIZE", default_value = "1TiB", value_parser = parse_size)]
+    #[arg(long, env = "FERRY_MAX_SIZE", default_value = "1TiB", value_parser = parse_positive_size)]
     pub max_size: u64,
 
     /// How long an unfinished upload may sit without new bytes before it
     /// expires and its bytes are removed: `30m`, `24h`, `7days`.
-    #[arg(long, env = "FERRY_EXPIRE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_EXPIRE_AFTER", default_value = "24h", value_parser = parse_positive_duration)]
     pub expire_after: Duration,
 
     /// When uploaded bytes are forced to disk. `request`: before every
@@ -56,24 +56,30 @@ pub struct Config {
 
     /// Within one long request, bytes are made durable and recorded at least
     /// this often, so a crash mid-request loses at most this much.
-    #[arg(long, env = "FERRY_CHECKPOINT_EVERY", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, env = "FERRY_CHECKPOINT_EVERY", default_value = "64MiB", value_parser = parse_positive_size)]
     pub checkpoint_every: u64,
 
+    /// Within one long request, bytes are also made durable and recorded at
+    /// least this often, so a crash of the machine loses at most this much
+    /// time of sending (a crash of Ferry alone loses nothing it wrote).
+    #[arg(long, env = "FERRY_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = parse_positive_duration)]
+    pub checkpoint_interval: Duration,
+
     /// A request body that sends nothing for this long is ended (the bytes
-    /// before are kept).
-    #[arg(long, env = "FERRY_BODY_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// before are kept). Applies to every route.
+    #[arg(long, env = "FERRY_BODY_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
     pub body_timeout: Duration,
 
     /// How long events stay in the log for `/events` replay and long polling.
-    #[arg(long, env = "FERRY_EVENTS_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_EVENTS_RETENTION", default_value = "24h", value_parser = parse_positive_duration)]
     pub events_retention: Duration,
 
     /// Progress events of one upload are at least this far apart.
-    #[arg(long, env = "FERRY_PROGRESS_EVERY", default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_PROGRESS_EVERY", default_value = "250ms", value_parser = parse_duration)]
     pub progress_every: Duration,
 
     /// How often expired uploads are looked for and removed.
-    #[arg(long, env = "FERRY_SWEEP_EVERY", default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_SWEEP_EVERY", default_value = "1m", value_parser = parse_positive_duration)]
     pub sweep_every: Duration,
 
     /// Closes the server: every request but `/healthz` and the sign-in page
@@ -83,18 +89,20 @@ pub struct Config {
     pub access_token: Option<Secret>,
 
     /// An origin allowed to call the API from another site (CORS), such as
-    /// `https://app.example.com`. Repeat the flag (or separate with commas
-    /// in the variable) for several. Default: same origin only.
-    #[arg(long, env = "FERRY_CORS_ORIGIN", value_delimiter = ',')]
+    /// `https://app.example.com`, or `*` for any (bearer-token clients; the
+    /// page's own endpoints still refuse other sites). Repeat the flag (or
+    /// separate with commas in the variable) for several. Default: same
+    /// origin only.
+    #[arg(long, env = "FERRY_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origin: Vec<String>,
 
     /// A client that has not sent its request headers within this time is
     /// cut off (slow or stuck clients cannot hold connections).
-    #[arg(long, env = "FERRY_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FERRY_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
     pub header_timeout: Duration,
 
     /// Most bytes of request line and headers; larger requests get 431.
-    #[arg(long, env = "FERRY_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_size)]
+    #[arg(long, env = "FERRY_MAX_HEADER_BYTES", default_value = "64KiB", value_parser = parse_header_bytes)]
     pub max_header_bytes: u64,
 
     /// Requests per second allowed from one client address (0: no limit).
@@ -105,6 +113,43 @@ pub struct Config {
     /// Requests a client may send at once before the rate limit applies.
     #[arg(long, env = "FERRY_RATE_BURST", default_value_t = 100)]
     pub rate_burst: u32,
+
+    /// Most connections open at once. Past it, the connection idle the
+    /// longest is closed to make room, or the new one is refused when none
+    /// is idle. Kept below the process's file limit.
+    #[arg(long, env = "FERRY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most WebSocket uploads open at once.
+    #[arg(long, env = "FERRY_MAX_WEBSOCKETS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_websockets: u32,
+
+    /// Most live event streams and long polls (`/events`, `/events/poll`)
+    /// one owner may hold at once (a browser tab holds one).
+    #[arg(long, env = "FERRY_MAX_STREAMS_PER_OWNER", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_owner: u32,
+
+    /// Most live event streams and long polls from one client address at
+    /// once.
+    #[arg(long, env = "FERRY_MAX_STREAMS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_address: u32,
+
+    /// Most bytes one owner may store: declared lengths of unfinished
+    /// uploads and sizes of finished ones (bytes shared by instant uploads
+    /// count once). A size, or a share of the data disk such as `50%`;
+    /// `0` for no limit. With S3 storage a share means no limit.
+    #[arg(long, env = "FERRY_MAX_BYTES_PER_OWNER", default_value = "50%", value_parser = parse_share)]
+    pub max_bytes_per_owner: Share,
+
+    /// Most unfinished uploads one owner may have at once (`0`: no limit).
+    #[arg(long, env = "FERRY_MAX_UNFINISHED_PER_OWNER", default_value_t = 10_000)]
+    pub max_unfinished_per_owner: u64,
+
+    /// Free space kept on the data disk: an upload that would leave less
+    /// is refused (507) before it starts. A size or a share of the disk
+    /// such as `2%`; `0` to turn the guard off.
+    #[arg(long, env = "FERRY_MIN_FREE_SPACE", default_value = "2%", value_parser = parse_share)]
+    pub min_free_space: Share,
 
     /// Mark cookies `Secure` (serve over HTTPS, directly or behind a proxy).
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
@@ -130,7 +175,7 @@ pub struct Config {
 
     /// With PostgreSQL: most uploads this instance writes at once (each
     /// holds a database connection for its lock while it is written).
-    #[arg(long, env = "FERRY_MAX_WRITERS", default_value_t = 64)]
+    #[arg(long, env = "FERRY_MAX_WRITERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_writers: u32,
 }
 
@@ -150,6 +195,42 @@ pub enum Fsync {
     Request,
     /// Never sync explicitly.
     Never,
+}
+
+/// A size, or a share of the data disk.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Share {
+    Bytes(u64),
+    /// Percent of the disk's size.
+    Percent(f64),
+}
+
+impl Share {
+    /// In bytes, for a disk of `disk` bytes (`None` when unknown).
+    /// `None` when there is no limit.
+    pub fn bytes(self, disk: Option<u64>) -> Option<u64> {
+        match self {
+            Share::Bytes(0) => None,
+            Share::Bytes(n) => Some(n),
+            Share::Percent(p) => disk.map(|d| (d as f64 * p / 100.0) as u64),
+        }
+    }
+}
+
+/// Parses a size (`10GiB`) or a percentage (`5%`).
+pub fn parse_share(s: &str) -> Result<Share, String> {
+    let t = s.trim();
+    if let Some(p) = t.strip_suffix('%') {
+        let p: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a percentage"))?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(format!("{s:?}: a share is between 0% and 100%"));
+        }
+        return Ok(Share::Percent(p));
+    }
+    parse_size(t).map(Share::Bytes)
 }
 
 /// A secret from the command line or environment; never printed.
@@ -181,6 +262,69 @@ impl std::str::FromStr for Secret {
             Ok(Secret(s.to_string()))
         }
     }
+}
+
+/// The longest duration any flag takes: every time Ferry computes from one
+/// stays within the calendar that HTTP dates can show.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a duration (`250ms`, `30s`, `24h`, `7days`) of at most 100 years.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write for example 30s, 15m or 24h"))?;
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is too long: at most 100 years"));
+    }
+    Ok(d)
+}
+
+/// A duration that must be longer than zero (a timeout or an interval).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// A size that must be at least one byte.
+pub fn parse_positive_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err(format!("{s:?}: must be at least one byte")),
+        n => Ok(n),
+    }
+}
+
+/// `--max-header-bytes`: at least 1 KiB (a request line and a few headers),
+/// at most 16 MiB.
+fn parse_header_bytes(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if !(1024..=16 << 20).contains(&n) {
+        return Err(format!("{s:?}: must be between 1KiB and 16MiB"));
+    }
+    Ok(n)
+}
+
+/// A CORS origin: `*`, or `scheme://host[:port]` with nothing after it.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    if s == "*" {
+        return Ok(s.to_string());
+    }
+    let bad = || {
+        format!(
+            "{s:?} is not an origin: write it as https://host or https://host:port, or * for any"
+        )
+    };
+    let uri: axum::http::Uri = s.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
+    let bare = uri
+        .path_and_query()
+        .is_none_or(|p| p.as_str() == "/" || p.as_str().is_empty());
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) || !bare || s.contains('@') {
+        return Err(bad());
+    }
+    Ok(s.to_string())
 }
 
 /// Parses a size: plain bytes or a number with a unit (`KiB`, `MB`, ...).
@@ -252,6 +396,9 @@ impl Config {
                 Fsync::Never => FsyncPolicy::Never,
             },
             checkpoint_bytes: self.checkpoint_every.max(1),
+            checkpoint_interval: self.checkpoint_interval,
+            max_unfinished_per_owner: (self.max_unfinished_per_owner > 0)
+                .then_some(self.max_unfinished_per_owner),
             body_idle_timeout: self.body_timeout,
             ..ServiceConfig::default()
         }

@@ -63,6 +63,12 @@ pub enum ErrorCode {
     RateLimited,
     /// The request body stopped before it was complete.
     BodyIncomplete,
+    /// The owner would store more than `--max-bytes-per-owner`.
+    QuotaExceeded,
+    /// The owner has `--max-unfinished-per-owner` unfinished uploads.
+    TooManyUnfinished,
+    /// Too many event streams or WebSockets open at once.
+    TooManyStreams,
     /// Something failed inside the server; details are in its log.
     Internal,
 }
@@ -99,6 +105,9 @@ impl ErrorCode {
             RequestTimeout => "request_timeout",
             RateLimited => "rate_limited",
             BodyIncomplete => "body_incomplete",
+            QuotaExceeded => "quota_exceeded",
+            TooManyUnfinished => "too_many_unfinished",
+            TooManyStreams => "too_many_streams",
             Internal => "internal",
         }
     }
@@ -126,11 +135,11 @@ impl ErrorCode {
             UploadTooLarge | BodyExceedsLength => 413,
             UnsupportedContentType => 415,
             RangeNotSatisfiable => 416,
-            RateLimited => 429,
+            RateLimited | TooManyUnfinished | TooManyStreams => 429,
             UploadLocked => 423,
             ChecksumMismatch => 460,
             Internal => 500,
-            StorageFull => 507,
+            StorageFull | QuotaExceeded => 507,
         }
     }
 }
@@ -243,7 +252,11 @@ mod tests {
             Forbidden,
             StorageFull,
             RequestTimeout,
+            RateLimited,
             BodyIncomplete,
+            QuotaExceeded,
+            TooManyUnfinished,
+            TooManyStreams,
             Internal,
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();

@@ -9,9 +9,14 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let filter = match EnvFilter::try_new(&config.log) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("error: invalid value {:?} for '--log': {e}", config.log);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     match serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -41,6 +46,8 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let options = ferry::http::ServeOptions {
         header_timeout: state.config.header_timeout,
         max_header_bytes: usize::try_from(state.config.max_header_bytes).unwrap_or(usize::MAX),
+        body_timeout: state.config.body_timeout,
+        max_connections: state.config.max_connections as usize,
     };
     ferry::http::serve(listener, router(state), options, shutdown_signal()).await?;
     tracing::info!("stopped");

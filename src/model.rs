@@ -67,6 +67,15 @@ pub struct UploadSummary {
     pub completed_at: Option<i64>,
 }
 
+/// One page of the listing of uploads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPage {
+    /// Newest first.
+    pub uploads: Vec<UploadSummary>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<String>,
+}
+
 /// Something that happened to an upload, as `/events` and
 /// `/events/poll` deliver it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

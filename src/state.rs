@@ -12,7 +12,7 @@ use crate::upload::{
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Everything a request handler may need, cheap to clone.
 #[derive(Clone)]
@@ -27,6 +27,10 @@ pub struct AppState {
     pub uploads: UploadService,
     /// The per-client rate limit, when one is set.
     pub rate_limit: Option<crate::http::guard::RateLimit>,
+    /// What clients hold (streams, sockets) and try (sign-ins).
+    pub limits: Arc<crate::http::limits::Limits>,
+    /// The key that signs session cookies, the same on every instance.
+    pub session_key: Arc<String>,
 }
 
 impl AppState {
@@ -39,7 +43,7 @@ impl AppState {
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .map_err(io)?;
-        let service_config = config.service();
+        let mut service_config = config.service();
         let durable = service_config.fsync == FsyncPolicy::Request;
         let bad_config = |m: String| Error::new(ErrorCode::Internal, m);
         let blobs: Arc<dyn BlobStore> = match config.storage().map_err(bad_config)? {
@@ -54,10 +58,19 @@ impl AppState {
                 Arc::new(store)
             }
         };
+        // Quotas and the reserve may be shares of the data disk.
+        let disk = blobs.space().await.map(|s| s.total);
+        service_config.max_bytes_per_owner = config.max_bytes_per_owner.bytes(disk);
+        service_config.min_free_space = config.min_free_space.bytes(disk);
         let url = config.database_url();
         let meta = Arc::new(SqlStore::open(&url, durable).await?);
-        let events =
+        let session_key = Arc::new(meta.secret("session_key").await?);
+        let mut events =
             Events::new(meta.clone(), config.progress_every, config.events_retention).await?;
+        if meta.backend() == Backend::Postgres {
+            // A safety net under NOTIFY, which a lost connection can miss.
+            events = events.with_polling(Duration::from_secs(30));
+        }
         let locks: Arc<dyn Locker> = match meta.backend() {
             Backend::Sqlite => Arc::new(LocalLocker::new()),
             Backend::Postgres => {
@@ -67,9 +80,15 @@ impl AppState {
             }
         };
         let uploads = UploadService::new(blobs, meta, locks, events, service_config);
-        let fixed = uploads.reconcile_all().await?;
-        if fixed > 0 {
-            tracing::warn!("{fixed} unfinished uploads had fewer stored bytes than recorded; they resume from what is stored");
+        let done = uploads.reconcile_all().await?;
+        if done.fell_back > 0 {
+            tracing::warn!("{} unfinished uploads had fewer stored bytes than recorded; they resume from what is stored", done.fell_back);
+        }
+        if done.recovered > 0 {
+            tracing::info!(
+                "{} unfinished uploads took in bytes written before Ferry stopped",
+                done.recovered
+            );
         }
         let leptos_options = LeptosOptions::builder()
             .output_name("ferry")
@@ -81,6 +100,8 @@ impl AppState {
             .build();
         Ok(AppState {
             rate_limit: crate::http::guard::RateLimit::new(config.rate_limit, config.rate_burst),
+            limits: Arc::new(crate::http::limits::Limits::new(&config)),
+            session_key,
             config: Arc::new(config),
             leptos_options,
             started: Instant::now(),

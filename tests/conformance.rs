@@ -210,7 +210,7 @@ async fn record_suite(store: &SqlStore) {
 
     // Listing: the owner's, newest first.
     let listed: Vec<_> = store
-        .list_by_owner(&alice, 10)
+        .list_by_owner(&alice, None, 10)
         .await
         .unwrap()
         .into_iter()
@@ -275,6 +275,27 @@ async fn record_suite(store: &SqlStore) {
     assert_eq!(store.after(&alice, e1, 10).await.unwrap().len(), 1);
     assert_eq!(store.prune(25).await.unwrap(), 2);
     assert_eq!(store.after(&alice, before, 10).await.unwrap().len(), 1);
+
+    // An upload's progress replaces its last progress; owners' latest IDs
+    // are their own.
+    let p1 = store
+        .append(&alice, EventKind::Progress, &summary, 40)
+        .await
+        .unwrap();
+    let p2 = store
+        .append(&alice, EventKind::Progress, &summary, 41)
+        .await
+        .unwrap();
+    let progress: Vec<_> = store
+        .after(&alice, e3, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(progress, vec![p2], "{p1} was replaced");
+    assert_eq!(store.latest_of(&alice).await.unwrap(), p2);
+    assert_eq!(store.latest_of(&Owner::token("nobody")).await.unwrap(), 0);
 }
 
 /// Event IDs from several writers at once (several instances on one
@@ -292,8 +313,9 @@ async fn event_order_suite(stores: &[Arc<SqlStore>]) {
             let summary = summary.clone();
             let owner = owner.clone();
             tokio::spawn(async move {
+                // Kinds that are kept (progress replaces an upload's last).
                 for i in 0..40 {
-                    s.append(&owner, EventKind::Progress, &summary, i)
+                    s.append(&owner, EventKind::Completed, &summary, i)
                         .await
                         .unwrap();
                 }

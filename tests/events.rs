@@ -11,8 +11,8 @@ use http_body_util::BodyExt;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-const ALICE: (&str, &str) = ("cookie", "ferry_session=AAAAAAAAAAAAAAAAAAAAAQ");
-const BOB: (&str, &str) = ("cookie", "ferry_session=AAAAAAAAAAAAAAAAAAAAAg");
+const ALICE: (&str, &str) = ("authorization", "Bearer AAAAAAAAAAAAAAAAAAAAAQ");
+const BOB: (&str, &str) = ("authorization", "Bearer AAAAAAAAAAAAAAAAAAAAAg");
 
 /// One parsed Server-Sent Event.
 #[derive(Debug, Default, Clone)]

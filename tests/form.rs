@@ -34,7 +34,8 @@ fn multipart(boundary: &str, files: &[(&str, &str, &[u8])]) -> Vec<u8> {
 #[tokio::test]
 async fn form_upload_stores_every_file_and_lists_them() {
     let app = TestApp::new().await;
-    let cookie = ("cookie", "ferry_session=AAAAAAAAAAAAAAAAAAAAAw");
+    let session = app.session("AAAAAAAAAAAAAAAAAAAAAw");
+    let cookie = (session.0, session.1.as_str());
     let a = bytes(3 * 1024 * 1024 + 5, 1);
     let b = b"plain text file\n".to_vec();
     let body = multipart(
@@ -74,7 +75,11 @@ async fn form_upload_stores_every_file_and_lists_them() {
     let uploads = app
         .state
         .uploads
-        .list(&ferry::upload::Owner::session("AAAAAAAAAAAAAAAAAAAAAw"))
+        .list(
+            &ferry::upload::Owner::session("AAAAAAAAAAAAAAAAAAAAAw"),
+            None,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(uploads.len(), 2);

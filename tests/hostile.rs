@@ -9,8 +9,8 @@ mod common;
 use axum::body::{Body, Bytes};
 use common::*;
 
-const ME: (&str, &str) = ("cookie", "ferry_session=AAAAAAAAAAAAAAAAAAAABA");
-const OTHER: (&str, &str) = ("cookie", "ferry_session=AAAAAAAAAAAAAAAAAAAACA");
+const ME: (&str, &str) = ("authorization", "Bearer AAAAAAAAAAAAAAAAAAAABA");
+const OTHER: (&str, &str) = ("authorization", "Bearer AAAAAAAAAAAAAAAAAAAACA");
 
 /// The uploads the table's requests aim at.
 struct Targets {

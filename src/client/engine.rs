@@ -90,13 +90,35 @@ async fn load_interrupted(m: Uploads) {
     m.interrupted.set(found);
 }
 
-/// Reloads the list of this owner's uploads.
+/// Reloads the list of this owner's uploads, as many as are shown.
 pub async fn refresh_uploaded(m: Uploads) {
-    if let Ok(list) = crate::api::list_uploads().await {
-        if m.uploaded.get_untracked() != list {
-            m.uploaded.set(list);
+    let shown = m.uploaded.with_untracked(Vec::len) as u32;
+    let limit = shown.clamp(crate::api::LIST_PAGE, crate::api::MAX_LIST_PAGE);
+    if let Ok(page) = crate::api::list_uploads(None, Some(limit)).await {
+        if m.uploaded.get_untracked() != page.uploads {
+            m.uploaded.set(page.uploads);
         }
+        m.uploaded_next.set(page.next);
     }
+}
+
+/// Shows the next page of this owner's uploads.
+pub fn load_more(m: Uploads) {
+    let Some(after) = m.uploaded_next.get_untracked() else {
+        return;
+    };
+    spawn_local(async move {
+        if let Ok(page) = crate::api::list_uploads(Some(after), None).await {
+            m.uploaded.update(|list| {
+                for u in page.uploads {
+                    if !list.iter().any(|known| known.id == u.id) {
+                        list.push(u);
+                    }
+                }
+            });
+            m.uploaded_next.set(page.next);
+        }
+    });
 }
 
 fn fingerprint(file: &File) -> FileFingerprint {

@@ -13,4 +13,6 @@ pub mod store;
 mod thumb;
 mod ws;
 
-pub use engine::{add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, retry};
+pub use engine::{
+    add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, retry,
+};

@@ -1,9 +1,16 @@
 //! Live events: `GET /events` (Server-Sent Events, with replay after
 //! `Last-Event-ID`) and `GET /events/poll` (long polling over the same log),
-//! both scoped to the caller's uploads.
+//! both scoped to the caller's uploads. A listener waits on its owner's
+//! bell only, and holds one of a bounded number of places per owner and
+//! per client address.
 
+use super::error::ApiError;
+use super::guard::ClientIp;
+use super::limits::Place;
+use crate::error::{Error, ErrorCode};
 use crate::model::{EventPage, LiveEvent};
 use crate::state::AppState;
+use crate::upload::events::Subscription;
 use crate::upload::Owner;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -14,9 +21,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-/// How long a waiting listener sleeps before looking again for events that
-/// other instances stored.
-const POLL_STORE: Duration = Duration::from_secs(1);
+/// The longest a stream waits on its bell before it looks at the log again
+/// (a safety net; bells wake it at once).
+const IDLE_LOOK: Duration = Duration::from_secs(300);
 /// The longest a long poll waits.
 pub const MAX_POLL_TIMEOUT: u64 = 60;
 const BATCH: u32 = 200;
@@ -34,15 +41,48 @@ fn to_sse(e: &LiveEvent) -> Event {
         .data(data)
 }
 
+/// A place for one more listener of this owner from this address, or the
+/// refusal to answer.
+fn take_places(state: &AppState, owner: &Owner, peer: ClientIp) -> Result<Vec<Place>, ApiError> {
+    let refuse = |why: &str| ApiError(Error::new(ErrorCode::TooManyStreams, why.to_string()));
+    let mut places = Vec::with_capacity(2);
+    match state.limits.streams_by_address.take(peer.0) {
+        Some(p) => places.push(p),
+        None => {
+            return Err(refuse(
+                "Too many event streams are open from this address; close some first.",
+            ))
+        }
+    }
+    if !owner.is_anonymous() {
+        match state
+            .limits
+            .streams_by_owner
+            .take(owner.as_str().to_string())
+        {
+            Some(p) => places.push(p),
+            None => return Err(refuse(
+                "Too many event streams are open for your uploads; close some (other tabs) first.",
+            )),
+        }
+    }
+    Ok(places)
+}
+
 /// `GET /events`: every event of the caller's uploads as it happens. A
 /// reconnecting client sends `Last-Event-ID` (or `?after=`) and first gets
 /// everything it missed.
 pub async fn stream(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
+    peer: ClientIp,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
+    let places = match take_places(&state, &owner, peer) {
+        Ok(p) => p,
+        Err(refused) => return refused.into_response(),
+    };
     let events = state.uploads.events().clone();
     let resume = headers
         .get("last-event-id")
@@ -51,21 +91,28 @@ pub async fn stream(
         .or(q.after);
     let cursor = match resume {
         Some(id) => id,
-        None => events.latest().await,
+        None => match events.latest_of(&owner).await {
+            Ok(id) => id,
+            Err(e) => return ApiError(e).into_response(),
+        },
     };
     struct S {
         events: crate::upload::Events,
+        bell: Subscription,
         owner: Owner,
         cursor: u64,
         queue: VecDeque<LiveEvent>,
         greeted: bool,
+        _places: Vec<Place>,
     }
     let init = S {
+        bell: events.subscribe(&owner),
         events,
         owner,
         cursor,
         queue: VecDeque::new(),
         greeted: false,
+        _places: places,
     };
     let body = futures_util::stream::unfold(init, |mut s| async move {
         if !s.greeted {
@@ -80,7 +127,7 @@ pub async fn stream(
             if let Some(e) = s.queue.pop_front() {
                 return Some((Ok(to_sse(&e)), s));
             }
-            let seen = s.events.seen();
+            s.bell.mark();
             match s.events.after(&s.owner, s.cursor, BATCH).await {
                 Ok(list) if !list.is_empty() => {
                     s.cursor = list.last().map(|e| e.id).unwrap_or(s.cursor);
@@ -90,7 +137,7 @@ pub async fn stream(
                 Ok(_) => {}
                 Err(e) => tracing::warn!("reading events: {e}"),
             }
-            s.events.wait(seen, POLL_STORE).await;
+            s.bell.wait(IDLE_LOOK).await;
         }
     });
     let mut resp = Sse::new(body)
@@ -118,24 +165,32 @@ pub struct PollQuery {
 /// `GET /events/poll?after=ID&timeout=SECONDS`: the caller's events after
 /// ID at once if there are any, otherwise waits up to the timeout (at most
 /// 60 s) and answers an empty list. Without `after`, answers at once with
-/// the current cursor.
+/// the caller's own latest event ID as the cursor.
 pub async fn poll(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
+    peer: ClientIp,
     Query(q): Query<PollQuery>,
 ) -> Response {
     let events = state.uploads.events();
     let Some(after) = q.after else {
-        let cursor = events.latest().await;
-        return no_store(Json(EventPage {
-            events: Vec::new(),
-            cursor,
-        }));
+        return match events.latest_of(&owner).await {
+            Ok(cursor) => no_store(Json(EventPage {
+                events: Vec::new(),
+                cursor,
+            })),
+            Err(e) => ApiError(e).into_response(),
+        };
+    };
+    let _places = match take_places(&state, &owner, peer) {
+        Ok(p) => p,
+        Err(refused) => return refused.into_response(),
     };
     let timeout = Duration::from_secs(q.timeout.unwrap_or(25).min(MAX_POLL_TIMEOUT));
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut bell = events.subscribe(&owner);
     loop {
-        let seen = events.seen();
+        bell.mark();
         match events.after(&owner, after, BATCH).await {
             Ok(list) if !list.is_empty() => {
                 let cursor = list.last().map(|e| e.id).unwrap_or(after);
@@ -145,7 +200,7 @@ pub async fn poll(
                 }));
             }
             Ok(_) => {}
-            Err(e) => return super::error::ApiError(e).into_response(),
+            Err(e) => return ApiError(e).into_response(),
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
@@ -154,7 +209,7 @@ pub async fn poll(
                 cursor: after,
             }));
         }
-        events.wait(seen, POLL_STORE.min(deadline - now)).await;
+        bell.wait(deadline - now).await;
     }
 }
 

@@ -14,6 +14,30 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+/// The client's address (0.0.0.0 when the request did not come over a
+/// socket, as in tests that call the router directly).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(&parts.extensions)))
+    }
+}
+
+/// The client's address from a request's extensions.
+pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
 /// Requests per second per client address, with a burst allowance.
 #[derive(Clone)]
 pub struct RateLimit(Arc<DefaultKeyedRateLimiter<IpAddr>>);
@@ -32,11 +56,7 @@ impl RateLimit {
 /// Middleware: 429 with `Retry-After` for clients over the limit.
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(limit) = &state.rate_limit {
-        let ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let ip = client_ip(req.extensions());
         if let Err(not_until) = limit.0.check_key(&ip) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
@@ -61,7 +81,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 
 /// Whether a request was sent by a page of another site: the browser says so
 /// in `Sec-Fetch-Site`, or its `Origin` names another host than the one
-/// asked (and not one the CORS setting allows).
+/// asked (and not one the CORS setting names; `*` names none).
 pub fn is_cross_site(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site.eq_ignore_ascii_case("cross-site") {

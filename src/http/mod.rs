@@ -7,6 +7,7 @@ mod events;
 mod form;
 pub mod guard;
 mod health;
+pub mod limits;
 mod serve;
 pub mod session;
 pub mod tus;
@@ -67,10 +68,15 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
-        .collect();
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+        )
+    };
     let names = |list: &[&'static str]| {
         list.iter()
             .map(|n| HeaderName::from_static(n))
@@ -78,7 +84,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     };
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(allow)
             .allow_methods([
                 Method::GET,
                 Method::HEAD,

@@ -1,8 +1,11 @@
 //! Who is asking: every request gets an `Owner` (its bearer token, its
 //! browser session, or anonymous) and, when `--access-token` closes the
 //! server, must prove it knows the token. Browser sessions live in an
-//! HttpOnly, SameSite=Lax cookie; signing in binds the session to the token
-//! with an HMAC, so no session table is needed and any instance can check it.
+//! HttpOnly, SameSite=Lax cookie that the server signs (a session ID it did
+//! not issue is ignored, so nobody can plant one); signing in always starts
+//! a fresh session and binds it to the token with an HMAC, so no session
+//! table is needed and any instance can check it. Sign-in attempts, by form
+//! or by bearer token, are limited per client address.
 
 use super::error::ApiError;
 use crate::error::{Error, ErrorCode};
@@ -41,11 +44,48 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The session ID from the cookie, when it is one Ferry could have issued.
-fn session_id(headers: &HeaderMap) -> Option<String> {
-    cookie(headers, SESSION_COOKIE)
-        .and_then(UploadId::parse)
-        .map(|id| id.to_string())
+/// The session ID from the cookie, when Ferry issued it: the cookie is
+/// `<id>.<signature>`, signed with the server's session key.
+fn session_id(headers: &HeaderMap, key: &str) -> Option<String> {
+    let (id, signature) = cookie(headers, SESSION_COOKIE)?.split_once('.')?;
+    let id = UploadId::parse(id)?;
+    same_secret(signature, &sign_session(key, id.as_str())).then(|| id.to_string())
+}
+
+/// The signature of a session ID: 128 bits of an HMAC keyed by the
+/// server's session key.
+fn sign_session(key: &str, id: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"ferry-session-id:");
+    mac.update(id.as_bytes());
+    mac.finalize().into_bytes()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new session ID with its signed cookie value.
+fn new_session(key: &str) -> (String, String) {
+    let id = UploadId::random().to_string();
+    let value = signed_session(key, &id);
+    (id, value)
+}
+
+/// The cookie value of session `id` signed with `key` (`AppState::session_key`).
+pub fn signed_session(key: &str, id: &str) -> String {
+    format!("{id}.{}", sign_session(key, id))
+}
+
+fn too_many_attempts() -> Response {
+    let mut resp = ApiError(Error::new(
+        ErrorCode::RateLimited,
+        "Too many sign-in attempts from this address; wait a minute and try again.",
+    ))
+    .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    resp
 }
 
 fn session_mac(token: &str, session: &str) -> String {
@@ -66,10 +106,10 @@ fn same_secret(a: &str, b: &str) -> bool {
     Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
 }
 
-fn session_cookie(id: &str, secure: bool) -> HeaderValue {
+fn session_cookie(value: &str, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}"
     ))
     .expect("cookie is ASCII")
 }
@@ -84,9 +124,17 @@ fn is_open_path(path: &str) -> bool {
 pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
     let bearer = bearer(headers).map(str::to_owned);
-    let session = session_id(headers);
+    let session = session_id(headers, &state.session_key);
     if let Some(required) = state.config.access_token.as_ref().map(|t| t.expose()) {
         let by_token = bearer.as_deref().is_some_and(|b| same_secret(b, required));
+        if bearer.is_some()
+            && !by_token
+            && !state
+                .limits
+                .may_sign_in(super::guard::client_ip(req.extensions()))
+        {
+            return too_many_attempts();
+        }
         let by_session = match (&session, cookie(headers, AUTH_COOKIE)) {
             (Some(s), Some(mac)) => same_secret(mac, &session_mac(required, s)),
             _ => false,
@@ -117,11 +165,11 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     };
     req.extensions_mut().insert(owner);
     let mut resp = next.run(req).await;
-    if bearer.is_none() && session.is_none() {
-        let id = UploadId::random();
+    if bearer.is_none() && session.is_none() && !resp.headers().contains_key(header::SET_COOKIE) {
+        let (_, value) = new_session(&state.session_key);
         resp.headers_mut().append(
             header::SET_COOKIE,
-            session_cookie(id.as_str(), state.config.secure_cookies),
+            session_cookie(&value, state.config.secure_cookies),
         );
     }
     resp
@@ -148,15 +196,18 @@ pub struct SignIn {
     token: String,
 }
 
-/// `POST /signin`: checks the token and binds the session to it.
+/// `POST /signin`: checks the token and binds a fresh session to it.
 pub async fn signin(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    peer: super::guard::ClientIp,
     Form(form): Form<SignIn>,
 ) -> Response {
     let Some(required) = state.config.access_token.as_ref().map(|t| t.expose()) else {
         return Redirect::to("/").into_response();
     };
+    if !state.limits.may_sign_in(peer.0) {
+        return too_many_attempts();
+    }
     if !same_secret(&form.token, required) {
         tracing::warn!("failed sign-in attempt");
         let page = SIGNIN_PAGE.replace(
@@ -165,7 +216,9 @@ pub async fn signin(
         );
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
-    let session = session_id(&headers).unwrap_or_else(|| UploadId::random().to_string());
+    // Never the session the request came with: one planted by someone
+    // else must not become signed in.
+    let (session, value) = new_session(&state.session_key);
     let mut resp = Redirect::to("/").into_response();
     let secure = if state.config.secure_cookies {
         "; Secure"
@@ -174,7 +227,7 @@ pub async fn signin(
     };
     resp.headers_mut().append(
         header::SET_COOKIE,
-        session_cookie(&session, state.config.secure_cookies),
+        session_cookie(&value, state.config.secure_cookies),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "{AUTH_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{secure}",
@@ -192,21 +245,30 @@ mod tests {
     #[test]
     fn reads_cookies_and_bearer_tokens() {
         let mut h = HeaderMap::new();
+        let (id, value) = new_session("key");
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; ferry_session=AAAAAAAAAAAAAAAAAAAAAA; b=2"),
+            HeaderValue::from_str(&format!("a=1; ferry_session={value}; b=2")).unwrap(),
         );
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer s3cret"),
         );
-        assert_eq!(session_id(&h).as_deref(), Some("AAAAAAAAAAAAAAAAAAAAAA"));
-        assert_eq!(bearer(&h), Some("s3cret"));
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("ferry_session=../../x"),
+        assert_eq!(session_id(&h, "key"), Some(id.clone()));
+        assert_eq!(
+            session_id(&h, "other key"),
+            None,
+            "signed by this server only"
         );
-        assert_eq!(session_id(&h), None);
+        assert_eq!(bearer(&h), Some("s3cret"));
+        for planted in [
+            "ferry_session=../../x".to_string(),
+            "ferry_session=AAAAAAAAAAAAAAAAAAAAAA".to_string(),
+            format!("ferry_session={id}.00000000000000000000000000000000"),
+        ] {
+            h.insert(header::COOKIE, HeaderValue::from_str(&planted).unwrap());
+            assert_eq!(session_id(&h, "key"), None, "{planted}");
+        }
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
     }

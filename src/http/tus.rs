@@ -186,7 +186,9 @@ fn set(resp: &mut Response, name: &'static str, value: impl ToString) {
 
 fn set_expires(resp: &mut Response, record: &UploadRecord) {
     if let Some(ms) = record.expires_at {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+        // HTTP dates end with the year 9999.
+        let ms = ms.clamp(0, 253_402_300_799_000) as u64;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
         set(resp, "upload-expires", httpdate::fmt_http_date(t));
     }
 }
@@ -258,8 +260,15 @@ fn method_not_allowed(allowed: &'static str) -> ApiError {
     .into()
 }
 
+/// A request body as the core reads it; a body that sent nothing for too
+/// long (the connection's idle timeout) ends with `TimedOut`.
 fn body_stream(body: Body) -> BodyStream {
-    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+    Box::pin(body.into_data_stream().map_err(
+        |e| match e.into_inner().downcast::<std::io::Error>() {
+            Ok(io) => *io,
+            Err(other) => std::io::Error::other(other),
+        },
+    ))
 }
 
 fn is_offset_stream(headers: &HeaderMap) -> bool {

@@ -5,8 +5,13 @@
 //! sees the declared length reached). Close codes: 1000 done, 1008 refused
 //! (reason `<error code>: <message>`), 1009 frame too large, 1011 server
 //! error. Locks, offsets, hashing and durability are the same as for PATCH.
+//!
+//! Memory is bounded per socket (a frame being read, one being handed on,
+//! one queued) and sockets are counted (`--max-websockets`); a socket that
+//! sends nothing for `--body-timeout` is closed, keeping its bytes.
 
 use super::error::ApiError;
+use super::limits::Place;
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
 use crate::upload::{AppendRequest, BodyStream, CommitHook, UploadId};
@@ -17,8 +22,10 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
-/// The largest binary frame accepted.
-pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The largest binary frame (and message) accepted. The page sends 1 MiB.
+pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// Frames queued between the socket and storage, per socket.
+const QUEUED_FRAMES: usize = 1;
 /// Acknowledgements (commits) at least this often.
 const ACK_EVERY: u64 = 4 * 1024 * 1024;
 
@@ -36,15 +43,22 @@ pub async fn upgrade(
     let Some(id) = UploadId::parse(&id) else {
         return ApiError(Error::not_found()).into_response();
     };
+    let Some(place) = state.limits.websockets.take(()) else {
+        return ApiError(Error::new(
+            ErrorCode::TooManyStreams,
+            "Too many WebSocket uploads are open; retry in a moment, or upload over HTTP.",
+        ))
+        .into_response();
+    };
     // Refusals that are known before the upgrade are plain HTTP answers.
     let record = match state.uploads.get(&id).await {
         Ok(r) => r,
         Err(e) => return ApiError(e).into_response(),
     };
     let offset = q.offset.unwrap_or(record.offset);
-    ws.max_frame_size(2 * MAX_FRAME)
-        .max_message_size(2 * MAX_FRAME)
-        .on_upgrade(move |socket| session(state, id, offset, record.length, socket))
+    ws.max_frame_size(MAX_FRAME)
+        .max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| session(state, id, offset, record.length, socket, place))
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -73,9 +87,12 @@ async fn session(
     offset: u64,
     length: Option<u64>,
     socket: WebSocket,
+    _place: Place,
 ) {
+    let idle = state.config.body_timeout;
     let (mut sink, mut incoming) = socket.split();
-    let (body_tx, mut body_rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let (body_tx, mut body_rx) =
+        tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUED_FRAMES);
     let (ack_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let body: BodyStream = Box::pin(futures_util::stream::poll_fn(move |cx| {
         body_rx.poll_recv(cx)
@@ -101,7 +118,12 @@ async fn session(
             Some(at) = acks.recv() => {
                 let _ = sink.send(Message::Text(format!("{{\"offset\":{at}}}").into())).await;
             }
-            msg = incoming.next(), if body_tx.is_some() => match msg {
+            msg = tokio::time::timeout(idle, incoming.next()), if body_tx.is_some() => match msg.unwrap_or_else(|_| {
+                Some(Err(axum::Error::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no frame arrived in time",
+                ))))
+            }) {
                 Some(Ok(Message::Binary(data))) => {
                     if data.len() > MAX_FRAME {
                         too_large = true;
@@ -122,6 +144,9 @@ async fn session(
                 Some(Ok(Message::Close(_))) | None => body_tx = None,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
+                    // The socket library refuses a frame over the limit as
+                    // soon as its header announces it.
+                    too_large |= e.to_string().contains("too long");
                     if let Some(tx) = body_tx.take() {
                         let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     }

@@ -18,7 +18,7 @@ mod actions {
 
     #[cfg(feature = "hydrate")]
     pub use crate::client::{
-        add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, retry,
+        add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, retry,
     };
 
     #[cfg(feature = "hydrate")]
@@ -42,6 +42,7 @@ mod actions {
         pub fn cancel_all(_: Uploads) {}
         pub fn retry(_: Uploads, _: u32) {}
         pub fn delete_uploaded(_: Uploads, _: String) {}
+        pub fn load_more(_: Uploads) {}
         pub fn save_settings(_: &Settings) {}
         pub fn save_lang(_: Lang) {}
     }
@@ -52,7 +53,7 @@ mod actions {
 /// The upload page.
 #[component]
 pub fn UploadPage() -> impl IntoView {
-    let uploaded = Resource::new(|| (), |_| crate::api::list_uploads());
+    let uploaded = Resource::new(|| (), |_| crate::api::list_uploads(None, None));
     let model = Uploads::new(Vec::new());
     provide_context(model);
     Effect::new(move |_| {
@@ -76,8 +77,9 @@ pub fn UploadPage() -> impl IntoView {
         <ActivityView/>
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
-                if let Ok(list) = uploaded.await {
-                    model.uploaded.set(list);
+                if let Ok(page) = uploaded.await {
+                    model.uploaded.set(page.uploads);
+                    model.uploaded_next.set(page.next);
                 }
                 view! { <UploadedList/> }
             })}
@@ -504,6 +506,12 @@ fn UploadedList() -> impl IntoView {
                         <UploadedItem u=u/>
                     </For>
                 </ul>
+            </Show>
+            <Show when=move || model.uploaded_next.with(Option::is_some)>
+                <button type="button" class="secondary" data-testid="load-more"
+                    on:click=move |_| actions::load_more(model)>
+                    {move || t(lang.get(), Msg::LoadMore)}
+                </button>
             </Show>
         </section>
     }

@@ -183,6 +183,8 @@ pub struct Uploads {
     pub lang: RwSignal<Lang>,
     /// This owner's finished uploads.
     pub uploaded: RwSignal<Vec<UploadSummary>>,
+    /// Where the listing of uploads goes on, when there are more.
+    pub uploaded_next: RwSignal<Option<String>>,
     pub interrupted: RwSignal<Vec<Interrupted>>,
     /// The latest message for screen readers.
     pub announce: RwSignal<String>,
@@ -202,6 +204,7 @@ impl Uploads {
             settings: RwSignal::new(Settings::default()),
             lang: RwSignal::new(Lang::En),
             uploaded: RwSignal::new(uploaded),
+            uploaded_next: RwSignal::new(None),
             interrupted: RwSignal::new(Vec::new()),
             announce: RwSignal::new(String::new()),
             hydrated: RwSignal::new(false),

@@ -14,14 +14,14 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
-use std::sync::Arc;
-use tokio::sync::{oneshot, Semaphore};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// A stream of bytes read back from a blob.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -48,6 +48,32 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes the blob and whatever its state holds; a missing blob is not
     /// an error.
     async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()>;
+    /// Every key of the store's own making (an upload ID) that has bytes
+    /// stored, to find blobs no record names. Stores that cannot list
+    /// answer `Unsupported`.
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// The size and free space of the disk under the store, when it has one.
+    async fn space(&self) -> Option<Space> {
+        None
+    }
+    /// After a crash of the process (not of the machine): how many bytes
+    /// the blob holds that are exactly the ones appended, in order, past
+    /// its last commit included. `None` when the store cannot prove it (a
+    /// restart of the machine, bytes held back by `BlobWriter::hold_back`,
+    /// a store that keeps unfinished bytes in memory).
+    async fn recoverable_len(&self, _key: &str) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// A disk's size and free space, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    /// What an unprivileged writer may still use.
+    pub free: u64,
 }
 
 /// Appends to one blob. Bytes are queued or buffered by `write`, and count
@@ -68,6 +94,11 @@ pub trait BlobWriter: Send {
     }
     /// Drops everything written since the last commit (or since opening).
     async fn discard(&mut self) -> io::Result<()>;
+    /// The bytes written from now until the next commit or discard are not
+    /// to be recovered after a crash (they are not verified yet).
+    async fn hold_back(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// The committed length.
     fn committed(&self) -> u64;
     /// The store's state of this blob as of the last commit, to be recorded
@@ -89,8 +120,14 @@ pub struct FsBlobStore {
     root: Arc<PathBuf>,
     /// Whether directory entries are synced when files are created.
     durable: bool,
-    /// Bytes queued to writer threads and not yet written, over all writers.
+    /// Bytes queued to writers and not yet written, over all writers.
     queue: Arc<Semaphore>,
+    /// Threads copying queued bytes into files, over all writers.
+    threads: Arc<Semaphore>,
+    /// Whether the machine has run without a restart since the last time
+    /// a store was opened here: then every byte written to a file before a
+    /// crash of the process is still in it, exactly.
+    same_boot: bool,
 }
 
 impl FsBlobStore {
@@ -99,10 +136,13 @@ impl FsBlobStore {
     pub fn new(data_dir: &Path, durable: bool) -> io::Result<Self> {
         let root = data_dir.join("blobs");
         std::fs::create_dir_all(&root)?;
+        let same_boot = same_boot_as_last_time(&root);
         Ok(FsBlobStore {
             root: Arc::new(root),
             durable,
             queue: Arc::new(Semaphore::new(STORE_QUEUE)),
+            threads: Arc::new(Semaphore::new(WRITER_THREADS)),
+            same_boot,
         })
     }
 
@@ -110,6 +150,35 @@ impl FsBlobStore {
         check_key(key)?;
         Ok(self.root.join(&key[..2]).join(key))
     }
+}
+
+/// The file beside a blob that says its bytes past the last commit are
+/// held back (`BlobWriter::hold_back`).
+fn held_back_marker(path: &Path) -> PathBuf {
+    path.with_extension("held")
+}
+
+/// Compares the machine's boot ID with the one recorded in `root` by the
+/// last start, and records the current one. True only when both are known
+/// and equal: the page cache, and so every byte written before a crash of
+/// the process, survived.
+fn same_boot_as_last_time(root: &Path) -> bool {
+    let Ok(now) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+        return false;
+    };
+    let now = now.trim();
+    let file = root.join(".boot_id");
+    let before = std::fs::read_to_string(&file).unwrap_or_default();
+    if before.trim() != now {
+        // Written and synced, so a later restart compares with this boot.
+        let written =
+            std::fs::write(&file, now).and_then(|()| std::fs::File::open(&file)?.sync_all());
+        if let Err(e) = written {
+            tracing::warn!("recording the boot ID: {e}");
+        }
+        return false;
+    }
+    !now.is_empty()
 }
 
 /// Refuses any key but the server's own IDs (letters, digits, `-`, `_`,
@@ -182,50 +251,43 @@ impl BlobStore for FsBlobStore {
         _state: Option<&str>,
     ) -> io::Result<Box<dyn BlobWriter>> {
         let path = self.path(key)?;
-        let (ops, queue) = std::sync::mpsc::channel();
-        let pending = Arc::new(Semaphore::new(WRITER_QUEUE as usize));
-        let closed = Arc::new(AtomicBool::new(false));
-        let (opened_tx, opened) = oneshot::channel();
-        let early_writeback = self.durable;
-        // The writer's own budget first: the thread closes it when it ends.
-        let budgets = [pending.clone(), self.queue.clone()];
-        let thread_closed = closed.clone();
-        // The thread opens the file, then serves the writer until it is
-        // dropped (a pooled blocking thread, reused across requests).
-        tokio::task::spawn_blocking(move || {
-            let open = || {
-                let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-                let len = file.metadata()?.len();
-                if len > offset {
-                    file.set_len(offset)?;
-                } else if len < offset {
-                    return Err(shorter_than_offset(len, offset));
-                }
-                Ok(file)
-            };
-            match open() {
-                Ok(file) => {
-                    let _ = opened_tx.send(Ok(()));
-                    let side = FileSide {
-                        file,
-                        at: offset,
-                        unsent: offset,
-                        early_writeback,
-                        error: None,
-                    };
-                    side.run(queue, budgets, thread_closed);
-                }
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e));
-                }
+        let marker = held_back_marker(&path);
+        let stale = marker.clone();
+        let file = blocking(move || {
+            // Bytes past `offset` go now, so any hold on them goes too.
+            let _ = std::fs::remove_file(&stale);
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            if len > offset {
+                file.set_len(offset)?;
+            } else if len < offset {
+                return Err(shorter_than_offset(len, offset));
             }
-        });
-        opened.await.map_err(|_| thread_gone())??;
+            Ok(file)
+        })
+        .await?;
+        let pending = Arc::new(Semaphore::new(WRITER_QUEUE as usize));
+        let side = FileSide {
+            file,
+            at: offset,
+            unsent: offset,
+            early_writeback: self.durable,
+            error: None,
+            marker,
+            held_back: false,
+        };
         Ok(Box::new(FsBlobWriter {
-            ops,
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    ops: VecDeque::new(),
+                    side: Some(side),
+                }),
+                closed: AtomicBool::new(false),
+                budgets: [pending.clone(), self.queue.clone()],
+            }),
             pending,
-            shared: self.queue.clone(),
-            closed,
+            shared_budget: self.queue.clone(),
+            threads: self.threads.clone(),
             committed: offset,
         }))
     }
@@ -244,40 +306,136 @@ impl BlobStore for FsBlobStore {
 
     async fn delete(&self, key: &str, _state: Option<&str>) -> io::Result<()> {
         let path = self.path(key)?;
+        let _ = tokio::fs::remove_file(held_back_marker(&path)).await;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
     }
+
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut keys = Vec::new();
+            for dir in std::fs::read_dir(&*root)? {
+                let dir = dir?;
+                if !dir.file_type()?.is_dir() {
+                    continue;
+                }
+                for file in std::fs::read_dir(dir.path())? {
+                    let name = file?.file_name();
+                    // Only names Ferry makes.
+                    if let Some(name) = name.to_str() {
+                        if super::id::UploadId::parse(name).is_some() {
+                            keys.push(name.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn space(&self) -> Option<Space> {
+        let root = self.root.clone();
+        blocking(move || disk_space(&root)).await.ok()
+    }
+
+    async fn recoverable_len(&self, key: &str) -> io::Result<Option<u64>> {
+        let path = self.path(key)?;
+        let same_boot = self.same_boot;
+        blocking(move || {
+            let marker = held_back_marker(&path);
+            if marker.exists() {
+                // Bytes not verified yet: the next writer drops them.
+                std::fs::remove_file(&marker)?;
+                return Ok(None);
+            }
+            if !same_boot {
+                return Ok(None);
+            }
+            match std::fs::metadata(&path) {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
 }
 
-/// Appends through a writer thread, so that receiving and hashing the
-/// next bytes overlap with copying the last ones into the file: two cores
-/// work on one upload, as they do for a plain file copy. The request's task
-/// hands over the body's own buffers (no copy) and waits only when more
-/// than a bounded amount is still unwritten; commits and discards go down
-/// the same queue, so they see every byte queued before them.
+#[cfg(unix)]
+fn disk_space(path: &Path) -> io::Result<Space> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statvfs writes only into the struct we pass, and reads the
+    // NUL-terminated path, which outlives the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let unit = stat.f_frsize as u64;
+    Ok(Space {
+        total: (stat.f_blocks as u64).saturating_mul(unit),
+        free: (stat.f_bavail as u64).saturating_mul(unit),
+    })
+}
+
+#[cfg(not(unix))]
+fn disk_space(_path: &Path) -> io::Result<Space> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Appends through a queue that a blocking thread drains, so that
+/// receiving and hashing the next bytes overlap with copying the last ones
+/// into the file: two cores work on one upload, as they do for a plain file
+/// copy. The request's task hands over the body's own buffers (no copy) and
+/// waits only when more than a bounded amount is still unwritten; commits
+/// and discards go down the same queue, so they see every byte queued
+/// before them.
+///
+/// A thread serves a writer only while its queue has work: a request that
+/// sends nothing holds no thread, so any number of idle requests cannot
+/// starve the others, and at most `WRITER_THREADS` threads write at once.
 ///
 /// Every writer ends with a commit or a discard, which waits for the
-/// thread; once dropped, the thread writes nothing more. So no stale write
-/// can land after the upload's lock is released.
+/// queue; once dropped, nothing more is written. So no stale write can
+/// land after the upload's lock is released.
 struct FsBlobWriter {
-    ops: std::sync::mpsc::Sender<Op>,
+    shared: Arc<Shared>,
     /// Bytes queued for this writer and not yet written.
     pending: Arc<Semaphore>,
     /// The store's bound on queued bytes over all writers.
-    shared: Arc<Semaphore>,
-    /// Set when the writer is dropped: the thread skips what is queued.
-    closed: Arc<AtomicBool>,
+    shared_budget: Arc<Semaphore>,
+    /// The store's bound on threads writing at once.
+    threads: Arc<Semaphore>,
     /// Bytes the last commit covered.
     committed: u64,
 }
 
-/// An answer from the writer thread: the file's length after the operation.
+/// What the writer and the thread draining its queue share.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Set when the writer is dropped: queued bytes are skipped.
+    closed: AtomicBool,
+    /// The writer's own byte budget, then the store's.
+    budgets: [Arc<Semaphore>; 2],
+}
+
+struct Queue {
+    ops: VecDeque<Op>,
+    /// The file, when no thread is draining the queue (a draining thread
+    /// holds it, and puts it back when the queue is empty).
+    side: Option<FileSide>,
+}
+
+/// An answer from the draining thread: the file's length after the operation.
 type Reply = oneshot::Sender<io::Result<u64>>;
 
-/// Work for a writer thread, done in order.
+/// Work on the file, done in order.
 enum Op {
     /// Bytes to append, with the permits they hold in both budgets.
     Write(Bytes, u32),
@@ -285,6 +443,8 @@ enum Op {
     Commit(bool, Reply),
     /// Drop everything after this length and answer it.
     Truncate(u64, Reply),
+    /// Mark the bytes from here to the next commit or truncate as held back.
+    HoldBack(Reply),
 }
 
 /// Most bytes one writer may have queued: enough to keep its thread busy
@@ -295,11 +455,16 @@ const WRITER_QUEUE: u32 = 4 << 20;
 /// bounded however many uploads run at once.
 const STORE_QUEUE: usize = 16 << 20;
 
+/// Most threads copying bytes into files at once, over all writers (well
+/// below tokio's pool of blocking threads, which downloads and other file
+/// work share).
+const WRITER_THREADS: usize = 32;
+
 /// Writeback is started every this many bytes (when commits will sync).
 const WRITEBACK_EVERY: u64 = 256 * 1024;
 
-/// The writer thread's side: the file, where it is, and the first error
-/// since the last commit or truncate.
+/// The file's side: the file, where it is, and the first error since the
+/// last commit or truncate.
 struct FileSide {
     file: std::fs::File,
     at: u64,
@@ -307,6 +472,9 @@ struct FileSide {
     unsent: u64,
     early_writeback: bool,
     error: Option<io::Error>,
+    /// The file that marks bytes as held back, and whether it exists.
+    marker: PathBuf,
+    held_back: bool,
 }
 
 impl FileSide {
@@ -334,6 +502,7 @@ impl FileSide {
         if durable {
             self.file.sync_data()?;
         }
+        self.release_hold();
         Ok(self.at)
     }
 
@@ -342,37 +511,69 @@ impl FileSide {
         self.file.set_len(len)?;
         self.at = len;
         self.unsent = len;
+        self.release_hold();
         Ok(len)
     }
 
-    /// Serves the queue until the writer is dropped.
-    fn run(mut self, ops: Receiver<Op>, budgets: [Arc<Semaphore>; 2], closed: Arc<AtomicBool>) {
-        // However the thread ends, a writer waiting for room in its queue
-        // hears of it instead of waiting forever.
-        struct CloseOnExit(Arc<Semaphore>);
-        impl Drop for CloseOnExit {
-            fn drop(&mut self) {
+    fn hold_back(&mut self) -> io::Result<u64> {
+        std::fs::File::create(&self.marker)?;
+        self.held_back = true;
+        Ok(self.at)
+    }
+
+    fn release_hold(&mut self) {
+        if self.held_back {
+            self.held_back = false;
+            if let Err(e) = std::fs::remove_file(&self.marker) {
+                tracing::warn!("removing {}: {e}", self.marker.display());
+            }
+        }
+    }
+}
+
+/// Drains a writer's queue on a blocking thread until it is empty, then
+/// puts the file back. If the thread dies, the writer's budget is closed,
+/// so a writer waiting for room hears of it instead of waiting forever.
+fn drain(shared: Arc<Shared>, mut side: FileSide, _thread: OwnedSemaphorePermit) {
+    struct CloseUnlessDone<'a>(&'a Semaphore, bool);
+    impl Drop for CloseUnlessDone<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
                 self.0.close();
             }
         }
-        let _close = CloseOnExit(budgets[0].clone());
-        while let Ok(op) = ops.recv() {
-            match op {
-                Op::Write(data, permits) => {
-                    if !closed.load(Ordering::Acquire) {
-                        self.write(&data);
-                    }
-                    drop(data);
-                    for budget in &budgets {
-                        budget.add_permits(permits as usize);
-                    }
+    }
+    let mut guard = CloseUnlessDone(&shared.budgets[0], false);
+    loop {
+        let op = {
+            let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            match queue.ops.pop_front() {
+                Some(op) => op,
+                None => {
+                    queue.side = Some(side);
+                    guard.1 = true;
+                    return;
                 }
-                Op::Commit(durable, reply) => {
-                    let _ = reply.send(self.commit(durable));
+            }
+        };
+        match op {
+            Op::Write(data, permits) => {
+                if !shared.closed.load(Ordering::Acquire) {
+                    side.write(&data);
                 }
-                Op::Truncate(len, reply) => {
-                    let _ = reply.send(self.truncate(len));
+                drop(data);
+                for budget in &shared.budgets {
+                    budget.add_permits(permits as usize);
                 }
+            }
+            Op::Commit(durable, reply) => {
+                let _ = reply.send(side.commit(durable));
+            }
+            Op::Truncate(len, reply) => {
+                let _ = reply.send(side.truncate(len));
+            }
+            Op::HoldBack(reply) => {
+                let _ = reply.send(side.hold_back());
             }
         }
     }
@@ -405,17 +606,46 @@ fn thread_gone() -> io::Error {
 }
 
 impl FsBlobWriter {
+    /// Queues an operation, and starts a thread on the queue when none is
+    /// draining it.
+    async fn queue(&mut self, op: Op) -> io::Result<()> {
+        let idle = {
+            let mut queue = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.ops.push_back(op);
+            queue.side.is_some()
+        };
+        if idle {
+            // Only this writer queues, and only a thread takes the file: it
+            // is still there after the wait.
+            let thread = self
+                .threads
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| thread_gone())?;
+            let side = {
+                let mut queue = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+                queue.side.take()
+            };
+            if let Some(side) = side {
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || drain(shared, side, thread));
+            }
+        }
+        Ok(())
+    }
+
     /// Queues an operation that answers, and waits for the answer.
     async fn ask(&mut self, op: impl FnOnce(Reply) -> Op) -> io::Result<u64> {
         let (tx, rx) = oneshot::channel();
-        self.ops.send(op(tx)).map_err(|_| thread_gone())?;
+        self.queue(op(tx)).await?;
         rx.await.map_err(|_| thread_gone())?
     }
 }
 
 impl Drop for FsBlobWriter {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::Release);
     }
 }
 
@@ -430,16 +660,14 @@ impl BlobWriter for FsBlobWriter {
         let permits = u32::try_from(data.len())
             .unwrap_or(u32::MAX)
             .clamp(4096, WRITER_QUEUE);
-        for budget in [&self.pending, &self.shared] {
+        for budget in [&self.pending, &self.shared_budget] {
             budget
                 .acquire_many(permits)
                 .await
                 .map_err(|_| thread_gone())?
                 .forget();
         }
-        self.ops
-            .send(Op::Write(data, permits))
-            .map_err(|_| thread_gone())
+        self.queue(Op::Write(data, permits)).await
     }
 
     async fn commit(&mut self, durable: bool, _last: bool) -> io::Result<u64> {
@@ -456,6 +684,11 @@ impl BlobWriter for FsBlobWriter {
     async fn discard(&mut self) -> io::Result<()> {
         let len = self.committed;
         self.ask(|tx| Op::Truncate(len, tx)).await?;
+        Ok(())
+    }
+
+    async fn hold_back(&mut self) -> io::Result<()> {
+        self.ask(Op::HoldBack).await?;
         Ok(())
     }
 

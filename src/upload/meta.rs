@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,18 +29,48 @@ pub struct Deleted {
     pub blob_in_use: bool,
 }
 
+/// What an owner holds, for quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of the owner's own blobs (shared ones count for the upload
+    /// that stored them): declared lengths of unfinished uploads, received
+    /// bytes of those without a length yet, sizes of finished ones.
+    pub bytes: u64,
+    /// Unfinished uploads.
+    pub unfinished: u64,
+}
+
+/// Where a listing goes on from: the last record of the page before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at: Millis,
+    pub id: UploadId,
+}
+
 /// Where upload records live.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
-    /// Stores a new record.
-    async fn insert(&self, rec: &UploadRecord) -> Result<()>;
+    /// Stores a new record and takes a reference on its blob, in one
+    /// transaction: a record of its own blob (`blob_key` is its ID) starts
+    /// the blob's count; one that shares another's blob (an instant upload)
+    /// adds to it, but only while the blob is still in use. Answers false,
+    /// storing nothing, when the blob it would share is gone.
+    async fn insert(&self, rec: &UploadRecord) -> Result<bool>;
     /// The record with this ID, if any.
     async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>>;
     /// Stores the mutable fields of an existing record (offset, length,
     /// state, hashes, times).
     async fn update(&self, rec: &UploadRecord) -> Result<()>;
-    /// Removes a record, atomically telling whether its blob is still used.
+    /// Removes a record and gives back its blob reference, atomically
+    /// telling whether the blob is still used.
     async fn delete(&self, id: &UploadId) -> Result<Option<Deleted>>;
+    /// Marks an active record expired (its bytes are about to go) and gives
+    /// back its blob reference; `None` when it is no longer active.
+    async fn expire(&self, id: &UploadId, now: Millis) -> Result<Option<Deleted>>;
+    /// Which of these blob keys some record still references.
+    async fn known_blobs(&self, keys: &[String]) -> Result<std::collections::HashSet<String>>;
+    /// What an owner holds.
+    async fn usage(&self, owner: &Owner) -> Result<Usage>;
     /// A complete upload of this owner with this SHA-256 and length.
     async fn find_complete(
         &self,
@@ -47,8 +78,22 @@ pub trait MetaStore: Send + Sync + 'static {
         sha256: &str,
         length: u64,
     ) -> Result<Option<UploadRecord>>;
-    /// This owner's uploads (active and complete), newest first.
-    async fn list_by_owner(&self, owner: &Owner, limit: u32) -> Result<Vec<UploadRecord>>;
+    /// This owner's uploads (active and complete), newest first, after
+    /// `after` when given.
+    async fn list_by_owner(
+        &self,
+        owner: &Owner,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>>;
+    /// This owner's uploads (active and complete) of one of these lengths,
+    /// newest first.
+    async fn find_by_lengths(
+        &self,
+        owner: &Owner,
+        lengths: &[u64],
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>>;
     /// Active uploads whose expiry time has passed.
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>>;
     /// Every active upload (to reconcile records with bytes on start).
@@ -174,6 +219,63 @@ impl SqlStore {
         self.backend
     }
 
+    /// Gives back one reference on a blob inside a transaction; answers
+    /// whether others remain. The last one takes the blob's row with it.
+    async fn release(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        blob_key: &str,
+    ) -> Result<bool> {
+        let failed = |e| db_error("releasing a blob", e);
+        let sql = self.sql("UPDATE blobs SET refs = refs - 1 WHERE key = ? RETURNING refs");
+        let left: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(blob_key)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(failed)?;
+        if left.is_some_and(|n| n > 0) {
+            return Ok(true);
+        }
+        let sql = self.sql("DELETE FROM blobs WHERE key = ?");
+        sqlx::query(&sql)
+            .bind(blob_key)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
+        Ok(false)
+    }
+
+    /// A server secret by name: made at random the first time any instance
+    /// asks, then the same for all of them.
+    pub async fn secret(&self, name: &str) -> Result<String> {
+        let failed = |e| db_error("reading a server secret", e);
+        let fresh: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let sql = self
+            .sql("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING");
+        sqlx::query(&sql)
+            .bind(name)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await
+            .map_err(failed)?;
+        let sql = self.sql("SELECT value FROM settings WHERE name = ?");
+        sqlx::query_scalar(&sql)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)
+    }
+
+    /// A query built at run time, in this backend's placeholder style.
+    fn sql_owned(&self, query: String) -> String {
+        match self.backend {
+            Backend::Sqlite => query,
+            Backend::Postgres => numbered_placeholders(&query),
+        }
+    }
+
     /// A query in this backend's placeholder style.
     fn sql(&self, query: &'static str) -> Cow<'static, str> {
         match self.backend {
@@ -267,7 +369,30 @@ fn rows(rows: Vec<AnyRow>) -> Result<Vec<UploadRecord>> {
 
 #[async_trait]
 impl MetaStore for SqlStore {
-    async fn insert(&self, rec: &UploadRecord) -> Result<()> {
+    async fn insert(&self, rec: &UploadRecord) -> Result<bool> {
+        let failed = |e| db_error("inserting a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        if rec.blob_key == rec.id.as_str() {
+            let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
+            sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        } else {
+            // The row lock this takes orders it with a deletion of the last
+            // other user: either that sees this reference, or this sees the
+            // blob gone.
+            let sql = self.sql("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0");
+            let shared = sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            if shared.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
         let sql = self.sql(
             r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
                  sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at)
@@ -289,10 +414,11 @@ impl MetaStore for SqlStore {
             .bind(rec.updated_at)
             .bind(rec.expires_at)
             .bind(rec.completed_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| db_error("inserting a record", e))?;
-        Ok(())
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(true)
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
@@ -329,33 +455,91 @@ impl MetaStore for SqlStore {
     }
 
     async fn delete(&self, id: &UploadId) -> Result<Option<Deleted>> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| db_error("deleting a record", e))?;
-        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key");
-        let blob_key: Option<String> = sqlx::query_scalar(&sql)
+        let failed = |e| db_error("deleting a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
+        let row = sqlx::query(&sql)
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| db_error("deleting a record", e))?;
+            .map_err(failed)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let blob_key: String = row.try_get("blob_key").map_err(failed)?;
+        let state: String = row.try_get("state").map_err(failed)?;
+        // An expired record gave its reference back when it expired.
+        let blob_in_use = match state.as_str() {
+            "expired" => false,
+            _ => self.release(&mut tx, &blob_key).await?,
+        };
+        tx.commit().await.map_err(failed)?;
+        Ok(Some(Deleted {
+            blob_key,
+            blob_in_use,
+        }))
+    }
+
+    async fn expire(&self, id: &UploadId, now: Millis) -> Result<Option<Deleted>> {
+        let failed = |e| db_error("expiring a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let sql = self.sql(
+            "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
+             WHERE id = ? AND state = 'active' RETURNING blob_key",
+        );
+        let blob_key: Option<String> = sqlx::query_scalar(&sql)
+            .bind(now)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
         let Some(blob_key) = blob_key else {
             return Ok(None);
         };
-        let sql = self.sql("SELECT COUNT(*) FROM uploads WHERE blob_key = ?");
-        let users: i64 = sqlx::query_scalar(&sql)
-            .bind(&blob_key)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| db_error("deleting a record", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| db_error("deleting a record", e))?;
+        let blob_in_use = self.release(&mut tx, &blob_key).await?;
+        tx.commit().await.map_err(failed)?;
         Ok(Some(Deleted {
             blob_key,
-            blob_in_use: users > 0,
+            blob_in_use,
         }))
+    }
+
+    async fn known_blobs(&self, keys: &[String]) -> Result<HashSet<String>> {
+        let mut known = HashSet::new();
+        for batch in keys.chunks(100) {
+            let marks = vec!["?"; batch.len()].join(", ");
+            let sql = self.sql_owned(format!("SELECT key FROM blobs WHERE key IN ({marks})"));
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for key in batch {
+                query = query.bind(key);
+            }
+            let found = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("looking up blobs", e))?;
+            known.extend(found);
+        }
+        Ok(known)
+    }
+
+    async fn usage(&self, owner: &Owner) -> Result<Usage> {
+        let failed = |e| db_error("measuring an owner's uploads", e);
+        let sql = self.sql(
+            r#"SELECT CAST(COALESCE(SUM(CASE WHEN blob_key = id THEN COALESCE(length, "offset") ELSE 0 END), 0) AS BIGINT) AS bytes,
+                      CAST(COALESCE(SUM(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS unfinished
+               FROM uploads WHERE owner = ? AND state != 'expired'"#,
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+        let bytes: i64 = row.try_get("bytes").map_err(failed)?;
+        let unfinished: i64 = row.try_get("unfinished").map_err(failed)?;
+        Ok(Usage {
+            bytes: bytes.max(0) as u64,
+            unfinished: unfinished.max(0) as u64,
+        })
     }
 
     async fn find_complete(
@@ -378,17 +562,57 @@ impl MetaStore for SqlStore {
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn list_by_owner(&self, owner: &Owner, limit: u32) -> Result<Vec<UploadRecord>> {
+    async fn list_by_owner(
+        &self,
+        owner: &Owner,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        // Newest first, ties by ID; a cursor continues after its record.
+        let (created, id) = match after {
+            Some(c) => (c.created_at, c.id.as_str()),
+            None => (i64::MAX, ""),
+        };
         let sql = self.sql(
             "SELECT * FROM uploads WHERE owner = ? AND state != 'expired'
+               AND (created_at < ? OR (created_at = ? AND id > ?))
              ORDER BY created_at DESC, id LIMIT ?",
         );
         let found = sqlx::query(&sql)
             .bind(owner.as_str())
+            .bind(created)
+            .bind(created)
+            .bind(id)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing uploads", e))?;
+        rows(found)
+    }
+
+    async fn find_by_lengths(
+        &self,
+        owner: &Owner,
+        lengths: &[u64],
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        if lengths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; lengths.len()].join(", ");
+        let sql = self.sql_owned(format!(
+            "SELECT * FROM uploads WHERE owner = ? AND state != 'expired' AND length IN ({marks})
+             ORDER BY created_at DESC, id LIMIT ?"
+        ));
+        let mut query = sqlx::query(&sql).bind(owner.as_str());
+        for length in lengths {
+            query = query.bind(*length as i64);
+        }
+        let found = query
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("finding uploads", e))?;
         rows(found)
     }
 
@@ -443,9 +667,19 @@ impl EventStore for SqlStore {
         let mut tx = self.pool.begin().await.map_err(failed)?;
         if self.backend == Backend::Postgres {
             // Readers follow the log by ID, so IDs must become visible in
-            // order: one writer at a time (SQLite is that already). Other
-            // instances are told there is news.
+            // order: one writer at a time (SQLite is that already).
             tx.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                .await
+                .map_err(failed)?;
+        }
+        if kind == EventKind::Progress {
+            // Only an upload's latest progress matters: the log keeps one
+            // per upload, so many tiny requests cannot grow it.
+            let sql = self.sql("DELETE FROM events WHERE upload_id = ? AND kind = ?");
+            sqlx::query(&sql)
+                .bind(&upload.id)
+                .bind(kind.as_str())
+                .execute(&mut *tx)
                 .await
                 .map_err(failed)?;
         }
@@ -459,7 +693,12 @@ impl EventStore for SqlStore {
             .await
             .map_err(failed)?;
         if self.backend == Backend::Postgres {
-            tx.execute("NOTIFY ferry_events").await.map_err(failed)?;
+            // Other instances wake this owner's listeners (sent at commit).
+            sqlx::query("SELECT pg_notify('ferry_events', $1)")
+                .bind(owner.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
         }
         tx.commit().await.map_err(failed)?;
         Ok(id as u64)
@@ -490,6 +729,42 @@ impl EventStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn latest_of(&self, owner: &Owner) -> Result<u64> {
+        let sql = self.sql("SELECT MAX(id) FROM events WHERE owner = ?");
+        let id: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(owner.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| db_error("reading events", e))?;
+        Ok(id.unwrap_or(0) as u64)
+    }
+
+    async fn prune_per_owner(&self, keep: u32) -> Result<u64> {
+        let failed = |e| db_error("pruning events", e);
+        let sql = self.sql("SELECT owner FROM events GROUP BY owner HAVING COUNT(*) > ?");
+        let owners: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(keep as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed)?;
+        let mut pruned = 0;
+        for owner in owners {
+            let sql = self.sql(
+                "DELETE FROM events WHERE owner = ? AND id <= (
+                   SELECT id FROM events WHERE owner = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            );
+            let done = sqlx::query(&sql)
+                .bind(&owner)
+                .bind(&owner)
+                .bind(keep as i64)
+                .execute(&self.pool)
+                .await
+                .map_err(failed)?;
+            pruned += done.rows_affected();
+        }
+        Ok(pruned)
     }
 
     async fn latest(&self) -> Result<u64> {

@@ -10,6 +10,26 @@ use base64::Engine;
 pub const MAX_METADATA_LEN: usize = 16 * 1024;
 /// Most keys in one `Upload-Metadata`.
 pub const MAX_METADATA_KEYS: usize = 64;
+/// Longest file name kept, in bytes (what file systems allow, four times
+/// over for UTF-8); a relative path may have four times that.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Longest media type kept, in bytes (RFC 6838 allows 127 + 1 + 127).
+pub const MAX_TYPE_LEN: usize = 255;
+
+/// The most bytes a key's value may have: names and types are listed and
+/// sent with every event, so they are held to what a real one needs.
+fn max_value_len(key: &str) -> usize {
+    match key {
+        "filename" | "name" => MAX_NAME_LEN,
+        "relativePath" => MAX_NAME_LEN * 4,
+        "filetype" | "type" => MAX_TYPE_LEN,
+        _ => MAX_METADATA_LEN,
+    }
+}
+
+/// The keys whose values name or type a file (tus clients, Uppy and Ferry's
+/// page use these).
+const NAME_KEYS: [&str; 5] = ["filename", "name", "filetype", "type", "relativePath"];
 
 /// Parsed upload metadata, in the order the client gave it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,6 +78,12 @@ impl Metadata {
                         .map_err(|_| bad(format!("the value of {key:?} is not base64")))?,
                 ),
             };
+            let limit = max_value_len(key);
+            if value.as_ref().is_some_and(|v| v.len() > limit) {
+                return Err(bad(format!(
+                    "the value of {key:?} is longer than {limit} bytes"
+                )));
+            }
             pairs.push((key.to_string(), value));
             if pairs.len() > MAX_METADATA_KEYS {
                 return Err(bad(format!("more than {MAX_METADATA_KEYS} keys")));
@@ -105,6 +131,22 @@ impl Metadata {
         self.get_str("filetype").or_else(|| self.get_str("type"))
     }
 
+    /// Removes disguising characters (`is_disguising`) from the values that
+    /// name or type the file, so they are stored, echoed and listed clean.
+    pub fn clean_names(&mut self) {
+        for (key, value) in &mut self.pairs {
+            if !NAME_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            if let Some(text) = value.as_deref().and_then(|v| std::str::from_utf8(v).ok()) {
+                if text.chars().any(is_disguising) {
+                    let clean: String = text.chars().filter(|c| !is_disguising(*c)).collect();
+                    *value = Some(clean.into_bytes());
+                }
+            }
+        }
+    }
+
     /// The whole file's SHA-256 the client computed, as lowercase hex, when
     /// `sha256` holds 64 hex digits.
     pub fn sha256(&self) -> Option<String> {
@@ -113,15 +155,28 @@ impl Metadata {
     }
 }
 
+/// Whether a character is an invisible formatting character that can
+/// disguise a name: Unicode's format characters (the bidirectional
+/// overrides that make `invoice\u{202e}fdp.exe` show as "invoiceexe.pdf",
+/// zero-width spaces, the byte-order mark), except the zero-width joiner
+/// and non-joiner, which Persian, Indic scripts and emoji need.
+pub fn is_disguising(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format && !matches!(c, '\u{200c}' | '\u{200d}')
+}
+
 /// A file name made safe to show and to put in a `Content-Disposition`:
-/// no control characters, no path separators, no leading dots, at most 255
-/// characters; `download` when nothing is left.
+/// no control characters, no path separators, no disguising characters
+/// (`is_disguising`), no leading dots, at most 255 characters; `download`
+/// when nothing is left.
 pub fn sanitize_filename(name: &str) -> String {
     let cleaned: String = name
         .chars()
+        .filter(|c| !is_disguising(*c))
         .map(|c| match c {
             '/' | '\\' => '_',
             c if c.is_control() => '_',
+            '\u{2028}' | '\u{2029}' => '_',
             c => c,
         })
         .collect();
@@ -165,6 +220,8 @@ mod tests {
         }
         let huge = format!("k {}", "A".repeat(MAX_METADATA_LEN));
         assert!(Metadata::parse(&huge).is_err());
+        let long_type = format!("filetype {}", STANDARD.encode("a".repeat(MAX_TYPE_LEN + 1)));
+        assert!(Metadata::parse(&long_type).is_err());
         let many: Vec<String> = (0..=MAX_METADATA_KEYS).map(|i| format!("k{i}")).collect();
         assert!(Metadata::parse(&many.join(",")).is_err());
     }
@@ -185,5 +242,30 @@ mod tests {
         assert_eq!(sanitize_filename("..."), "download");
         assert_eq!(sanitize_filename("照片.png"), "照片.png");
         assert_eq!(sanitize_filename(&"é".repeat(1000)).chars().count(), 255);
+        assert_eq!(
+            sanitize_filename("invoice\u{202e}fdp.exe"),
+            "invoicefdp.exe"
+        );
+        let mut m = Metadata::parse(&format!(
+            "filename {},note {}",
+            STANDARD.encode("invoice\u{202e}fdp.exe"),
+            STANDARD.encode("a\u{202e}b")
+        ))
+        .unwrap();
+        m.clean_names();
+        assert_eq!(m.filename(), Some("invoicefdp.exe"));
+        assert_eq!(
+            m.get_str("note"),
+            Some("a\u{202e}b"),
+            "other keys are the client's"
+        );
+        assert_eq!(
+            sanitize_filename("ab\u{200c}c\u{200d}d"),
+            "ab\u{200c}c\u{200d}d"
+        );
+        assert_eq!(
+            sanitize_filename("a\u{200b}b\u{2066}c\u{feff}d\u{061c}e\u{2028}f"),
+            "abcde_f"
+        );
     }
 }

@@ -16,12 +16,12 @@ pub mod record;
 pub mod s3;
 pub mod service;
 
-pub use blob::{BlobStore, BlobWriter, ByteStream, FsBlobStore};
+pub use blob::{BlobStore, BlobWriter, ByteStream, FsBlobStore, Space};
 pub use events::{EventKind, EventStore, Events};
 pub use hash::{ChecksumAlgorithm, ChunkChecksum, ResumableSha256};
 pub use id::UploadId;
 pub use lock::{LocalLocker, Locker, UploadLock};
-pub use meta::{Backend, MetaStore, SqlStore};
+pub use meta::{Backend, ListCursor, MetaStore, SqlStore, Usage};
 pub use metadata::{sanitize_filename, Metadata};
 pub use record::{Concat, Owner, UploadRecord, UploadState};
 pub use service::{

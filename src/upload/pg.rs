@@ -10,8 +10,8 @@
 //!   holder's instance hears it and stops its writer, which records what it
 //!   has and lets go.
 //! - **Waking event listeners everywhere.** Every stored event sends
-//!   `NOTIFY ferry_events`; each instance wakes its `/events` streams at
-//!   once instead of at their next poll.
+//!   `NOTIFY ferry_events` with its owner; each instance wakes that owner's
+//!   `/events` streams at once instead of at their next poll.
 
 use super::events::Events;
 use super::lock::{LocalLocker, Locker, UploadLock};
@@ -187,9 +187,9 @@ pub fn spawn_listener(
                 Ok(()) => {}
                 Err(e) => tracing::warn!("listening to the database: {e}; reconnecting"),
             }
-            // Events stored while the connection was down are found by the
-            // streams' own polling; wake them anyway.
-            events.nudge();
+            // Events stored while the connection was down rang no bell here:
+            // every listener looks again.
+            events.ring_all();
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     })
@@ -209,7 +209,7 @@ async fn listen(url: &str, locker: &PgLocker, events: &Events) -> sqlx::Result<(
                     "another instance asked this one to stop writing"
                 );
             }
-            EVENTS_CHANNEL => events.nudge(),
+            EVENTS_CHANNEL => events.ring(note.payload()),
             _ => {}
         }
     }

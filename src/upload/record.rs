@@ -133,6 +133,35 @@ pub struct UploadRecord {
 }
 
 impl UploadRecord {
+    /// A new upload: active, empty, with a blob of its own named by its
+    /// new ID, and no expiry yet.
+    pub fn new(
+        owner: Owner,
+        length: Option<u64>,
+        metadata: Metadata,
+        concat: Concat,
+        now: Millis,
+    ) -> Self {
+        let id = UploadId::random();
+        UploadRecord {
+            blob_key: id.to_string(),
+            id,
+            owner,
+            length,
+            offset: 0,
+            metadata,
+            concat,
+            state: UploadState::Active,
+            sha256: None,
+            hash_state: Some(super::hash::ResumableSha256::new().to_bytes()),
+            blob_state: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            completed_at: None,
+        }
+    }
+
     pub fn is_complete(&self) -> bool {
         self.state == UploadState::Complete
     }

@@ -488,6 +488,33 @@ impl BlobStore for S3BlobStore {
         ignore_missing(self.store.delete(&path).await, "deleting an object")?;
         self.delete_tails(key).await
     }
+
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        // Finished blobs are objects named by their key; unfinished ones
+        // have a folder of tails. (A multipart upload in progress has
+        // neither until its first commit: the bucket's lifecycle rule for
+        // incomplete multipart uploads clears those a crash abandons.)
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let listing = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| other("listing the bucket", e))?;
+        let objects = listing.objects.iter().map(|o| o.location.clone());
+        let folders = listing.common_prefixes.into_iter();
+        let mut keys: Vec<String> = objects
+            .chain(folders)
+            .filter_map(|p| {
+                let name = p.filename()?;
+                let key = name.strip_suffix(".tail").unwrap_or(name);
+                // Only names Ferry makes: other objects are not its own.
+                super::id::UploadId::parse(key).map(|_| key.to_string())
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
 }
 
 /// Appends to one S3 blob.

@@ -8,9 +8,9 @@ use super::events::{EventKind, Events};
 use super::hash::{ChunkChecksum, ChunkHasher, ResumableSha256};
 use super::id::UploadId;
 use super::lock::{Locker, UploadLock};
-use super::meta::MetaStore;
+use super::meta::{ListCursor, MetaStore};
 use super::metadata::Metadata;
-use super::record::{now_millis, Concat, Owner, UploadRecord, UploadState};
+use super::record::{now_millis, Concat, Millis, Owner, UploadRecord, UploadState};
 use crate::error::{Error, ErrorCode, Result};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -19,6 +19,7 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// When writes are forced to stable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,15 @@ pub struct ServiceConfig {
     pub body_idle_timeout: Duration,
     /// How long expired uploads keep answering 410 before they are forgotten.
     pub expired_retention: Duration,
+    /// Within one long request, bytes are made durable and recorded at
+    /// least this often too.
+    pub checkpoint_interval: Duration,
+    /// Most bytes one owner may store (`None`: no limit).
+    pub max_bytes_per_owner: Option<u64>,
+    /// Most unfinished uploads of one owner (`None`: no limit).
+    pub max_unfinished_per_owner: Option<u64>,
+    /// Free space kept on the data disk (`None`: no reserve).
+    pub min_free_space: Option<u64>,
 }
 
 impl Default for ServiceConfig {
@@ -58,6 +68,10 @@ impl Default for ServiceConfig {
             checkpoint_bytes: 64 << 20,
             body_idle_timeout: Duration::from_secs(60),
             expired_retention: Duration::from_secs(7 * 24 * 3600),
+            checkpoint_interval: Duration::from_secs(1),
+            max_bytes_per_owner: None,
+            max_unfinished_per_owner: None,
+            min_free_space: None,
         }
     }
 }
@@ -176,10 +190,21 @@ impl UploadService {
 
     /// Creates an upload: an empty one, an instant one (complete at once,
     /// sharing the bytes of an identical upload of the same owner), or a
-    /// final concatenation of finished partial uploads.
+    /// final concatenation of finished partial uploads. It runs in a task
+    /// of its own, so a client that goes away cannot stop it half-way
+    /// (a record without its bytes, or bytes without their record).
     pub async fn create(&self, req: CreateRequest) -> Result<UploadRecord> {
+        let service = self.clone();
+        tokio::spawn(async move { service.create_whole(req).await })
+            .await
+            .map_err(|e| Error::internal("creating an upload", e))?
+    }
+
+    async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
+        req.metadata.clean_names();
         if let Concat::Final(parts) = &req.concat {
-            return self.create_final(&req, parts).await;
+            let parts = parts.clone();
+            return self.create_final(&req, &parts).await;
         }
         if let Some(length) = req.length {
             if length > self.config.max_size {
@@ -187,69 +212,119 @@ impl UploadService {
             }
         }
         let now = now_millis();
-        let id = UploadId::random();
-        if let (Some(length), Some(sha256), false) =
-            (req.length, req.metadata.sha256(), req.owner.is_anonymous())
-        {
-            if req.concat == Concat::None {
-                if let Some(twin) = self.meta.find_complete(&req.owner, &sha256, length).await? {
-                    let record = UploadRecord {
-                        id,
-                        owner: req.owner,
-                        blob_key: twin.blob_key,
-                        length: Some(length),
-                        offset: length,
-                        metadata: req.metadata,
-                        concat: Concat::None,
-                        state: UploadState::Complete,
-                        sha256: twin.sha256,
-                        hash_state: None,
-                        blob_state: None,
-                        created_at: now,
-                        updated_at: now,
-                        expires_at: None,
-                        completed_at: Some(now),
-                    };
-                    self.meta.insert(&record).await?;
-                    tracing::info!(id = %record.id, "instant upload: identical bytes already stored");
-                    self.announce_new(&record).await;
-                    return Ok(record);
-                }
-            }
+        if let Some(record) = self.create_instant(&req, now).await? {
+            return Ok(record);
         }
-        let mut record = UploadRecord {
-            blob_key: id.to_string(),
-            id,
-            owner: req.owner,
-            length: req.length,
-            offset: 0,
-            metadata: req.metadata,
-            concat: req.concat,
-            state: UploadState::Active,
-            sha256: None,
-            hash_state: Some(ResumableSha256::new().to_bytes()),
-            blob_state: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: Some(now.saturating_add(millis(self.config.expire_after))),
-            completed_at: None,
-        };
+        self.check_room(&req.owner, req.length.unwrap_or(0), true)
+            .await?;
+        let mut record = UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now);
+        record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
         if record.length == Some(0) {
             complete(&mut record, &ResumableSha256::new(), now);
         }
-        self.blobs
-            .create(&record.blob_key)
-            .await
-            .map_err(storage("creating a blob"))?;
-        if let Err(e) = self.meta.insert(&record).await {
-            let _ = self.blobs.delete(&record.blob_key, None).await;
-            return Err(e);
+        // The record first, then its bytes: a crash in between leaves a
+        // record whose empty blob the start-up check makes, never bytes
+        // that no record names.
+        self.meta.insert(&record).await?;
+        if let Err(e) = self.blobs.create(&record.blob_key).await {
+            let _ = self.meta.delete(&record.id).await;
+            return Err(Error::storage("creating a blob", e));
         }
         tracing::info!(id = %record.id, length = ?record.length, "upload created");
         self.announce_new(&record).await;
         Ok(record)
     }
 
+    /// An upload complete at once, when the owner already has a finished
+    /// upload with the SHA-256 and length that the metadata announces: it
+    /// shares those bytes. `None` when there is no such upload, or when it
+    /// is deleted before its bytes could be shared (the bytes are then sent
+    /// again, never lost).
+    async fn create_instant(
+        &self,
+        req: &CreateRequest,
+        now: Millis,
+    ) -> Result<Option<UploadRecord>> {
+        let (Some(length), Some(sha256)) = (req.length, req.metadata.sha256()) else {
+            return Ok(None);
+        };
+        if req.owner.is_anonymous() || req.concat != Concat::None {
+            return Ok(None);
+        }
+        let Some(twin) = self.meta.find_complete(&req.owner, &sha256, length).await? else {
+            return Ok(None);
+        };
+        let mut record = UploadRecord::new(
+            req.owner.clone(),
+            Some(length),
+            req.metadata.clone(),
+            Concat::None,
+            now,
+        );
+        record.blob_key = twin.blob_key;
+        record.offset = length;
+        record.state = UploadState::Complete;
+        record.sha256 = twin.sha256;
+        record.hash_state = None;
+        record.completed_at = Some(now);
+        if !self.meta.insert(&record).await? {
+            tracing::info!(id = %record.id, "the identical upload went away meanwhile; its bytes will be sent");
+            return Ok(None);
+        }
+        tracing::info!(id = %record.id, "instant upload: identical bytes already stored");
+        self.announce_new(&record).await;
+        Ok(Some(record))
+    }
+
+    /// Refuses a new upload (or new bytes) that would leave the data disk
+    /// with less than its reserve, or take the owner past a quota.
+    async fn check_room(&self, owner: &Owner, bytes: u64, new_upload: bool) -> Result<()> {
+        if let (Some(reserve), Some(space)) = (self.config.min_free_space, self.blobs.space().await)
+        {
+            if space.free < reserve.saturating_add(bytes) {
+                tracing::warn!(
+                    free = space.free,
+                    reserve,
+                    bytes,
+                    "refusing an upload: the disk is nearly full"
+                );
+                return Err(Error::new(
+                    ErrorCode::StorageFull,
+                    "The server's storage is nearly full; this upload was refused before it started. Try again later.",
+                ));
+            }
+        }
+        let (max_bytes, max_unfinished) = (
+            self.config.max_bytes_per_owner,
+            self.config.max_unfinished_per_owner,
+        );
+        if max_bytes.is_none() && max_unfinished.is_none() {
+            return Ok(());
+        }
+        let usage = self.meta.usage(owner).await?;
+        if let Some(max) = max_unfinished.filter(|m| new_upload && usage.unfinished >= *m) {
+            return Err(Error::new(
+                ErrorCode::TooManyUnfinished,
+                format!("You have {max} unfinished uploads, the most allowed; finish or delete some first."),
+            ));
+        }
+        if let Some(max) = max_bytes.filter(|m| usage.bytes.saturating_add(bytes) > *m) {
+            return Err(Error::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "This would take your uploads to {} bytes; the limit is {max} bytes. Delete some to make room.",
+                    usage.bytes.saturating_add(bytes)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A final upload: its record is written first (unfinished, so HEAD
+    /// shows no offset yet), then the parts are copied into its blob by a
+    /// task of its own, which finishes (or cleans up) even when the client
+    /// goes away. A crash meanwhile leaves an unfinished final record, which
+    /// the start-up check removes with its bytes.
     async fn create_final(
         &self,
         req: &CreateRequest,
@@ -258,6 +333,10 @@ impl UploadService {
         let bad = |msg: String| Error::new(ErrorCode::InvalidConcatPart, msg);
         if part_ids.is_empty() {
             return Err(bad("A final upload needs at least one part.".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = part_ids.iter().find(|p| !seen.insert(*p)) {
+            return Err(bad(format!("Part {twice} is named more than once.")));
         }
         let mut parts = Vec::with_capacity(part_ids.len());
         let mut total: u64 = 0;
@@ -297,83 +376,117 @@ impl UploadService {
                 ));
             }
         }
+        self.check_room(&req.owner, total, false).await?;
         let now = now_millis();
-        let id = UploadId::random();
-        let key = id.to_string();
+        let mut record = UploadRecord::new(
+            req.owner.clone(),
+            Some(total),
+            req.metadata.clone(),
+            Concat::Final(part_ids.to_vec()),
+            now,
+        );
+        record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
+        let lock = self
+            .locks
+            .try_lock(record.id.as_str())
+            .await
+            .ok_or_else(|| Error::internal("assembling a final upload", "a new ID is locked"))?;
+        self.meta.insert(&record).await?;
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            let assembled = service.assemble(&lock, &mut record, &parts).await;
+            if let Err(e) = assembled {
+                if let Err(e) = service.remove(&record).await {
+                    tracing::error!(id = %record.id, "removing a final upload that failed: {e}");
+                }
+                return Err(e);
+            }
+            tracing::info!(id = %record.id, parts = parts.len(), length = total, "final upload assembled");
+            service.announce_new(&record).await;
+            Ok(record)
+        });
+        task.await
+            .map_err(|e| Error::internal("assembling a final upload", e))?
+    }
+
+    /// Copies the parts into a final upload's blob and completes its record.
+    async fn assemble(
+        &self,
+        lock: &UploadLock,
+        record: &mut UploadRecord,
+        parts: &[UploadRecord],
+    ) -> Result<()> {
+        let key = record.blob_key.clone();
         self.blobs
             .create(&key)
             .await
             .map_err(storage("creating a blob"))?;
-        let assembled = async {
-            let mut writer = self
-                .blobs
-                .append_at(&key, 0, None)
-                .await
-                .map_err(storage("opening a blob"))?;
-            let mut hasher = ResumableSha256::new();
-            let copied = async {
-                for part in &parts {
-                    let mut stream = self
-                        .blobs
-                        .read(&part.blob_key, 0..part.offset)
-                        .await
-                        .map_err(storage("reading a part"))?;
-                    while let Some(chunk) = stream.next().await {
-                        let chunk = chunk.map_err(storage("reading a part"))?;
-                        hasher.update(&chunk);
-                        writer
-                            .write(chunk)
-                            .await
-                            .map_err(storage("writing a final upload"))?;
-                    }
-                }
-                writer
-                    .commit(self.durable(), true)
+        let mut writer = self
+            .blobs
+            .append_at(&key, 0, None)
+            .await
+            .map_err(storage("opening a blob"))?;
+        let mut hasher = ResumableSha256::new();
+        let copied = async {
+            for part in parts {
+                let mut stream = self
+                    .blobs
+                    .read(&part.blob_key, 0..part.offset)
                     .await
-                    .map_err(storage("writing a final upload"))?;
-                Ok::<_, Error>(())
+                    .map_err(storage("reading a part"))?;
+                while let Some(chunk) = stream.next().await {
+                    if lock.is_preempted() {
+                        return Err(Error::new(
+                            ErrorCode::UploadLocked,
+                            "The final upload was deleted while it was being assembled.",
+                        ));
+                    }
+                    let chunk = chunk.map_err(storage("reading a part"))?;
+                    hasher.update(&chunk);
+                    writer
+                        .write(chunk)
+                        .await
+                        .map_err(storage("writing a final upload"))?;
+                }
             }
-            .await;
-            if let Err(e) = copied {
-                let _ = writer.discard().await;
-                return Err(e);
-            }
-            let _ = writer.settle().await;
-            Ok::<_, Error>(hasher)
+            writer
+                .commit(self.durable(), true)
+                .await
+                .map_err(storage("writing a final upload"))?;
+            Ok::<_, Error>(())
         }
         .await;
-        let hasher = match assembled {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = self.blobs.delete(&key, None).await;
-                return Err(e);
-            }
-        };
-        let mut record = UploadRecord {
-            id,
-            owner: req.owner.clone(),
-            blob_key: key,
-            length: Some(total),
-            offset: total,
-            metadata: req.metadata.clone(),
-            concat: Concat::Final(part_ids.to_vec()),
-            state: UploadState::Active,
-            sha256: None,
-            hash_state: None,
-            blob_state: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: None,
-            completed_at: None,
-        };
-        complete(&mut record, &hasher, now);
-        if let Err(e) = self.meta.insert(&record).await {
-            let _ = self.blobs.delete(&record.blob_key, None).await;
+        if let Err(e) = copied {
+            let _ = writer.discard().await;
             return Err(e);
         }
-        tracing::info!(id = %record.id, parts = parts.len(), length = total, "final upload assembled");
-        self.announce_new(&record).await;
-        Ok(record)
+        let _ = writer.settle().await;
+        if hasher.len() != record.length.unwrap_or(0) {
+            return Err(Error::internal(
+                "assembling a final upload",
+                "a part's bytes fall short of its record",
+            ));
+        }
+        let now = now_millis();
+        record.offset = hasher.len();
+        record.updated_at = now;
+        complete(record, &hasher, now);
+        self.meta.update(record).await
+    }
+
+    /// Removes a record and, when no other record shares them, its bytes.
+    /// The caller holds the upload's lock.
+    async fn remove(&self, record: &UploadRecord) -> Result<bool> {
+        let Some(deleted) = self.meta.delete(&record.id).await? else {
+            return Ok(false);
+        };
+        if !deleted.blob_in_use {
+            self.blobs
+                .delete(&deleted.blob_key, record.blob_state.as_deref())
+                .await
+                .map_err(storage("deleting a blob"))?;
+        }
+        Ok(true)
     }
 
     /// The record of an upload that exists and has not expired.
@@ -442,7 +555,11 @@ impl UploadService {
                     ))
                 }
                 None if length > self.config.max_size => return Err(self.too_large(length)),
-                None => record.length = Some(length),
+                None => {
+                    self.check_room(&record.owner, length - record.offset, false)
+                        .await?;
+                    record.length = Some(length);
+                }
             }
         }
         if record.is_complete() {
@@ -454,10 +571,13 @@ impl UploadService {
                 "This upload is already complete.",
             ));
         }
-        let limit = record.length.unwrap_or(self.config.max_size);
+        let limit = match record.length {
+            Some(length) => length,
+            None => self.open_limit(&record).await?,
+        };
         if let Some(cl) = req.content_length {
             if record.offset.checked_add(cl).is_none_or(|end| end > limit) {
-                return Err(self.overflow(&record));
+                return Err(self.overflow(&record, limit));
             }
         }
 
@@ -494,23 +614,44 @@ impl UploadService {
         let service = self.clone();
         let task = tokio::spawn(async move {
             let outcome = service
-                .write_body(lock, &mut record, writer.as_mut(), hasher, req, body)
+                .write_body(lock, &mut record, writer.as_mut(), hasher, req, body, limit)
                 .await;
             outcome.map(|()| record)
         });
         task.await.map_err(|e| Error::internal("upload task", e))?
     }
 
-    fn overflow(&self, record: &UploadRecord) -> Error {
+    /// How far an upload of unknown length may grow in one request: the
+    /// largest upload, the owner's quota and the disk's reserve.
+    async fn open_limit(&self, record: &UploadRecord) -> Result<u64> {
+        let mut limit = self.config.max_size;
+        if let (Some(reserve), Some(space)) = (self.config.min_free_space, self.blobs.space().await)
+        {
+            limit = limit.min(record.offset + space.free.saturating_sub(reserve));
+        }
+        if let Some(max) = self.config.max_bytes_per_owner {
+            // The owner's usage counts this upload's bytes so far.
+            let used = self.meta.usage(&record.owner).await?.bytes;
+            limit = limit.min(record.offset + max.saturating_sub(used));
+        }
+        Ok(limit)
+    }
+
+    fn overflow(&self, record: &UploadRecord, limit: u64) -> Error {
         match record.length {
             Some(length) => Error::new(
                 ErrorCode::BodyExceedsLength,
                 format!("The body goes past the upload's length of {length} bytes; nothing of it was stored."),
             ),
+            None if limit < self.config.max_size => Error::new(
+                ErrorCode::QuotaExceeded,
+                format!("This upload cannot grow past {limit} bytes: your quota or the server's free space is used up. The bytes before were kept."),
+            ),
             None => self.too_large(self.config.max_size.saturating_add(1)),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_body(
         &self,
         lock: UploadLock,
@@ -519,35 +660,60 @@ impl UploadService {
         mut hasher: ResumableSha256,
         req: AppendRequest,
         mut body: BodyStream,
+        limit: u64,
     ) -> Result<()> {
-        let limit = record.length.unwrap_or(self.config.max_size);
         let mut chunk_hasher = req.checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm));
         // With a checksum nothing may count before the whole chunk is
-        // verified, so there are no checkpoints.
+        // verified, so there are no checkpoints, and the bytes are not to
+        // be recovered after a crash either.
         let checkpoints = chunk_hasher.is_none();
+        if !checkpoints {
+            if let Err(e) = writer.hold_back().await {
+                return Err(Error::storage("opening a blob", e));
+            }
+        }
         let checkpoint_bytes = req
             .checkpoint_bytes
             .unwrap_or(self.config.checkpoint_bytes)
             .max(1);
+        let interval = self.config.checkpoint_interval;
+        let idle = self.config.body_idle_timeout;
         let hook = req.on_commit.as_ref();
         let mut position = record.offset;
         let mut since_checkpoint: u64 = 0;
+        let mut last_byte = Instant::now();
+        let mut last_checkpoint = Instant::now();
 
         enum End {
             Done,
             Broken(Error),
         }
         let end = loop {
+            // Wake for the next chunk, a checkpoint that falls due while the
+            // client is slow, or the end of its patience.
+            let idle_at = last_byte + idle;
+            let checkpoint_at =
+                (checkpoints && since_checkpoint > 0).then_some(last_checkpoint + interval);
+            let wake = checkpoint_at.map_or(idle_at, |c| c.min(idle_at));
             let next = tokio::select! {
                 biased;
                 _ = lock.preempted() => {
                     break End::Broken(Error::new(ErrorCode::UploadLocked, "Another request took over this upload."));
                 }
-                next = tokio::time::timeout(self.config.body_idle_timeout, body.next()) => next,
+                next = tokio::time::timeout_at(wake, body.next()) => next,
             };
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break End::Done,
+                Ok(Some(Err(e))) if e.kind() == io::ErrorKind::TimedOut => {
+                    break End::Broken(Error::new(
+                        ErrorCode::RequestTimeout,
+                        format!(
+                            "No bytes arrived for {} seconds; the bytes before were kept.",
+                            idle.as_secs()
+                        ),
+                    ))
+                }
                 Ok(Some(Err(e))) => {
                     tracing::info!(id = %record.id, "request body ended early: {e}");
                     break End::Broken(Error::new(
@@ -555,19 +721,26 @@ impl UploadService {
                         "The request body ended before it was complete.",
                     ));
                 }
+                Err(_) if Instant::now() < idle_at => {
+                    self.commit(record, writer, &hasher, position, hook).await?;
+                    since_checkpoint = 0;
+                    last_checkpoint = Instant::now();
+                    continue;
+                }
                 Err(_) => {
                     break End::Broken(Error::new(
                         ErrorCode::RequestTimeout,
                         format!(
                             "No bytes arrived for {} seconds; the bytes before were kept.",
-                            self.config.body_idle_timeout.as_secs()
+                            idle.as_secs()
                         ),
                     ))
                 }
             };
+            last_byte = Instant::now();
             if position + chunk.len() as u64 > limit {
                 let _ = writer.discard().await;
-                return Err(self.overflow(record));
+                return Err(self.overflow(record, limit));
             }
             hasher.update(&chunk);
             if let Some(h) = chunk_hasher.as_mut() {
@@ -580,9 +753,11 @@ impl UploadService {
             }
             position += len;
             since_checkpoint += len;
-            if checkpoints && since_checkpoint >= checkpoint_bytes {
+            let due = since_checkpoint >= checkpoint_bytes || last_checkpoint.elapsed() >= interval;
+            if checkpoints && due {
                 self.commit(record, writer, &hasher, position, hook).await?;
                 since_checkpoint = 0;
+                last_checkpoint = Instant::now();
             }
         };
 
@@ -750,37 +925,136 @@ impl UploadService {
         Ok(true)
     }
 
-    /// Checks every active upload against its stored bytes (on start).
-    pub async fn reconcile_all(&self) -> Result<usize> {
-        let mut fixed = 0;
+    /// After a crash of the process: takes in the bytes a request wrote
+    /// past the last checkpoint, when the store can prove they are exactly
+    /// what the client sent (see `BlobStore::recoverable_len`). They are
+    /// hashed, made durable and recorded like a checkpoint. Answers whether
+    /// any were taken.
+    async fn recover(&self, record: &mut UploadRecord) -> Result<bool> {
+        let stored = match self.blobs.recoverable_len(&record.blob_key).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(Error::storage("checking a blob", e)),
+        };
+        let end = stored.min(record.length.unwrap_or(self.config.max_size));
+        if end <= record.offset {
+            return Ok(false);
+        }
+        let mut hasher = self.running_hash(record).await?;
+        let mut stream = self
+            .blobs
+            .read(&record.blob_key, record.offset..end)
+            .await
+            .map_err(storage("re-reading upload bytes"))?;
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(storage("re-reading upload bytes"))?);
+        }
+        if hasher.len() != end {
+            return Ok(false);
+        }
+        let last = record.length == Some(end);
+        let mut writer = self
+            .blobs
+            .append_at(&record.blob_key, end, record.blob_state.as_deref())
+            .await
+            .map_err(storage("opening a blob"))?;
+        writer
+            .commit(self.durable(), last)
+            .await
+            .map_err(storage("storing upload bytes"))?;
+        let now = now_millis();
+        tracing::info!(id = %record.id, from = record.offset, to = end, "took in bytes written before a crash");
+        record.offset = end;
+        record.updated_at = now;
+        record.blob_state = writer.state();
+        if last {
+            complete(record, &hasher, now);
+        } else {
+            record.hash_state = Some(hasher.to_bytes());
+            record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
+        }
+        self.meta.update(record).await?;
+        let kind = if last {
+            EventKind::Completed
+        } else {
+            EventKind::Progress
+        };
+        self.events.record(kind, record).await;
+        Ok(true)
+    }
+
+    /// Checks every unfinished upload against its stored bytes (on start):
+    /// takes in bytes written before a crash, falls back to what is stored
+    /// when it is less than recorded, and removes final uploads whose
+    /// assembly the crash interrupted. Uploads another instance is writing
+    /// are left alone. Then removes bytes that no record names.
+    pub async fn reconcile_all(&self) -> Result<Reconciled> {
+        let mut done = Reconciled::default();
         for mut record in self.meta.active().await? {
-            if self.reconcile(&mut record).await? {
-                fixed += 1;
+            let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
+                continue;
+            };
+            if matches!(record.concat, Concat::Final(_)) {
+                if self.remove(&record).await? {
+                    tracing::warn!(id = %record.id, "a final upload was being assembled when Ferry stopped; removed");
+                    done.removed += 1;
+                }
+                continue;
+            }
+            if self.recover(&mut record).await? {
+                done.recovered += 1;
+            } else if self.reconcile(&mut record).await? {
+                done.fell_back += 1;
             }
         }
-        Ok(fixed)
+        done.orphans = self.sweep_orphans().await?;
+        Ok(done)
+    }
+
+    /// Removes stored bytes that no record names (left by a crash between
+    /// a record's deletion and its bytes'). Answers how many blobs went.
+    pub async fn sweep_orphans(&self) -> Result<usize> {
+        let keys = match self.blobs.keys().await {
+            Ok(keys) => keys,
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(0),
+            Err(e) => return Err(Error::storage("listing blobs", e)),
+        };
+        let mut removed = 0;
+        for batch in keys.chunks(500) {
+            let known = self.meta.known_blobs(batch).await?;
+            for key in batch.iter().filter(|k| !known.contains(*k)) {
+                tracing::warn!(key, "removing bytes that no record names");
+                self.blobs
+                    .delete(key, None)
+                    .await
+                    .map_err(storage("deleting a blob"))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Deletes an upload: a request writing it is stopped first. Its bytes
-    /// go too, unless an instant upload still shares them.
+    /// go too, unless an instant upload still shares them. Like creation,
+    /// it runs in a task of its own.
     pub async fn delete(&self, id: &UploadId) -> Result<()> {
+        let (service, id) = (self.clone(), id.clone());
+        tokio::spawn(async move { service.delete_whole(&id).await })
+            .await
+            .map_err(|e| Error::internal("deleting an upload", e))?
+    }
+
+    async fn delete_whole(&self, id: &UploadId) -> Result<()> {
         let _lock = self
             .locks
             .lock_preempting(id.as_str(), Duration::from_secs(10))
             .await
             .ok_or_else(|| Error::new(ErrorCode::UploadLocked, "The upload is busy; try again."))?;
-        let before = self.meta.get(id).await?;
-        let deleted = self.meta.delete(id).await?.ok_or_else(Error::not_found)?;
-        if let Some(record) = &before {
-            self.events.record(EventKind::Deleted, record).await;
+        let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
+        if !self.remove(&record).await? {
+            return Err(Error::not_found());
         }
-        let blob_state = before.as_ref().and_then(|r| r.blob_state.as_deref());
-        if !deleted.blob_in_use {
-            self.blobs
-                .delete(&deleted.blob_key, blob_state)
-                .await
-                .map_err(storage("deleting a blob"))?;
-        }
+        self.events.record(EventKind::Deleted, &record).await;
         tracing::info!(%id, "upload deleted");
         Ok(())
     }
@@ -806,48 +1080,77 @@ impl UploadService {
         Ok((record, stream))
     }
 
-    /// This owner's uploads, newest first; nothing for anonymous requests.
-    pub async fn list(&self, owner: &Owner) -> Result<Vec<UploadRecord>> {
+    /// A page of this owner's uploads, newest first, after `after`; nothing
+    /// for anonymous requests.
+    pub async fn list(
+        &self,
+        owner: &Owner,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
         if owner.is_anonymous() {
             return Ok(Vec::new());
         }
-        self.meta.list_by_owner(owner, 1000).await
+        self.meta.list_by_owner(owner, after, limit).await
+    }
+
+    /// This owner's uploads of one of these lengths, newest first (to find
+    /// the files a browser is about to send).
+    pub async fn find_by_lengths(
+        &self,
+        owner: &Owner,
+        lengths: &[u64],
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        if owner.is_anonymous() {
+            return Ok(Vec::new());
+        }
+        self.meta.find_by_lengths(owner, lengths, limit).await
     }
 
     /// Removes the bytes of uploads past their expiry (their records stay
-    /// a while, answering 410) and forgets old expired records. Answers how
-    /// many uploads expired.
+    /// a while, answering 410) and forgets old expired records. Works in
+    /// batches until none is left or `SWEEP_BUDGET` has passed, so it keeps
+    /// up however fast uploads are abandoned. Answers how many expired.
     pub async fn sweep_expired(&self) -> Result<usize> {
-        let now = now_millis();
+        let started = Instant::now();
         let mut count = 0;
-        for mut record in self.meta.expired(now, 1000).await? {
-            let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
-                continue; // being written right now, so not abandoned
-            };
-            // Read again under the lock: a request (or another instance's
-            // sweep) may have changed it since the listing.
-            match self.meta.get(&record.id).await? {
-                Some(now_stored)
-                    if now_stored.state == UploadState::Active
-                        && now_stored.expires_at.is_some_and(|t| t <= now) =>
-                {
-                    record = now_stored;
+        loop {
+            let now = now_millis();
+            let batch = self.meta.expired(now, SWEEP_BATCH).await?;
+            let full = batch.len() == SWEEP_BATCH as usize;
+            for record in batch {
+                let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
+                    continue; // being written right now, so not abandoned
+                };
+                // Read again under the lock: a request (or another
+                // instance's sweep) may have changed it since the listing.
+                let Some(record) = self.meta.get(&record.id).await? else {
+                    continue;
+                };
+                let due = record.state == UploadState::Active
+                    && record.expires_at.is_some_and(|t| t <= now);
+                if !due {
+                    continue;
                 }
-                _ => continue,
+                let Some(gone) = self.meta.expire(&record.id, now).await? else {
+                    continue;
+                };
+                if !gone.blob_in_use {
+                    self.blobs
+                        .delete(&gone.blob_key, record.blob_state.as_deref())
+                        .await
+                        .map_err(storage("deleting an expired blob"))?;
+                }
+                tracing::info!(id = %record.id, "upload expired");
+                self.events.record(EventKind::Expired, &record).await;
+                count += 1;
             }
-            let blob_state = record.blob_state.take();
-            record.state = UploadState::Expired;
-            record.hash_state = None;
-            record.updated_at = now;
-            self.meta.update(&record).await?;
-            self.blobs
-                .delete(&record.blob_key, blob_state.as_deref())
-                .await
-                .map_err(storage("deleting an expired blob"))?;
-            tracing::info!(id = %record.id, "upload expired");
-            self.events.record(EventKind::Expired, &record).await;
-            count += 1;
+            if !full || started.elapsed() >= SWEEP_BUDGET {
+                break;
+            }
         }
+        let now = now_millis();
         self.meta
             .prune_expired(now.saturating_sub(millis(self.config.expired_retention)))
             .await?;
@@ -855,20 +1158,45 @@ impl UploadService {
         Ok(count)
     }
 
-    /// Runs `sweep_expired` every `every`, for as long as the process lives.
+    /// Runs `sweep_expired` every `every` (and `sweep_orphans` about once
+    /// an hour), for as long as the process lives.
     pub fn spawn_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
+        let orphans_every = (3600 / every.as_secs().max(1)).max(1);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            for round in 1u64.. {
                 tick.tick().await;
                 if let Err(e) = service.sweep_expired().await {
                     tracing::warn!("expiry sweep failed: {e}");
                 }
+                if round % orphans_every == 0 {
+                    if let Err(e) = service.sweep_orphans().await {
+                        tracing::warn!("sweep of unnamed bytes failed: {e}");
+                    }
+                }
             }
         })
     }
+}
+
+/// Most expired uploads one query of the sweep looks at.
+const SWEEP_BATCH: u32 = 1000;
+/// The longest one sweep goes on for.
+const SWEEP_BUDGET: Duration = Duration::from_secs(20);
+
+/// What the start-up check did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Uploads that took in bytes written before a crash.
+    pub recovered: usize,
+    /// Uploads that fell back to fewer stored bytes than recorded.
+    pub fell_back: usize,
+    /// Final uploads whose interrupted assembly was removed.
+    pub removed: usize,
+    /// Blobs that no record named, removed.
+    pub orphans: usize,
 }
 
 fn complete(record: &mut UploadRecord, hasher: &ResumableSha256, now: i64) {

@@ -116,6 +116,18 @@ impl TestApp {
         self.data.path()
     }
 
+    /// A `Cookie` header of browser session `id`, signed as this server
+    /// signs the sessions it issues.
+    pub fn session(&self, id: &str) -> (&'static str, String) {
+        (
+            "cookie",
+            format!(
+                "ferry_session={}",
+                ferry::http::session::signed_session(&self.state.session_key, id)
+            ),
+        )
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Answer {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
@@ -212,13 +224,16 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// How many files are under `dir`, at any depth.
+/// How many files are under `dir`, at any depth (but the store's own
+/// dot-files, such as its record of the boot).
 pub fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.map(|e| {
                 let e = e.unwrap();
-                if e.file_type().unwrap().is_dir() {
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    0
+                } else if e.file_type().unwrap().is_dir() {
                     count_files(&e.path())
                 } else {
                     1
@@ -227,4 +242,78 @@ pub fn count_files(dir: &Path) -> usize {
             .sum()
         })
         .unwrap_or(0)
+}
+
+/// Checks a data folder's promise that no bytes lack a record and no
+/// record lacks its bytes: every unfinished or finished record's blob file
+/// holds at least (exactly, once finished) its offset, and every blob file
+/// is named by a record. Answers the problems found. Safe while the server
+/// runs (SQLite readers never block its writer), but a request in flight
+/// may briefly look like a problem: call it when none is.
+pub fn audit(data_dir: &Path) -> Vec<String> {
+    use sqlx::Row;
+    let db = data_dir.join("ferry.db");
+    let rows = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let url = format!("sqlite://{}?mode=ro", db.display());
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            let rows = sqlx::query(r#"SELECT id, blob_key, state, "offset" FROM uploads"#)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            let rows: Vec<(String, String, String, i64)> = rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+            pool.close().await;
+            rows
+        });
+    let blob = |key: &str| data_dir.join("blobs").join(&key[..2]).join(key);
+    let mut problems = Vec::new();
+    let mut named = std::collections::HashSet::new();
+    for (id, key, state, offset) in &rows {
+        if state == "expired" {
+            continue;
+        }
+        named.insert(key.clone());
+        match std::fs::metadata(blob(key)) {
+            Err(_) => problems.push(format!("{state} upload {id} has no bytes ({key})")),
+            Ok(m) if state == "complete" && m.len() != *offset as u64 => problems.push(format!(
+                "complete upload {id} records {offset} bytes, its blob has {}",
+                m.len()
+            )),
+            Ok(m) if m.len() < *offset as u64 => problems.push(format!(
+                "upload {id} records {offset} bytes, its blob has {}",
+                m.len()
+            )),
+            Ok(_) => {}
+        }
+    }
+    for dir in std::fs::read_dir(data_dir.join("blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if !dir.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if !name.contains('.') && !named.contains(&name) {
+                problems.push(format!("blob {name} has no record"));
+            }
+        }
+    }
+    problems
 }
