@@ -173,9 +173,9 @@ pub struct Config {
     #[arg(long, env = "FERRY_S3_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub s3_part_size: u64,
 
-    /// With PostgreSQL: most uploads this instance writes at once (each
-    /// holds a database connection for its lock while it is written).
-    #[arg(long, env = "FERRY_MAX_WRITERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Accepted for compatibility and ignored: with PostgreSQL, the locks of
+    /// every upload being written now share one database connection.
+    #[arg(long, env = "FERRY_MAX_WRITERS", default_value_t = 64, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_writers: u32,
 }
 

@@ -74,7 +74,7 @@ impl AppState {
         let locks: Arc<dyn Locker> = match meta.backend() {
             Backend::Sqlite => Arc::new(LocalLocker::new()),
             Backend::Postgres => {
-                let locker = PgLocker::connect(&url, config.max_writers).await?;
+                let locker = PgLocker::connect(&url).await?;
                 spawn_listener(url, locker.clone(), events.clone());
                 Arc::new(locker)
             }

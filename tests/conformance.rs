@@ -369,6 +369,18 @@ async fn lock_suite(a: &dyn Locker, b: &dyn Locker, shared: bool) {
     assert!(again.is_some(), "free again once let go");
     drop(again);
 
+    // Many held at once (as by stalled requests) use up nothing that
+    // another lock needs.
+    let keys: Vec<String> = (0..200).map(|i| format!("lock-suite-many-{i}")).collect();
+    let many = futures_util::future::join_all(keys.iter().map(|k| a.try_lock(k))).await;
+    assert!(many.iter().all(Option::is_some), "200 locks at once");
+    let more = b.try_lock("lock-suite-4").await;
+    assert!(more.is_some(), "and one more");
+    if shared {
+        assert!(b.try_lock("lock-suite-many-7").await.is_none());
+    }
+    drop((many, more));
+
     // A preempting request on the other side makes the holder give way.
     let holder = a.try_lock("lock-suite-3").await.expect("free");
     let gave_way = tokio::spawn(async move {
@@ -436,8 +448,8 @@ async fn distributed_stores_conform() {
             .await
             .unwrap()
     };
-    let a = ferry::upload::pg::PgLocker::connect(&url, 8).await.unwrap();
-    let b = ferry::upload::pg::PgLocker::connect(&url, 8).await.unwrap();
+    let a = ferry::upload::pg::PgLocker::connect(&url).await.unwrap();
+    let b = ferry::upload::pg::PgLocker::connect(&url).await.unwrap();
     let store = Arc::new(SqlStore::open(&url, true).await.unwrap());
     ferry::upload::pg::spawn_listener(url.clone(), a.clone(), events(store.clone()).await);
     ferry::upload::pg::spawn_listener(url.clone(), b.clone(), events(store).await);

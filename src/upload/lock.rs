@@ -90,6 +90,14 @@ impl LocalLocker {
         })
     }
 
+    /// Asks every holder to give way (their locks elsewhere are lost).
+    pub fn preempt_all(&self) {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, token) in held.values() {
+            token.cancel();
+        }
+    }
+
     /// Asks the holder of `key`'s lock, if any, to give way; answers
     /// whether there was one.
     pub fn preempt(&self, key: &str) -> bool {

@@ -1,10 +1,14 @@
 //! What several instances need of PostgreSQL beyond records and events:
 //!
 //! - **Locks that hold across instances.** `PgLocker` takes a session-level
-//!   advisory lock per upload on a connection it keeps for as long as the
-//!   lock is held. PostgreSQL frees the lock the moment that session ends,
-//!   so an instance that crashes (even SIGKILL) leaves nothing locked:
-//!   there is no lease to wait out.
+//!   advisory lock per upload, all of them on one connection of this
+//!   instance's own, the lock session. PostgreSQL frees them the moment
+//!   that session ends, so an instance that crashes (even SIGKILL) leaves
+//!   nothing locked: there is no lease to wait out. One connection holds
+//!   any number of locks, so stalled requests cannot use up a pool and
+//!   block everyone else's writes. If the lock session is lost, every
+//!   writer of this instance is asked to stop at once (its locks are gone),
+//!   and the next lock opens a new session.
 //! - **Asking a holder elsewhere to give way.** A DELETE on one instance
 //!   while another writes the upload sends `NOTIFY ferry_preempt`; the
 //!   holder's instance hears it and stops its writer, which records what it
@@ -18,10 +22,9 @@ use super::lock::{LocalLocker, Locker, UploadLock};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use sha2::Digest;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
-use std::sync::Mutex;
+use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
+use sqlx::{Connection, PgPool};
+use std::sync::Arc;
 use std::time::Duration;
 
 const PREEMPT_CHANNEL: &str = "ferry_preempt";
@@ -30,7 +33,12 @@ const EVENTS_CHANNEL: &str = "ferry_events";
 /// Per-upload locks shared by every instance on one database.
 #[derive(Clone)]
 pub struct PgLocker {
+    url: String,
+    /// For notifications to the other instances.
     pool: PgPool,
+    /// The connection whose session holds this instance's locks, opened
+    /// when first needed and again after it is lost.
+    session: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
     local: LocalLocker,
 }
 
@@ -41,42 +49,47 @@ fn lock_number(key: &str) -> i64 {
 }
 
 impl PgLocker {
-    /// Connects a pool of at most `max_locks` connections: one per upload
-    /// being written on this instance at a time.
-    pub async fn connect(url: &str, max_locks: u32) -> Result<Self> {
+    /// Connects to the database at `url`.
+    pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(max_locks.max(1))
-            .min_connections(1)
+            .max_connections(2)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
             .map_err(|e| Error::internal("connecting the lock pool", e))?;
         Ok(PgLocker {
+            url: url.to_string(),
             pool,
+            session: Arc::default(),
             local: LocalLocker::new(),
         })
     }
 
-    /// Takes `key`'s advisory lock on a connection of its own, or answers
-    /// `None` when another session holds it.
-    async fn try_advisory(&self, key: &str) -> Option<PoolConnection<Postgres>> {
-        let number = lock_number(key);
-        let mut conn = match self.pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("no database connection for a lock: {e}");
-                return None;
+    /// Runs one lock statement on the lock session, opening it when needed.
+    /// When the session fails, its locks are gone: every local holder is
+    /// asked to stop, and the session is opened anew next time.
+    async fn on_session(&self, sql: &'static str, number: i64) -> Option<bool> {
+        let mut session = self.session.lock().await;
+        if session.is_none() {
+            match PgConnection::connect(&self.url).await {
+                Ok(conn) => *session = Some(conn),
+                Err(e) => {
+                    tracing::warn!("no database connection for locks: {e}");
+                    return None;
+                }
             }
-        };
-        match sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+        }
+        let conn = session.as_mut()?;
+        match sqlx::query_scalar::<_, bool>(sql)
             .bind(number)
             .fetch_one(&mut *conn)
             .await
         {
-            Ok(true) => Some(conn),
-            Ok(false) => None,
+            Ok(answer) => Some(answer),
             Err(e) => {
-                tracing::warn!("taking a lock: {e}");
+                tracing::error!("the lock session failed ({e}); every writer here stops");
+                *session = None;
+                self.local.preempt_all();
                 None
             }
         }
@@ -85,14 +98,29 @@ impl PgLocker {
     /// Both halves: this process's lock (with its cancellation token), then
     /// the database's. Released together.
     async fn acquire(&self, local: UploadLock, key: &str) -> Option<UploadLock> {
-        let conn = self.try_advisory(key).await?;
         let number = lock_number(key);
-        let conn = Mutex::new(Some(conn));
+        if self
+            .on_session("SELECT pg_try_advisory_lock($1)", number)
+            .await
+            != Some(true)
+        {
+            return None;
+        }
+        let locker = self.clone();
         Some(local.also_on_release(move || {
-            let Some(conn) = conn.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 return;
             };
-            release(conn, number);
+            // Advisory locks stack within a session, so a lock taken again
+            // before this unlock runs is still held after it.
+            runtime.spawn(async move {
+                let unlocked = locker
+                    .on_session("SELECT pg_advisory_unlock($1)", number)
+                    .await;
+                if unlocked == Some(false) {
+                    tracing::warn!("an advisory lock was not held at its release");
+                }
+            });
         }))
     }
 
@@ -107,28 +135,6 @@ impl PgLocker {
             tracing::warn!("asking another instance to stop writing: {e}");
         }
     }
-}
-
-/// Lets go of an advisory lock. The connection goes back to the pool only
-/// when the unlock is confirmed; otherwise it is closed, which frees every
-/// lock its session held.
-fn release(mut conn: PoolConnection<Postgres>, number: i64) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        drop(conn.detach());
-        return;
-    };
-    runtime.spawn(async move {
-        let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-            .bind(number)
-            .fetch_one(&mut *conn)
-            .await;
-        if !matches!(unlocked, Ok(true)) {
-            tracing::warn!(
-                "an advisory lock was not released cleanly ({unlocked:?}); closing its session"
-            );
-            let _ = conn.detach();
-        }
-    });
 }
 
 #[async_trait]
