@@ -137,6 +137,11 @@ class Server:
         elif name == "ferry-no-fsync":
             cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
                    "--fsync", "never"]
+        elif name == "ferry-no-interval":
+            # Checkpoints by size only (every 64 MiB), as before the one-second
+            # checkpoints: what those cost.
+            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
+                   "--checkpoint-interval", "1h"]
         elif name == "ferry-s3":
             # Several-instance mode: records in PostgreSQL, bytes in S3
             # (s3s-fs, itself writing files on this machine's disk).
@@ -275,6 +280,8 @@ def main():
         # over the limit's speed in the same round.
         # ferry-no-fsync: the same program without durability, like the
         # peers (neither syncs): what durability itself costs.
+        # ferry-no-interval: checkpoints by size only, not every second:
+        # what the one-second checkpoints cost.
         specs = [raw]
         # The limit again, acknowledging every chunk durably (write,
         # fdatasync, answer; the client waits for it): the least any server
@@ -283,7 +290,7 @@ def main():
             specs.append((("acked", chunk), "limit",
                           lambda s, chunk=chunk: mbps(client("raw", f"127.0.0.1:{s.port}", SIZE, chunk * MIB))))
         for chunk in CHUNKS:
-            for name in ["ferry", "ferry-no-fsync"] + peers:
+            for name in ["ferry", "ferry-no-interval", "ferry-no-fsync"] + peers:
                 specs.append(((name, chunk), name,
                               lambda s, chunk=chunk: mbps(client("tus", s.base, SIZE, chunk * MIB))))
         measured = measure_rounds(specs, RUNS)
@@ -406,7 +413,7 @@ def render_table(results):
 def render_chart(results):
     rows = [r for r in results["rows"] if r["scenario"] in ("single", "s3")]
     servers = sorted({r["server"] for r in rows}, key=lambda s: (s != "ferry", s))
-    colors = {"ferry": "#2457d6", "ferry-no-fsync": "#8fa8e8", "ferry-s3": "#50a070", "tus-node": "#e0a030", "rustus": "#b04040"}
+    colors = {"ferry": "#2457d6", "ferry-no-fsync": "#8fa8e8", "ferry-no-interval": "#6f8fd8", "ferry-s3": "#50a070", "tus-node": "#e0a030", "rustus": "#b04040"}
     top_ratio = max([1.0] + [r["ratio"] for r in rows]) * 1.1
     width, height, left, top, bottom = 760, 340, 50, 40, 45
     plot_h = height - top - bottom
