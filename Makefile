@@ -12,7 +12,7 @@ DATA_DIR ?= ./data
 # Where the browser tests' server keeps its data; wiped before each run.
 E2E_DATA_DIR := target/e2e-data
 
-.PHONY: run test setup setup-test build unit lint e2e fmt watch chaos fuzz bench
+.PHONY: run test setup setup-test build unit lint e2e fmt watch chaos fuzz bench abuse abuse-quick
 
 ## run: install what is missing, build in release mode, serve on $(ADDR)
 run: setup build
@@ -23,7 +23,7 @@ run: setup build
 ## that only a release build lays out)
 test: setup-test
 	cargo fmt --check
-	$(MAKE) --no-print-directory unit lint e2e build
+	$(MAKE) --no-print-directory unit lint e2e build abuse-quick
 
 setup:
 	scripts/setup.sh build
@@ -46,6 +46,15 @@ bench: setup build
 	scripts/setup.sh bench
 	cargo build --release --manifest-path bench/Cargo.toml
 	python3 bench/run.py
+
+## abuse: attack the release binary by class (idle and slow requests,
+## endless and truncated bodies, races, hostile metadata, fan-out,
+## guessing), one line per attack; make test runs the quick version
+abuse: setup build
+	python3 tools/abuse/abuse.py --binary target/release/ferry
+
+abuse-quick:
+	python3 tools/abuse/abuse.py --binary target/release/ferry --quick
 
 ## chaos: the long crash test, 50 SIGKILLs (CHAOS_KILLS to change)
 CHAOS_KILLS ?= 50

@@ -63,6 +63,10 @@ pub enum ErrorCode {
     RateLimited,
     /// The request body stopped before it was complete.
     BodyIncomplete,
+    /// A request body (other than an upload's bytes) is larger than allowed.
+    RequestTooLarge,
+    /// A server function's arguments could not be read.
+    InvalidArguments,
     /// The owner would store more than `--max-bytes-per-owner`.
     QuotaExceeded,
     /// The owner has `--max-unfinished-per-owner` unfinished uploads.
@@ -106,6 +110,8 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             BodyIncomplete => "body_incomplete",
             QuotaExceeded => "quota_exceeded",
+            RequestTooLarge => "request_too_large",
+            InvalidArguments => "invalid_arguments",
             TooManyUnfinished => "too_many_unfinished",
             TooManyStreams => "too_many_streams",
             Internal => "internal",
@@ -122,7 +128,8 @@ impl ErrorCode {
             | LengthAlreadySet
             | InvalidConcatPart
             | InvalidMethodOverride
-            | BodyIncomplete => 400,
+            | BodyIncomplete
+            | InvalidArguments => 400,
             LengthRequired => 400,
             Unauthorized => 401,
             Forbidden | ConcatFinalImmutable => 403,
@@ -132,7 +139,7 @@ impl ErrorCode {
             OffsetMismatch | UploadComplete | UploadIncomplete => 409,
             UploadExpired => 410,
             UnsupportedVersion => 412,
-            UploadTooLarge | BodyExceedsLength => 413,
+            UploadTooLarge | BodyExceedsLength | RequestTooLarge => 413,
             UnsupportedContentType => 415,
             RangeNotSatisfiable => 416,
             RateLimited | TooManyUnfinished | TooManyStreams => 429,
@@ -255,6 +262,8 @@ mod tests {
             RateLimited,
             BodyIncomplete,
             QuotaExceeded,
+            RequestTooLarge,
+            InvalidArguments,
             TooManyUnfinished,
             TooManyStreams,
             Internal,

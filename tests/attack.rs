@@ -601,3 +601,96 @@ async fn the_expiry_sweep_keeps_up_with_many_abandoned_uploads() {
         "all in one sweep"
     );
 }
+
+#[tokio::test]
+async fn server_functions_answer_bad_bodies_with_their_own_errors() {
+    let app = TestApp::new().await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let huge = format!("after={}", "a".repeat(3 << 20));
+    let r = app
+        .call("POST", "/api/list_uploads", &[form, ME], huge)
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (413, "request_too_large".to_string())
+    );
+    let broken = futures_util::stream::iter(vec![
+        Ok::<_, std::io::Error>(Bytes::from_static(b"after=")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "gone",
+        )),
+    ]);
+    let r = app
+        .call(
+            "POST",
+            "/api/check_files",
+            &[form, ME],
+            Body::from_stream(broken),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (400, "body_incomplete".to_string())
+    );
+    let r = app
+        .call("POST", "/api/delete_upload", &[form, ME], "nothing=here")
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (400, "invalid_arguments".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_part_deleted_during_assembly_is_a_clear_refusal() {
+    let app = Arc::new(TestApp::new().await);
+    for round in 0..8u8 {
+        let part = app
+            .create(2 << 20, &[("upload-concat", "partial"), ME])
+            .await;
+        app.patch(&part, 0, bytes(2 << 20, round), &[ME]).await;
+        let fin = format!("final;{part}");
+        let concat = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.call(
+                    "POST",
+                    "/files/",
+                    &[TUS, ME, ("upload-concat", &fin)],
+                    Body::empty(),
+                )
+                .await
+            })
+        };
+        let deleted = app.call("DELETE", &part, &[TUS], Body::empty()).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        let r = concat.await.unwrap();
+        assert!(
+            r.status == StatusCode::CREATED || r.status == StatusCode::BAD_REQUEST,
+            "round {round}: {} {:?}",
+            r.status,
+            r.body
+        );
+        if r.status == StatusCode::CREATED {
+            let got = app.download(&r.location()).await;
+            assert_eq!(sha256_hex(&got.body), sha256_hex(&bytes(2 << 20, round)));
+        }
+    }
+}
+
+#[tokio::test]
+async fn media_types_are_listed_without_control_characters() {
+    let app = TestApp::new().await;
+    let meta = format!("filetype {}", b64(b"text/html\r\nX-Evil: 1"));
+    app.create(5, &[ME, ("upload-metadata", &meta)]).await;
+    let r = app
+        .call(
+            "POST",
+            "/api/list_uploads",
+            &[("content-type", "application/x-www-form-urlencoded"), ME],
+            "",
+        )
+        .await;
+    assert_eq!(r.json()["uploads"][0]["mime"], "text/htmlX-Evil: 1");
+}

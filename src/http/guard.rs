@@ -79,6 +79,103 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
+/// Most bytes of a server function's request (`check_files` of 1000 files
+/// with long names fits).
+pub const MAX_API_BODY: usize = 2 << 20;
+
+/// Middleware for the server functions: their request bodies are read
+/// whole here, at most `MAX_API_BODY`, so that a body too large, broken
+/// or stalled gets its own clear answer (413, 400, 408) instead of a
+/// failure inside the function; arguments the function cannot read are a
+/// 400 too, not the 500 the server-function layer would answer. At most
+/// `limits::API_CALLS` functions run at once (each may hold a page of records).
+pub async fn whole_api_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_API_BODY).await {
+        Ok(bytes) => {
+            // The body is whole now: its length is what it is.
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            let Ok(_turn) = state.limits.api_calls.acquire().await else {
+                return ApiError(Error::internal("server functions", "closed")).into_response();
+            };
+            let resp = next.run(Request::from_parts(parts, bytes.into())).await;
+            unreadable_arguments_are_400(resp).await
+        }
+        Err(e) => {
+            let (code, message) = match body_failure(&e) {
+                BodyFailure::TooLarge => (
+                    ErrorCode::RequestTooLarge,
+                    format!("This request is larger than {MAX_API_BODY} bytes."),
+                ),
+                BodyFailure::Stalled => (
+                    ErrorCode::RequestTimeout,
+                    "The request body stopped arriving.".to_string(),
+                ),
+                BodyFailure::Broken => (
+                    ErrorCode::BodyIncomplete,
+                    "The request body could not be read to its end.".to_string(),
+                ),
+            };
+            ApiError(Error::new(code, message)).into_response()
+        }
+    }
+}
+
+/// A server function's answer of 500 because it could not read its
+/// arguments, as the client's mistake it is.
+async fn unreadable_arguments_are_400(resp: Response) -> Response {
+    if resp.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError(Error::internal("a server function's answer", "unreadable"))
+            .into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if ["Args|", "Deserialization|", "MissingArg|"]
+        .iter()
+        .any(|p| text.starts_with(p))
+    {
+        return ApiError(Error::new(
+            ErrorCode::InvalidArguments,
+            "The request's arguments could not be read.",
+        ))
+        .into_response();
+    }
+    Response::from_parts(parts, bytes.into())
+}
+
+enum BodyFailure {
+    TooLarge,
+    Stalled,
+    Broken,
+}
+
+/// What ended a request body early, from its error's chain of causes.
+fn body_failure(e: &axum::Error) -> BodyFailure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return BodyFailure::TooLarge;
+        }
+        let timed_out = c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        if timed_out {
+            return BodyFailure::Stalled;
+        }
+        cause = c.source();
+    }
+    BodyFailure::Broken
+}
+
 /// Whether a request was sent by a page of another site: the browser says so
 /// in `Sec-Fetch-Site`, or its `Origin` names another host than the one
 /// asked (and not one the CORS setting names; `*` names none).

@@ -27,7 +27,12 @@ pub struct Limits {
     /// Sign-in attempts (a form post, or a request with a wrong bearer
     /// token) per client address.
     pub signins: DefaultKeyedRateLimiter<IpAddr>,
+    /// Server functions running at once.
+    pub api_calls: tokio::sync::Semaphore,
 }
+
+/// Most server functions running at once: each may hold a page of records.
+pub const API_CALLS: usize = 16;
 
 impl Limits {
     pub fn new(config: &Config) -> Self {
@@ -38,6 +43,7 @@ impl Limits {
             streams_by_address: Places::new(config.max_streams_per_address as usize),
             websockets: Places::new(config.max_websockets as usize),
             signins: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            api_calls: tokio::sync::Semaphore::new(API_CALLS),
         }
     }
 

@@ -44,6 +44,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            guard::whole_api_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             session::identify,
         ))
         .layer(axum::middleware::from_fn_with_state(

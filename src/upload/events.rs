@@ -70,6 +70,7 @@ pub fn summary(r: &UploadRecord) -> UploadSummary {
             .filetype()
             .unwrap_or("")
             .chars()
+            .filter(|c| !c.is_control() && !super::metadata::is_disguising(*c))
             .take(255)
             .collect(),
         size: r.length,

@@ -132,15 +132,19 @@ impl Metadata {
     }
 
     /// Removes disguising characters (`is_disguising`) from the values that
-    /// name or type the file, so they are stored, echoed and listed clean.
+    /// name or type the file, and control characters from its type, so
+    /// they are stored, echoed and listed clean.
     pub fn clean_names(&mut self) {
         for (key, value) in &mut self.pairs {
             if !NAME_KEYS.contains(&key.as_str()) {
                 continue;
             }
+            // A media type has no control characters either.
+            let is_type = matches!(key.as_str(), "filetype" | "type");
+            let unwanted = |c: char| is_disguising(c) || (is_type && c.is_control());
             if let Some(text) = value.as_deref().and_then(|v| std::str::from_utf8(v).ok()) {
-                if text.chars().any(is_disguising) {
-                    let clean: String = text.chars().filter(|c| !is_disguising(*c)).collect();
+                if text.chars().any(unwanted) {
+                    let clean: String = text.chars().filter(|c| !unwanted(*c)).collect();
                     *value = Some(clean.into_bytes());
                 }
             }

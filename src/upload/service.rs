@@ -429,11 +429,20 @@ impl UploadService {
         let mut hasher = ResumableSha256::new();
         let copied = async {
             for part in parts {
-                let mut stream = self
-                    .blobs
-                    .read(&part.blob_key, 0..part.offset)
-                    .await
-                    .map_err(storage("reading a part"))?;
+                let gone = || {
+                    Error::new(
+                        ErrorCode::InvalidConcatPart,
+                        format!(
+                            "Part {} was deleted while the final upload was being assembled.",
+                            part.id
+                        ),
+                    )
+                };
+                let mut stream = match self.blobs.read(&part.blob_key, 0..part.offset).await {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(gone()),
+                    Err(e) => return Err(Error::storage("reading a part", e)),
+                };
                 while let Some(chunk) = stream.next().await {
                     if lock.is_preempted() {
                         return Err(Error::new(
@@ -441,7 +450,11 @@ impl UploadService {
                             "The final upload was deleted while it was being assembled.",
                         ));
                     }
-                    let chunk = chunk.map_err(storage("reading a part"))?;
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(gone()),
+                        Err(e) => return Err(Error::storage("reading a part", e)),
+                    };
                     hasher.update(&chunk);
                     writer
                         .write(chunk)
