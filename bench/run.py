@@ -6,7 +6,9 @@ Run by `make bench` (which builds everything first). Writes
 bench/results/results.md, results.json and chart.svg, and prints the table.
 
 Environment: FERRY_BENCH_RUNS (default 5), FERRY_BENCH_BYTES (default 1 GiB),
-FERRY_BENCH_ONLY (comma-separated scenario names, to run a subset).
+FERRY_BENCH_ONLY (comma-separated scenario names, to run a subset),
+FERRY_BENCH_BASELINE (another ferry binary, say an earlier commit's, measured
+side by side as "ferry-baseline").
 """
 
 import json
@@ -27,6 +29,7 @@ CLIENT = BENCH / "target/release/client"
 RECEIVER = BENCH / "target/release/receiver"
 SINK = BENCH / "target/release/sink"
 FERRY = ROOT / "target/release/ferry"
+BASELINE = os.environ.get("FERRY_BENCH_BASELINE")
 RUSTUS = BENCH / ".tools/bin/rustus"
 S3S_FS = ROOT / ".tools/bin/s3s-fs"
 NODE_SERVER = BENCH / "peers/tus-node-server.mjs"
@@ -137,6 +140,8 @@ class Server:
         elif name == "ferry-no-fsync":
             cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
                    "--fsync", "never"]
+        elif name == "ferry-baseline":
+            cmd = [BASELINE, "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn"]
         elif name == "ferry-no-interval":
             # Checkpoints by size only (every 64 MiB), as before the one-second
             # checkpoints: what those cost.
@@ -290,7 +295,8 @@ def main():
             specs.append((("acked", chunk), "limit",
                           lambda s, chunk=chunk: mbps(client("raw", f"127.0.0.1:{s.port}", SIZE, chunk * MIB))))
         for chunk in CHUNKS:
-            for name in ["ferry", "ferry-no-interval", "ferry-no-fsync"] + peers:
+            baseline = ["ferry-baseline"] if BASELINE else []
+            for name in ["ferry"] + baseline + ["ferry-no-interval", "ferry-no-fsync"] + peers:
                 specs.append(((name, chunk), name,
                               lambda s, chunk=chunk: mbps(client("tus", s.base, SIZE, chunk * MIB))))
         measured = measure_rounds(specs, RUNS)

@@ -694,3 +694,20 @@ async fn media_types_are_listed_without_control_characters() {
         .await;
     assert_eq!(r.json()["uploads"][0]["mime"], "text/htmlX-Evil: 1");
 }
+
+#[tokio::test]
+async fn listening_for_events_takes_no_body() {
+    let app = TestApp::new().await;
+    for route in ["/events", "/events/poll?after=0&timeout=1"] {
+        let r = app
+            .call(
+                "GET",
+                route,
+                &[ME, ("content-length", "1000")],
+                vec![0u8; 1000],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{route}");
+        assert_eq!(r.code(), "invalid_header");
+    }
+}

@@ -69,6 +69,22 @@ fn take_places(state: &AppState, owner: &Owner, peer: ClientIp) -> Result<Vec<Pl
     Ok(places)
 }
 
+/// A request to listen carries no body: one that announces a body would
+/// hold its connection for as long as it listens with bytes unread.
+fn refuse_a_body(headers: &HeaderMap) -> Option<Response> {
+    let announced = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    announced.then(|| {
+        ApiError(Error::header(
+            "Content-Length",
+            "listening for events takes no request body",
+        ))
+        .into_response()
+    })
+}
+
 /// `GET /events`: every event of the caller's uploads as it happens. A
 /// reconnecting client sends `Last-Event-ID` (or `?after=`) and first gets
 /// everything it missed.
@@ -79,6 +95,9 @@ pub async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
+    if let Some(refused) = refuse_a_body(&headers) {
+        return refused;
+    }
     let places = match take_places(&state, &owner, peer) {
         Ok(p) => p,
         Err(refused) => return refused.into_response(),
@@ -170,8 +189,12 @@ pub async fn poll(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
     peer: ClientIp,
+    headers: HeaderMap,
     Query(q): Query<PollQuery>,
 ) -> Response {
+    if let Some(refused) = refuse_a_body(&headers) {
+        return refused;
+    }
     let events = state.uploads.events();
     let Some(after) = q.after else {
         return match events.latest_of(&owner).await {

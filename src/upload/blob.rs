@@ -282,6 +282,7 @@ impl BlobStore for FsBlobStore {
                     ops: VecDeque::new(),
                     side: Some(side),
                 }),
+                more: std::sync::Condvar::new(),
                 closed: AtomicBool::new(false),
                 budgets: [pending.clone(), self.queue.clone()],
             }),
@@ -419,6 +420,8 @@ struct FsBlobWriter {
 /// What the writer and the thread draining its queue share.
 struct Shared {
     queue: Mutex<Queue>,
+    /// Rung when an operation is queued, for a thread lingering on it.
+    more: std::sync::Condvar,
     /// Set when the writer is dropped: queued bytes are skipped.
     closed: AtomicBool,
     /// The writer's own byte budget, then the store's.
@@ -459,6 +462,10 @@ const STORE_QUEUE: usize = 16 << 20;
 /// below tokio's pool of blocking threads, which downloads and other file
 /// work share).
 const WRITER_THREADS: usize = 32;
+
+/// How long a thread that emptied its writer's queue waits for more work
+/// before it goes back to the pool.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Writeback is started every this many bytes (when commits will sync).
 const WRITEBACK_EVERY: u64 = 256 * 1024;
@@ -547,6 +554,15 @@ fn drain(shared: Arc<Shared>, mut side: FileSide, _thread: OwnedSemaphorePermit)
     loop {
         let op = {
             let mut queue = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if queue.ops.is_empty() {
+                // A body streaming in sends its next chunk within moments:
+                // wait that long before giving the thread back.
+                queue = shared
+                    .more
+                    .wait_timeout(queue, LINGER)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
             match queue.ops.pop_front() {
                 Some(op) => op,
                 None => {
@@ -614,6 +630,7 @@ impl FsBlobWriter {
             queue.ops.push_back(op);
             queue.side.is_some()
         };
+        self.shared.more.notify_one();
         if idle {
             // Only this writer queues, and only a thread takes the file: it
             // is still there after the wait.
