@@ -26,7 +26,8 @@ use std::time::Duration;
 const IDLE_LOOK: Duration = Duration::from_secs(300);
 /// The longest a long poll waits.
 pub const MAX_POLL_TIMEOUT: u64 = 60;
-const BATCH: u32 = 200;
+/// Most events read (and held for a client) at once.
+const BATCH: u32 = 50;
 
 #[derive(serde::Deserialize)]
 pub struct StreamQuery {
