@@ -69,6 +69,9 @@ impl TestApp {
         std::fs::write(site.path().join("pkg/ferry.wasm"), b"\0asm\x01\0\0\0").unwrap();
         let mut config = Config::for_data_dir(data.path());
         config.site_root = site.path().to_string_lossy().into_owned();
+        // A test machine's disk may be fuller than a server's: the reserve
+        // is tested where it is the subject (tests/attack.rs).
+        config.min_free_space = ferry::config::Share::Bytes(0);
         tweak(&mut config);
         let state = AppState::new(config).await.unwrap();
         TestApp {
@@ -102,6 +105,7 @@ impl TestApp {
         drop(state);
         let mut config = Config::for_data_dir(data.path());
         config.site_root = site.path().to_string_lossy().into_owned();
+        config.min_free_space = ferry::config::Share::Bytes(0);
         tweak(&mut config);
         let state = AppState::new(config).await.unwrap();
         TestApp {
