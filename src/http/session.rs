@@ -55,11 +55,20 @@ fn session_id(headers: &HeaderMap, key: &str) -> Option<String> {
 /// The signature of a session ID: 128 bits of an HMAC keyed by the
 /// server's session key.
 fn sign_session(key: &str, id: &str) -> String {
+    let mut mac = hmac_hex(key, b"ferry-session-id:", id);
+    mac.truncate(32);
+    mac
+}
+
+/// HMAC-SHA256 of `message` under `key`, with a `domain` prefix so that
+/// no two uses of one key sign the same bytes; lowercase hex.
+fn hmac_hex(key: &str, domain: &[u8], message: &str) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
-    mac.update(b"ferry-session-id:");
-    mac.update(id.as_bytes());
-    mac.finalize().into_bytes()[..16]
+    mac.update(domain);
+    mac.update(message.as_bytes());
+    mac.finalize()
+        .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -89,15 +98,7 @@ fn too_many_attempts() -> Response {
 }
 
 fn session_mac(token: &str, session: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(b"ferry-session:");
-    mac.update(session.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hmac_hex(token, b"ferry-session:", session)
 }
 
 /// Compares secrets by their digests, so the time taken says nothing

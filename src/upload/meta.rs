@@ -268,21 +268,19 @@ impl SqlStore {
             .map_err(failed)
     }
 
-    /// A query built at run time, in this backend's placeholder style.
-    fn sql_owned(&self, query: String) -> String {
+    /// A query in this backend's placeholder style.
+    fn sql(&self, query: impl Into<Cow<'static, str>>) -> Cow<'static, str> {
+        let query = query.into();
         match self.backend {
             Backend::Sqlite => query,
-            Backend::Postgres => numbered_placeholders(&query),
+            Backend::Postgres => Cow::Owned(numbered_placeholders(&query)),
         }
     }
+}
 
-    /// A query in this backend's placeholder style.
-    fn sql(&self, query: &'static str) -> Cow<'static, str> {
-        match self.backend {
-            Backend::Sqlite => Cow::Borrowed(query),
-            Backend::Postgres => Cow::Owned(numbered_placeholders(query)),
-        }
-    }
+/// `n` placeholders for an `IN (...)` list.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 /// `?` placeholders as PostgreSQL's `$1`, `$2`, ... (Ferry's queries have
@@ -507,8 +505,10 @@ impl MetaStore for SqlStore {
     async fn known_blobs(&self, keys: &[String]) -> Result<HashSet<String>> {
         let mut known = HashSet::new();
         for batch in keys.chunks(100) {
-            let marks = vec!["?"; batch.len()].join(", ");
-            let sql = self.sql_owned(format!("SELECT key FROM blobs WHERE key IN ({marks})"));
+            let sql = self.sql(format!(
+                "SELECT key FROM blobs WHERE key IN ({})",
+                placeholders(batch.len())
+            ));
             let mut query = sqlx::query_scalar::<_, String>(&sql);
             for key in batch {
                 query = query.bind(key);
@@ -599,10 +599,10 @@ impl MetaStore for SqlStore {
         if lengths.is_empty() {
             return Ok(Vec::new());
         }
-        let marks = vec!["?"; lengths.len()].join(", ");
-        let sql = self.sql_owned(format!(
-            "SELECT * FROM uploads WHERE owner = ? AND state != 'expired' AND length IN ({marks})
-             ORDER BY created_at DESC, id LIMIT ?"
+        let sql = self.sql(format!(
+            "SELECT * FROM uploads WHERE owner = ? AND state != 'expired' AND length IN ({})
+             ORDER BY created_at DESC, id LIMIT ?",
+            placeholders(lengths.len())
         ));
         let mut query = sqlx::query(&sql).bind(owner.as_str());
         for length in lengths {

@@ -3,7 +3,7 @@
 //! `BlobStore` and `MetaStore`, and decides what is durable. It knows
 //! nothing of HTTP.
 
-use super::blob::{BlobStore, BlobWriter, ByteStream};
+use super::blob::{BlobStore, BlobWriter, ByteStream, Space};
 use super::events::{EventKind, Events};
 use super::hash::{ChunkChecksum, ChunkHasher, ResumableSha256};
 use super::id::UploadId;
@@ -174,6 +174,11 @@ impl UploadService {
         }
     }
 
+    /// When an unfinished upload touched at `now` expires.
+    fn expiry(&self, now: Millis) -> Millis {
+        now.saturating_add(millis(self.config.expire_after))
+    }
+
     fn durable(&self) -> bool {
         self.config.fsync == FsyncPolicy::Request
     }
@@ -218,7 +223,7 @@ impl UploadService {
         self.check_room(&req.owner, req.length.unwrap_or(0), true)
             .await?;
         let mut record = UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now);
-        record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
+        record.expires_at = Some(self.expiry(now));
         if record.length == Some(0) {
             complete(&mut record, &ResumableSha256::new(), now);
         }
@@ -276,11 +281,17 @@ impl UploadService {
         Ok(Some(record))
     }
 
+    /// The disk's reserve and its space now, when a reserve is kept (the
+    /// disk is not asked otherwise).
+    async fn reserve_and_space(&self) -> Option<(u64, Space)> {
+        let reserve = self.config.min_free_space?;
+        Some((reserve, self.blobs.space().await?))
+    }
+
     /// Refuses a new upload (or new bytes) that would leave the data disk
     /// with less than its reserve, or take the owner past a quota.
     async fn check_room(&self, owner: &Owner, bytes: u64, new_upload: bool) -> Result<()> {
-        if let (Some(reserve), Some(space)) = (self.config.min_free_space, self.blobs.space().await)
-        {
+        if let Some((reserve, space)) = self.reserve_and_space().await {
             if space.free < reserve.saturating_add(bytes) {
                 tracing::warn!(
                     free = space.free,
@@ -385,7 +396,7 @@ impl UploadService {
             Concat::Final(part_ids.to_vec()),
             now,
         );
-        record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
+        record.expires_at = Some(self.expiry(now));
         let lock = self
             .locks
             .try_lock(record.id.as_str())
@@ -638,8 +649,7 @@ impl UploadService {
     /// largest upload, the owner's quota and the disk's reserve.
     async fn open_limit(&self, record: &UploadRecord) -> Result<u64> {
         let mut limit = self.config.max_size;
-        if let (Some(reserve), Some(space)) = (self.config.min_free_space, self.blobs.space().await)
-        {
+        if let Some((reserve, space)) = self.reserve_and_space().await {
             limit = limit.min(record.offset + space.free.saturating_sub(reserve));
         }
         if let Some(max) = self.config.max_bytes_per_owner {
@@ -696,6 +706,16 @@ impl UploadService {
         let mut since_checkpoint: u64 = 0;
         let mut last_byte = Instant::now();
         let mut last_checkpoint = Instant::now();
+        // The body stalled: the server's own timer, or the connection's.
+        let stalled = || {
+            Error::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "No bytes arrived for {} seconds; the bytes before were kept.",
+                    idle.as_secs()
+                ),
+            )
+        };
 
         enum End {
             Done,
@@ -719,13 +739,7 @@ impl UploadService {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(None) => break End::Done,
                 Ok(Some(Err(e))) if e.kind() == io::ErrorKind::TimedOut => {
-                    break End::Broken(Error::new(
-                        ErrorCode::RequestTimeout,
-                        format!(
-                            "No bytes arrived for {} seconds; the bytes before were kept.",
-                            idle.as_secs()
-                        ),
-                    ))
+                    break End::Broken(stalled())
                 }
                 Ok(Some(Err(e))) => {
                     tracing::info!(id = %record.id, "request body ended early: {e}");
@@ -740,15 +754,7 @@ impl UploadService {
                     last_checkpoint = Instant::now();
                     continue;
                 }
-                Err(_) => {
-                    break End::Broken(Error::new(
-                        ErrorCode::RequestTimeout,
-                        format!(
-                            "No bytes arrived for {} seconds; the bytes before were kept.",
-                            idle.as_secs()
-                        ),
-                    ))
-                }
+                Err(_) => break End::Broken(stalled()),
             };
             last_byte = Instant::now();
             if position + chunk.len() as u64 > limit {
@@ -843,7 +849,7 @@ impl UploadService {
             tracing::info!(id = %record.id, length = position, sha256 = ?record.sha256, "upload complete");
         } else {
             record.hash_state = Some(hasher.to_bytes());
-            record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
+            record.expires_at = Some(self.expiry(now));
         }
         match before {
             None => self.meta.update(record).await?,
@@ -892,14 +898,8 @@ impl UploadService {
         }
         tracing::info!(id = %record.id, offset = record.offset, "rebuilding the running hash from stored bytes");
         let mut hasher = ResumableSha256::new();
-        let mut stream = self
-            .blobs
-            .read(&record.blob_key, 0..record.offset)
-            .await
-            .map_err(storage("re-reading upload bytes"))?;
-        while let Some(chunk) = stream.next().await {
-            hasher.update(&chunk.map_err(storage("re-reading upload bytes"))?);
-        }
+        self.hash_stored(&mut hasher, &record.blob_key, 0..record.offset)
+            .await?;
         if hasher.len() != record.offset {
             return Err(Error::internal(
                 "re-reading upload bytes",
@@ -907,6 +907,24 @@ impl UploadService {
             ));
         }
         Ok(hasher)
+    }
+
+    /// Feeds the stored bytes of `range` to `hasher`.
+    async fn hash_stored(
+        &self,
+        hasher: &mut ResumableSha256,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<()> {
+        let mut stream = self
+            .blobs
+            .read(key, range)
+            .await
+            .map_err(storage("re-reading upload bytes"))?;
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(storage("re-reading upload bytes"))?);
+        }
+        Ok(())
     }
 
     /// Brings a record in line with its stored bytes when they fall short
@@ -954,45 +972,21 @@ impl UploadService {
             return Ok(false);
         }
         let mut hasher = self.running_hash(record).await?;
-        let mut stream = self
-            .blobs
-            .read(&record.blob_key, record.offset..end)
-            .await
-            .map_err(storage("re-reading upload bytes"))?;
-        while let Some(chunk) = stream.next().await {
-            hasher.update(&chunk.map_err(storage("re-reading upload bytes"))?);
-        }
+        self.hash_stored(&mut hasher, &record.blob_key, record.offset..end)
+            .await?;
         if hasher.len() != end {
             return Ok(false);
         }
-        let last = record.length == Some(end);
+        tracing::info!(id = %record.id, from = record.offset, to = end, "taking in bytes written before a crash");
+        // Opened at `end`, the writer holds those bytes as its own: a commit
+        // makes them durable and records them like any checkpoint.
         let mut writer = self
             .blobs
             .append_at(&record.blob_key, end, record.blob_state.as_deref())
             .await
             .map_err(storage("opening a blob"))?;
-        writer
-            .commit(self.durable(), last)
-            .await
-            .map_err(storage("storing upload bytes"))?;
-        let now = now_millis();
-        tracing::info!(id = %record.id, from = record.offset, to = end, "took in bytes written before a crash");
-        record.offset = end;
-        record.updated_at = now;
-        record.blob_state = writer.state();
-        if last {
-            complete(record, &hasher, now);
-        } else {
-            record.hash_state = Some(hasher.to_bytes());
-            record.expires_at = Some(now.saturating_add(millis(self.config.expire_after)));
-        }
-        self.meta.update(record).await?;
-        let kind = if last {
-            EventKind::Completed
-        } else {
-            EventKind::Progress
-        };
-        self.events.record(kind, record).await;
+        self.commit(record, writer.as_mut(), &hasher, end, None)
+            .await?;
         Ok(true)
     }
 
@@ -1132,6 +1126,7 @@ impl UploadService {
             let now = now_millis();
             let batch = self.meta.expired(now, SWEEP_BATCH).await?;
             let full = batch.len() == SWEEP_BATCH as usize;
+            let before = count;
             for record in batch {
                 let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
                     continue; // being written right now, so not abandoned
@@ -1159,7 +1154,9 @@ impl UploadService {
                 self.events.record(EventKind::Expired, &record).await;
                 count += 1;
             }
-            if !full || started.elapsed() >= SWEEP_BUDGET {
+            // A full batch of which none expired (all being written) would
+            // come back the same: the next sweep takes it.
+            if !full || count == before || started.elapsed() >= SWEEP_BUDGET {
                 break;
             }
         }
