@@ -33,44 +33,6 @@ fn create(server: &Server, len: usize, token: &str) -> String {
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
-fn head_offset(server: &Server, path: &str) -> usize {
-    let r = client()
-        .head(server.url(path))
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200, "HEAD {path}");
-    r.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// A whole upload through the server, timed: create, PATCH, download.
-fn normal_upload(server: &Server, seed: u8) -> Duration {
-    let started = Instant::now();
-    let data = bytes(256 * 1024, seed);
-    let path = create(server, data.len(), "probe");
-    let r = client()
-        .patch(server.url(&path))
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", "0")
-        .body(data.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let got = client()
-        .get(server.url(&path))
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    assert_eq!(sha256_hex(&got), sha256_hex(&data));
-    started.elapsed()
-}
-
 fn healthz(server: &Server) -> Duration {
     let started = Instant::now();
     let r = client().get(server.url("/healthz")).send().unwrap();
@@ -189,7 +151,7 @@ fn sigkill_in_a_long_patch_keeps_what_was_written() {
         server.kill9();
         drop(s);
         server = Server::start(&data_dir, &[]);
-        let now = head_offset(&server, &path);
+        let now = server.offset(&path) as usize;
         println!(
             "round {round}: sent {sent} bytes, kept {} after SIGKILL",
             now - offset
@@ -227,7 +189,7 @@ fn hundreds_of_idle_patches_starve_no_one() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let took = normal_upload(&server, 1);
+    let took = server.upload_whole(256 * 1024, 1);
     assert!(
         took < Duration::from_secs(5),
         "a normal upload took {took:?}"
@@ -295,7 +257,7 @@ fn idle_and_slow_connections_are_closed_and_bounded() {
         .map(|_| TcpStream::connect(server.addr()).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(normal_upload(&server, 2) < Duration::from_secs(5));
+    assert!(server.upload_whole(256 * 1024, 2) < Duration::from_secs(5));
     drop(crowd);
 }
 
@@ -366,5 +328,5 @@ fn bad_flags_stop_the_server_with_a_message() {
         &["--cors-origin", "*", "--expire-after", "99years"],
     );
     let path = create(&server, 5, "flags");
-    assert_eq!(head_offset(&server, &path), 0);
+    assert_eq!(server.offset(&path) as usize, 0);
 }

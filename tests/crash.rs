@@ -12,20 +12,6 @@ use std::time::Duration;
 
 const MIB: usize = 1024 * 1024;
 
-fn head_offset(server: &Server, path: &str) -> u64 {
-    let resp = reqwest::blocking::Client::new()
-        .head(server.url(path))
-        .header("tus-resumable", "1.0.0")
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Starts a PATCH that sends `send` bytes of `data[offset..]` and hangs,
 /// and lets the server take in what was sent.
 fn start_patch(server: &Server, path: &str, data: &[u8], offset: usize, send: usize) -> TcpStream {
@@ -59,7 +45,7 @@ fn sigkill_mid_patch_then_resume_gives_identical_bytes() {
         server.kill9();
         drop(conn);
         server = Server::start(&data_dir, &flags);
-        let now = head_offset(&server, &path) as usize;
+        let now = server.offset(&path) as usize;
         assert!(
             now >= offset,
             "round {round}: offset went back from {offset} to {now}"

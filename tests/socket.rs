@@ -5,38 +5,11 @@
 
 mod common;
 
+use common::bytes;
 use common::server::Server;
-use common::{bytes, sha256_hex};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn upload_ok(server: &Server, n: usize, seed: u8) {
-    let client = reqwest::blocking::Client::new();
-    let created = client
-        .post(server.url("/files/"))
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", n.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let path = created.headers()["location"].to_str().unwrap().to_string();
-    let data = bytes(n, seed);
-    let r = client
-        .patch(server.url(&path))
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", "0")
-        .body(data.clone())
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let got = reqwest::blocking::get(server.url(&path))
-        .unwrap()
-        .bytes()
-        .unwrap();
-    assert_eq!(sha256_hex(&got), sha256_hex(&data));
-}
 
 /// Reads until the server closes (or `limit` passes); answers what came.
 fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, bool) {
@@ -74,7 +47,7 @@ fn slow_headers_are_cut_off_while_others_upload() {
         }
         std::thread::sleep(Duration::from_millis(100));
         if started.elapsed() > Duration::from_millis(1500) {
-            upload_ok(&server, 100_000, 1); // others carry on meanwhile
+            server.upload_whole(100_000, 1); // others carry on meanwhile
         }
         let (_, closed) = {
             slow.set_nonblocking(true).unwrap();
@@ -97,7 +70,7 @@ fn slow_headers_are_cut_off_while_others_upload() {
         started.elapsed() < Duration::from_secs(8),
         "by the header timeout"
     );
-    upload_ok(&server, 100_000, 2);
+    server.upload_whole(100_000, 2);
 }
 
 #[test]
@@ -110,7 +83,7 @@ fn oversized_headers_get_431() {
     let _ = s.write_all(req.as_bytes());
     let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
-    upload_ok(&server, 10_000, 3);
+    server.upload_whole(10_000, 3);
 }
 
 #[test]
@@ -130,7 +103,7 @@ fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(&bytes(10, 4)).unwrap();
-    upload_ok(&server, 50_000, 5); // meanwhile
+    server.upload_whole(50_000, 5); // meanwhile
     let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert!(answer.contains("request_timeout"));

@@ -105,6 +105,49 @@ impl Server {
         s
     }
 
+    /// The offset HEAD reports for the upload at `path`.
+    pub fn offset(&self, path: &str) -> u64 {
+        let resp = reqwest::blocking::Client::new()
+            .head(self.url(path))
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "HEAD {path}");
+        resp.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Uploads `n` bytes whole (create, PATCH, download, compared);
+    /// answers how long it took.
+    pub fn upload_whole(&self, n: usize, seed: u8) -> Duration {
+        let started = Instant::now();
+        let client = reqwest::blocking::Client::new();
+        let created = client
+            .post(self.url("/files/"))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", n.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let path = created.headers()["location"].to_str().unwrap().to_string();
+        let data = super::bytes(n, seed);
+        let r = client
+            .patch(self.url(&path))
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .body(data.clone())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let got = client.get(self.url(&path)).send().unwrap().bytes().unwrap();
+        assert_eq!(super::sha256_hex(&got), super::sha256_hex(&data));
+        started.elapsed()
+    }
+
     /// Kills the server with SIGKILL: no chance to clean up.
     pub fn kill9(mut self) {
         let _ = self.child.kill(); // SIGKILL on Unix
