@@ -110,16 +110,23 @@ fn upload_with(
     }
 }
 
-#[test]
-fn uploads_survive_repeated_sigkill() {
-    let kills: usize = std::env::var("FERRY_CHAOS_KILLS")
+/// How many kills (FERRY_CHAOS_KILLS, 5 by default) and the seed of their
+/// timing (FERRY_CHAOS_SEED, random by default).
+fn kills_and_seed() -> (usize, u64) {
+    let kills = std::env::var("FERRY_CHAOS_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let seed: u64 = std::env::var("FERRY_CHAOS_SEED")
+    let seed = std::env::var("FERRY_CHAOS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(rand::random);
+    (kills, seed)
+}
+
+#[test]
+fn uploads_survive_repeated_sigkill() {
+    let (kills, seed) = kills_and_seed();
     println!("chaos: seed {seed} (FERRY_CHAOS_SEED={seed} replays the timing), {kills} kills");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -252,14 +259,7 @@ fn form_resiliently(addr: &str, name: &str, data: &[u8], deadline: Instant, gate
 
 #[test]
 fn concatenation_instant_and_form_uploads_survive_sigkill() {
-    let kills: usize = std::env::var("FERRY_CHAOS_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let seed: u64 = std::env::var("FERRY_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(rand::random);
+    let (kills, seed) = kills_and_seed();
     println!("chaos (every kind of write): seed {seed}, {kills} kills");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
