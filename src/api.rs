@@ -2,7 +2,7 @@
 //! not a chunk body. Each one is thin: find the caller, call the core, map
 //! the answer.
 
-use crate::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage};
+use crate::protocol::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage};
 use leptos::prelude::*;
 
 /// Most files one `check_files` call may ask about.
@@ -14,8 +14,8 @@ pub const MAX_LIST_PAGE: u32 = 500;
 
 #[cfg(feature = "ssr")]
 mod server {
-    use crate::model::FileFingerprint;
-    use crate::upload::{ListCursor, Owner, UploadId, UploadRecord};
+    use crate::core::{ListCursor, Owner, UploadId, UploadRecord};
+    use crate::protocol::model::FileFingerprint;
     use leptos::prelude::*;
 
     /// The caller's owner, as the session middleware found it.
@@ -24,12 +24,13 @@ mod server {
         Ok(owner)
     }
 
-    pub fn state() -> crate::AppState {
-        expect_context::<crate::AppState>()
+    pub fn state() -> crate::server::AppState {
+        expect_context::<crate::server::AppState>()
     }
 
     /// A failure of the core, answered with its own HTTP status.
-    pub fn fail(e: crate::error::Error) -> ServerFnError {
+    pub fn fail(e: crate::core::error::Error) -> ServerFnError {
+        e.log();
         if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
             if let Ok(status) = axum::http::StatusCode::from_u16(e.code.status()) {
                 resp.set_status(status);
@@ -38,7 +39,7 @@ mod server {
         ServerFnError::ServerError(format!("{}: {}", e.code, e.message))
     }
 
-    pub use crate::upload::events::summary;
+    pub use crate::core::events::summary;
 
     /// Where a listing continues: `<created_at>.<id>` of the last record.
     pub fn cursor_of(r: &UploadRecord) -> String {
@@ -58,7 +59,8 @@ mod server {
         r.length == Some(f.size)
             && r.metadata.filename() == Some(f.name.as_str())
             && r.metadata.filetype().unwrap_or("") == f.mime
-            && r.metadata.get_str("lastmodified") == Some(f.last_modified.to_string().as_str())
+            && r.metadata.get_str(crate::protocol::key::LAST_MODIFIED)
+                == Some(f.last_modified.to_string().as_str())
     }
 }
 
@@ -154,10 +156,10 @@ pub async fn list_uploads(
 /// Deletes one of the caller's uploads.
 #[server(prefix = "/api", endpoint = "delete_upload")]
 pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
-    use crate::error::{Error, ErrorCode};
+    use crate::core::error::{Error, ErrorCode};
     let owner = server::owner().await?;
     let state = server::state();
-    let id = crate::upload::UploadId::parse(&id).ok_or_else(|| server::fail(Error::not_found()))?;
+    let id = crate::core::UploadId::parse(&id).ok_or_else(|| server::fail(Error::not_found()))?;
     let record = state.uploads.get(&id).await.map_err(server::fail)?;
     if record.owner != owner {
         return Err(server::fail(Error::new(

@@ -11,27 +11,26 @@
 
 pub mod api;
 pub mod app;
-pub mod model;
+pub mod page;
+pub mod protocol;
 pub mod ui;
 
 #[cfg(feature = "hydrate")]
 pub mod client;
 
 #[cfg(feature = "ssr")]
-pub mod config;
-#[cfg(feature = "ssr")]
-pub mod error;
+pub mod core;
 #[cfg(feature = "ssr")]
 pub mod http;
 #[cfg(feature = "ssr")]
-pub mod state;
+pub mod server;
 #[cfg(feature = "ssr")]
-pub mod upload;
+pub mod store;
 
 #[cfg(feature = "ssr")]
 pub use http::router;
 #[cfg(feature = "ssr")]
-pub use state::AppState;
+pub use server::AppState;
 
 /// The version of this build, as shown by `/healthz` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,9 +1,10 @@
-//! The `ferry` server binary: parse the configuration, build the state,
-//! serve the router until Ctrl-C or SIGTERM.
+//! The `ferry` server binary: parse the configuration, build the state
+//! (`server::bootstrap`), serve the router until Ctrl-C or SIGTERM.
 
 use clap::Parser;
-use ferry::config::Config;
-use ferry::{router, AppState};
+use ferry::router;
+use ferry::server::bootstrap;
+use ferry::server::config::Config;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -30,7 +31,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let addr = config.addr;
     let data_dir = config.data_dir.clone();
     let sweep_every = config.sweep_every;
-    let state = AppState::new(config)
+    let state = bootstrap::state(config)
         .await
         .map_err(|e| format!("cannot open the data folder {}: {e}", data_dir.display()))?;
     state.uploads.spawn_sweeper(sweep_every);

@@ -143,7 +143,7 @@ async fn concatenation_refuses_a_part_named_twice() {
 #[tokio::test]
 async fn quotas_refuse_what_one_owner_may_not_store() {
     let app = TestApp::with(|c| {
-        c.max_bytes_per_owner = ferry::config::Share::Bytes(1 << 20);
+        c.max_bytes_per_owner = ferry::server::config::Share::Bytes(1 << 20);
         c.max_unfinished_per_owner = 2;
     })
     .await;
@@ -218,7 +218,8 @@ async fn quotas_refuse_what_one_owner_may_not_store() {
 
 #[tokio::test]
 async fn uploads_are_refused_before_the_disk_is_full() {
-    let app = TestApp::with(|c| c.min_free_space = ferry::config::Share::Percent(100.0)).await;
+    let app =
+        TestApp::with(|c| c.min_free_space = ferry::server::config::Share::Percent(100.0)).await;
     let r = app
         .call(
             "POST",
@@ -275,13 +276,13 @@ async fn a_final_upload_is_assembled_even_when_its_client_goes_away() {
     let records = app
         .state
         .uploads
-        .list(&ferry::upload::Owner::token("attack-me"), None, 100)
+        .list(&ferry::core::Owner::token("attack-me"), None, 100)
         .await
         .unwrap();
     assert_eq!(count_files(&app.data_dir().join("blobs")), records.len());
     for r in records
         .iter()
-        .filter(|r| matches!(r.concat, ferry::upload::Concat::Final(_)))
+        .filter(|r| matches!(r.concat, ferry::core::Concat::Final(_)))
     {
         assert!(r.is_complete(), "an assembled final upload is complete");
         let got = app.download(&r.id.path()).await;
@@ -322,7 +323,7 @@ async fn a_form_cut_off_inside_a_file_stores_nothing_complete() {
     let records = app
         .state
         .uploads
-        .list(&ferry::upload::Owner::token("attack-me"), None, 100)
+        .list(&ferry::core::Owner::token("attack-me"), None, 100)
         .await
         .unwrap();
     assert!(records.is_empty(), "nothing stored: {records:?}");
@@ -455,12 +456,12 @@ async fn tiny_patches_keep_one_progress_event_per_upload() {
         .state
         .uploads
         .events()
-        .after(&ferry::upload::Owner::token("attack-me"), 0, 1000)
+        .after(&ferry::core::Owner::token("attack-me"), 0, 1000)
         .await
         .unwrap();
     let progress = events
         .iter()
-        .filter(|e| e.kind == "upload.progress")
+        .filter(|e| e.kind.as_str() == "upload.progress")
         .count();
     assert_eq!(progress, 1, "{events:?}");
     assert_eq!(events.last().unwrap().upload.offset, 100);
@@ -485,7 +486,7 @@ async fn a_poll_without_a_cursor_tells_nothing_of_other_owners() {
         .state
         .uploads
         .events()
-        .after(&ferry::upload::Owner::token("attack-me"), 0, 10)
+        .after(&ferry::core::Owner::token("attack-me"), 0, 10)
         .await
         .unwrap();
     assert_eq!(r.json()["cursor"], mine.last().unwrap().id);
@@ -539,7 +540,7 @@ async fn disguised_file_names_are_stored_clean() {
     let listed = app
         .state
         .uploads
-        .list(&ferry::upload::Owner::token("attack-me"), None, 10)
+        .list(&ferry::core::Owner::token("attack-me"), None, 10)
         .await
         .unwrap();
     assert_eq!(listed[0].metadata.filename(), Some("invoicefdp.exe"));

@@ -11,12 +11,14 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
 use common::{bytes, sha256_hex, TestApp, OCTET, TUS};
-use ferry::config::Config;
-use ferry::upload::s3::{S3BlobStore, S3Location, MIN_PART_SIZE};
-use ferry::upload::{
-    BlobStore, Concat, EventKind, EventStore, FsBlobStore, LocalLocker, Locker, MetaStore,
-    Metadata, Owner, SqlStore, UploadId, UploadRecord, UploadState,
+use ferry::core::{
+    BlobStore, Concat, EventStore, Locker, MetaStore, Owner, UploadId, UploadRecord, UploadState,
 };
+use ferry::protocol::events::EventKind;
+use ferry::protocol::metadata::Metadata;
+use ferry::server::config::Config;
+use ferry::store::blob::s3::{S3BlobStore, S3Location, MIN_PART_SIZE};
+use ferry::store::{FsBlobStore, LocalLocker, SqlStore};
 use futures_util::TryStreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -253,7 +255,7 @@ async fn record_suite(store: &SqlStore) {
 
     // Events: increasing IDs, scoped to their owner.
     let before = store.latest().await.unwrap();
-    let summary = ferry::upload::events::summary(&c);
+    let summary = ferry::core::events::summary(&c);
     let e1 = store
         .append(&alice, EventKind::Created, &summary, 10)
         .await
@@ -270,7 +272,7 @@ async fn record_suite(store: &SqlStore) {
     assert_eq!(store.latest().await.unwrap(), e3);
     let seen = store.after(&alice, before, 10).await.unwrap();
     assert_eq!(seen.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e1, e3]);
-    assert_eq!(seen[1].kind, "upload.completed");
+    assert_eq!(seen[1].kind.as_str(), "upload.completed");
     assert_eq!(seen[0].upload.id, c.id.to_string());
     assert_eq!(store.after(&alice, e1, 10).await.unwrap().len(), 1);
     assert_eq!(store.prune(25).await.unwrap(), 2);
@@ -304,7 +306,7 @@ async fn record_suite(store: &SqlStore) {
 async fn event_order_suite(stores: &[Arc<SqlStore>]) {
     let owner = Owner::token("order");
     let rec = record(&owner, 0, 1);
-    let summary = ferry::upload::events::summary(&rec);
+    let summary = ferry::core::events::summary(&rec);
     let start = stores[0].latest().await.unwrap();
     let writers: Vec<_> = stores
         .iter()
@@ -444,15 +446,15 @@ async fn distributed_stores_conform() {
 
     let url = pg.database("locks");
     let events = |s: Arc<SqlStore>| async move {
-        ferry::upload::Events::new(s, Duration::from_millis(1), Duration::from_secs(60))
+        ferry::core::Events::new(s, Duration::from_millis(1), Duration::from_secs(60))
             .await
             .unwrap()
     };
-    let a = ferry::upload::pg::PgLocker::connect(&url).await.unwrap();
-    let b = ferry::upload::pg::PgLocker::connect(&url).await.unwrap();
+    let a = ferry::store::PgLocker::connect(&url).await.unwrap();
+    let b = ferry::store::PgLocker::connect(&url).await.unwrap();
     let store = Arc::new(SqlStore::open(&url, true).await.unwrap());
-    ferry::upload::pg::spawn_listener(url.clone(), a.clone(), events(store.clone()).await);
-    ferry::upload::pg::spawn_listener(url.clone(), b.clone(), events(store).await);
+    ferry::store::cluster::spawn_listener(url.clone(), a.clone(), events(store.clone()).await);
+    ferry::store::cluster::spawn_listener(url.clone(), b.clone(), events(store).await);
     tokio::time::sleep(Duration::from_millis(300)).await; // listeners connect
     lock_suite(&a, &b, true).await;
 }
@@ -620,7 +622,7 @@ async fn service_suite(app: &TestApp) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| u.ends_with(&e.upload.id) && e.kind == "upload.completed")
+        .filter(|e| u.ends_with(&e.upload.id) && e.kind.as_str() == "upload.completed")
         .count();
     assert_eq!(completions, 1);
     let a = app.call("DELETE", &u, &[TUS, auth], Body::empty()).await;

@@ -76,7 +76,7 @@ async fn form_upload_stores_every_file_and_lists_them() {
         .state
         .uploads
         .list(
-            &ferry::upload::Owner::session("AAAAAAAAAAAAAAAAAAAAAw"),
+            &ferry::core::Owner::session("AAAAAAAAAAAAAAAAAAAAAw"),
             None,
             100,
         )

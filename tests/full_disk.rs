@@ -9,8 +9,8 @@ mod common;
 
 use axum::body::Body;
 use common::*;
-use ferry::config::Config;
-use ferry::{router, AppState};
+use ferry::router;
+use ferry::server::config::Config;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,8 +77,8 @@ async fn a_full_disk_gives_507_loses_nothing_and_recovers() {
     config.site_root = dir.path().to_string_lossy().into_owned();
     // This test fills the disk behind the server's back: the quota (a
     // share of this small disk) is not what it is about.
-    config.max_bytes_per_owner = ferry::config::Share::Bytes(0);
-    let state = AppState::new(config).await.unwrap();
+    config.max_bytes_per_owner = ferry::server::config::Share::Bytes(0);
+    let state = ferry::server::bootstrap::state(config).await.unwrap();
     let app = TestApp::from_parts(router(state.clone()), state, dir);
 
     let a_data = bytes(20 * 1024 * 1024, 1);

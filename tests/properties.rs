@@ -4,11 +4,10 @@
 //! store's bytes always match a simple model whatever the order of writes,
 //! commits, discards and re-openings.
 
-use ferry::http::tus::{parse_concat, parse_u64};
-use ferry::upload::{
-    BlobStore, ChecksumAlgorithm, ChunkChecksum, Concat, FsBlobStore, Metadata, ResumableSha256,
-    UploadId,
-};
+use ferry::core::{BlobStore, ChecksumAlgorithm, Concat, ResumableSha256, UploadId};
+use ferry::http::headers::{parse_concat, parse_u64};
+use ferry::protocol::metadata::Metadata;
+use ferry::store::FsBlobStore;
 use proptest::prelude::*;
 use sha2::Digest;
 
@@ -50,10 +49,10 @@ proptest! {
 
     #[test]
     fn checksums_round_trip(digest in proptest::collection::vec(any::<u8>(), 20..=20), s in "\\PC{0,80}") {
-        let c = ChunkChecksum::parse(&format!("sha1 {}", base64_encode(&digest))).unwrap();
+        let c = ferry::http::headers::parse_checksum(&format!("sha1 {}", base64_encode(&digest))).unwrap();
         prop_assert_eq!(c.algorithm, ChecksumAlgorithm::Sha1);
         prop_assert_eq!(c.expected, digest);
-        let _ = ChunkChecksum::parse(&s);
+        let _ = ferry::http::headers::parse_checksum(&s);
     }
 
     #[test]

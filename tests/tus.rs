@@ -765,7 +765,7 @@ async fn state_survives_a_restart_and_unacknowledged_bytes_are_dropped() {
 
 #[tokio::test]
 async fn a_record_ahead_of_its_bytes_is_reconciled_on_start() {
-    let app = TestApp::with(|c| c.fsync = ferry::config::Fsync::Never).await;
+    let app = TestApp::with(|c| c.fsync = ferry::core::FsyncPolicy::Never).await;
     let data = bytes(30_000, 15);
     let path = app.create(30_000, &[]).await;
     app.patch(&path, 0, data[..20_000].to_vec(), &[]).await;
@@ -827,7 +827,9 @@ async fn errors_are_json_with_stable_codes() {
 
 #[tokio::test]
 async fn access_token_closes_the_server() {
-    let app = TestApp::with(|c| c.access_token = Some(ferry::config::Secret::new("s3cret"))).await;
+    let app =
+        TestApp::with(|c| c.access_token = Some(ferry::server::config::Secret::new("s3cret")))
+            .await;
     let a = app
         .call(
             "POST",

@@ -2,8 +2,8 @@
 //! `Upload-Concat`, upload IDs. None may panic; accepted numbers must be
 //! exactly the digits given.
 #![no_main]
-use ferry::http::tus::{parse_concat, parse_u64};
-use ferry::upload::{ChunkChecksum, UploadId};
+use ferry::http::headers::{parse_concat, parse_u64};
+use ferry::core::UploadId;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(n) = parse_u64("Upload-Offset", s) {
             assert_eq!(s.parse::<u64>().ok(), Some(n));
         }
-        let _ = ChunkChecksum::parse(s);
+        let _ = ferry::http::headers::parse_checksum(s);
         let _ = parse_concat(s);
         if let Some(id) = UploadId::parse(s) {
             assert_eq!(id.as_str(), s);

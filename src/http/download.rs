@@ -4,10 +4,10 @@
 //! rendered as a page of Ferry's origin.
 
 use super::error::ApiError;
-use super::tus::download_name;
-use crate::error::{Error, ErrorCode};
-use crate::state::AppState;
-use crate::upload::UploadId;
+use crate::core::error::{Error, ErrorCode};
+use crate::core::UploadId;
+use crate::core::{sanitize_filename, UploadRecord};
+use crate::server::state::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -108,6 +108,11 @@ pub async fn download(
         }
     }
     Ok(resp)
+}
+
+/// The file name to offer for a download.
+fn download_name(record: &UploadRecord) -> String {
+    sanitize_filename(record.metadata.filename().unwrap_or(""))
 }
 
 #[cfg(test)]

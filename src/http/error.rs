@@ -2,11 +2,11 @@
 //! catalogue, `{"error":"<code>","message":"..."}` as the body, and the
 //! `Tus-Resumable` header that every tus response carries.
 
-use crate::error::Error;
+use crate::core::error::Error;
+use crate::protocol::error::ErrorBody;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 /// A catalogue error on its way out as a response.
 #[derive(Debug)]
@@ -20,13 +20,17 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.0.log();
         let status =
             StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = Json(json!({ "error": self.0.code.as_str(), "message": self.0.message }));
+        let body = Json(ErrorBody {
+            error: self.0.code,
+            message: self.0.message,
+        });
         let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
-            "tus-resumable",
-            HeaderValue::from_static(super::tus::TUS_VERSION),
+            crate::protocol::header::TUS_RESUMABLE,
+            HeaderValue::from_static(crate::protocol::TUS_VERSION),
         );
         resp
     }

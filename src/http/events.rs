@@ -6,12 +6,12 @@
 
 use super::error::ApiError;
 use super::guard::ClientIp;
-use super::limits::Place;
-use crate::error::{Error, ErrorCode};
-use crate::model::{EventPage, LiveEvent};
-use crate::state::AppState;
-use crate::upload::events::Subscription;
-use crate::upload::Owner;
+use crate::core::error::{Error, ErrorCode};
+use crate::core::events::Subscription;
+use crate::core::Owner;
+use crate::protocol::events::{EventPage, LiveEvent};
+use crate::server::limits::Place;
+use crate::server::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -38,7 +38,7 @@ fn to_sse(e: &LiveEvent) -> Event {
     let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
     Event::default()
         .id(e.id.to_string())
-        .event(e.kind.clone())
+        .event(e.kind.as_str())
         .data(data)
 }
 
@@ -78,7 +78,7 @@ fn refuse_a_body(headers: &HeaderMap) -> Option<Response> {
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     announced.then(|| {
-        ApiError(Error::header(
+        ApiError(super::headers::header_error(
             "Content-Length",
             "listening for events takes no request body",
         ))
@@ -117,7 +117,7 @@ pub async fn stream(
         },
     };
     struct S {
-        events: crate::upload::Events,
+        events: crate::core::Events,
         bell: Subscription,
         owner: Owner,
         cursor: u64,

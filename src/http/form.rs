@@ -10,11 +10,12 @@
 //! removed. What the parser may hold outside file contents (the preamble,
 //! part headers, other fields) is bounded, whatever the client sends.
 
-use crate::error::{Error, ErrorCode};
-use crate::state::AppState;
-use crate::upload::{
-    AppendRequest, BodyStream, Concat, CreateRequest, Metadata, Owner, UploadId, UploadService,
+use crate::core::error::{Error, ErrorCode};
+use crate::core::{
+    AppendRequest, BodyStream, Concat, CreateRequest, Owner, UploadId, UploadService,
 };
+use crate::protocol::metadata::Metadata;
+use crate::server::state::AppState;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -150,7 +151,7 @@ pub async fn upload(
             STANDARD.encode(&mime)
         )) {
             Ok(m) => m,
-            Err(e) => return failure(e),
+            Err(e) => return failure(e.into()),
         };
         let record = match state
             .uploads
@@ -224,15 +225,7 @@ pub async fn upload(
 /// A page that says what went wrong, for a browser without JavaScript.
 fn failure(e: Error) -> Response {
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let message = e
-        .message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let page = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Upload failed · Ferry</title></head>\
-         <body><h1>Upload failed</h1><p data-error=\"{}\">{message}</p><p><a href=\"/\">Back to Ferry</a></p></body></html>",
-        e.code
-    );
+    e.log();
+    let page = super::pages::upload_failed(e.code.as_str(), &e.message);
     (status, Html(page)).into_response()
 }

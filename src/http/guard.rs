@@ -3,16 +3,13 @@
 //! drives (server functions, the form upload, sign-in).
 
 use super::error::ApiError;
-use crate::error::{Error, ErrorCode};
-use crate::state::AppState;
+use crate::core::error::{Error, ErrorCode};
+use crate::server::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::Arc;
 
 /// The client's address (0.0.0.0 when the request did not come over a
 /// socket, as in tests that call the router directly).
@@ -38,29 +35,11 @@ pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
-/// Requests per second per client address, with a burst allowance.
-#[derive(Clone)]
-pub struct RateLimit(Arc<DefaultKeyedRateLimiter<IpAddr>>);
-
-impl RateLimit {
-    /// `None` when `per_second` is 0 (no limit).
-    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
-        let per_second = NonZeroU32::new(per_second)?;
-        let burst = NonZeroU32::new(burst.max(per_second.get())).unwrap_or(per_second);
-        Some(RateLimit(Arc::new(RateLimiter::keyed(
-            Quota::per_second(per_second).allow_burst(burst),
-        ))))
-    }
-}
-
 /// Middleware: 429 with `Retry-After` for clients over the limit.
 pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(limit) = &state.rate_limit {
         let ip = client_ip(req.extensions());
-        if let Err(not_until) = limit.0.check_key(&ip) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
+        if let Err(wait) = limit.check(ip) {
             let mut resp = ApiError(Error::new(
                 ErrorCode::RateLimited,
                 "Too many requests from this address; slow down and retry.",
@@ -70,10 +49,6 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
             return resp;
-        }
-        // Forget idle clients now and then, so the table stays small.
-        if rand::random::<u16>() == 0 {
-            limit.0.retain_recent();
         }
     }
     next.run(req).await
@@ -90,9 +65,6 @@ pub const MAX_API_BODY: usize = 2 << 20;
 /// 400 too, not the 500 the server-function layer would answer. At most
 /// `limits::API_CALLS` functions run at once (each may hold a page of records).
 pub async fn whole_api_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
-    }
     let (mut parts, body) = req.into_parts();
     match axum::body::to_bytes(body, MAX_API_BODY).await {
         Ok(bytes) => {
@@ -205,15 +177,32 @@ pub fn is_cross_site(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
     !origin_host.eq_ignore_ascii_case(host)
 }
 
-/// Middleware for the endpoints a browser session drives: cross-site
-/// requests that could change something are refused with 403.
-pub async fn same_site_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let guarded = path.starts_with("/api/") || path == "/upload/form" || path == "/signin";
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
-        && !path.starts_with("/api/");
-    if guarded && !safe && is_cross_site(req.headers(), &state.config.cors_origin) {
-        tracing::warn!(path, "cross-site request refused");
+/// Middleware for endpoints a browser session drives and whose every
+/// request may change something or reveal the caller's data (the server
+/// functions): requests sent by pages of other sites are refused with 403.
+pub async fn same_site_always(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    refuse_cross_site(&state, req, next, true).await
+}
+
+/// Middleware for forms a browser session posts (sign-in, form upload):
+/// other sites may link to them (GET) but not post to them.
+pub async fn same_site_changes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    refuse_cross_site(&state, req, next, false).await
+}
+
+async fn refuse_cross_site(
+    state: &AppState,
+    req: Request,
+    next: Next,
+    reads_too: bool,
+) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if (reads_too || !safe) && is_cross_site(req.headers(), &state.config.cors_origin) {
+        tracing::warn!(path = req.uri().path(), "cross-site request refused");
         return ApiError(Error::new(
             ErrorCode::Forbidden,
             "Requests from other sites are refused here.",
@@ -265,15 +254,5 @@ mod tests {
             &headers(&[("host", "ferry.example"), ("origin", "https://app.example")]),
             &allowed
         ));
-    }
-
-    #[test]
-    fn rate_limit_off_when_zero() {
-        assert!(RateLimit::new(0, 10).is_none());
-        let limit = RateLimit::new(2, 2).unwrap();
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        assert!(limit.0.check_key(&ip).is_ok());
-        assert!(limit.0.check_key(&ip).is_ok());
-        assert!(limit.0.check_key(&ip).is_err());
     }
 }

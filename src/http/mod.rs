@@ -6,8 +6,9 @@ pub mod error;
 mod events;
 mod form;
 pub mod guard;
+pub mod headers;
 mod health;
-pub mod limits;
+mod pages;
 mod serve;
 pub mod session;
 pub mod tus;
@@ -16,10 +17,14 @@ mod ws;
 pub use serve::{serve, ServeOptions};
 
 use crate::app::{shell, App};
-use crate::state::AppState;
+use crate::protocol;
+use crate::server::state::AppState;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
-use axum::routing::get;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, get, post};
 use axum::Router;
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -27,43 +32,94 @@ use tower_http::trace::TraceLayer;
 /// Builds the whole application: page routes, server functions, API routes
 /// and static assets. Tests drive it with `tower::ServiceExt::oneshot`,
 /// `main` serves it on a socket.
+///
+/// Its shape is its policy, one sub-router per kind of client with the
+/// layers that kind needs:
+/// - `/healthz`: rate limit only (no session, no token, no CORS);
+/// - `open`: the sign-in page and the icon, which need no token;
+/// - `signed_in`: everything else, behind the access token when one is
+///   set; inside it, the server functions and the form upload are guarded
+///   against other sites (`api`, `form`).
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let options = state.leptos_options.clone();
-    let mut app = Router::new()
-        .merge(tus::routes())
-        .route("/files/{id}/ws", get(ws::upgrade))
-        .route("/events", get(events::stream))
-        .route("/events/poll", get(events::poll))
-        .route(
-            "/upload/form",
-            axum::routing::post(form::upload).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route("/signin", get(session::signin_page).post(session::signin))
-        .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::whole_api_body,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            session::identify,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::same_site_only,
-        ));
+    let mut site = Router::new().merge(signed_in(&state)).merge(open(&state));
     if let Some(cors) = cors(&state.config.cors_origin) {
-        app = app.layer(cors);
+        site = site.layer(cors);
     }
-    app.route("/healthz", get(health::healthz))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::rate_limit,
-        ))
+    site.route("/healthz", get(health::healthz))
+        .layer(from_fn_with_state(state.clone(), guard::rate_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What needs no access token: signing in, and the page's icon.
+fn open(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/signin", get(session::signin_page).post(session::signin))
+        .route_layer(from_fn_with_state(state.clone(), guard::same_site_changes))
+        .route(
+            "/favicon.svg",
+            get(leptos_axum::file_and_error_handler::<AppState, _>(shell)),
+        )
+        .layer(from_fn_with_state(state.clone(), session::welcome))
+}
+
+/// What needs the access token (when one is set): the tus API, live events,
+/// uploads by form and WebSocket, the server functions, the page and its
+/// assets. Every request gets its `Owner` here.
+fn signed_in(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(tus::routes())
+        .route("/files/{id}/ws", get(ws::upgrade))
+        .route(protocol::EVENTS, get(events::stream))
+        .route(protocol::EVENTS_POLL, get(events::poll))
+        .merge(form(state))
+        .merge(api(state))
+        .merge(pages(state))
+        // The site's files (the WebAssembly bundle, styles, icons), and the
+        // app's own not-found page for anything else.
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn_with_state(state.clone(), session::identify))
+}
+
+/// The form upload that works without JavaScript: its body is the upload,
+/// so no body limit; other sites may not post to it.
+fn form(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            protocol::FORM_UPLOAD,
+            post(form::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route_layer(from_fn_with_state(state.clone(), guard::same_site_changes))
+}
+
+/// The server functions (`api.rs`): bodies read whole and bounded, a bounded
+/// number running at once, and no calls from other sites.
+fn api(state: &AppState) -> Router<AppState> {
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    Router::new()
+        .route(
+            "/api/{*name}",
+            any(move |req: Request| {
+                leptos_axum::handle_server_fns_with_context(context.clone(), req)
+            }),
+        )
+        .route_layer(from_fn_with_state(state.clone(), guard::whole_api_body))
+        .route_layer(from_fn_with_state(state.clone(), guard::same_site_always))
+}
+
+/// The pages of the Leptos app, rendered on the server.
+fn pages(state: &AppState) -> Router<AppState> {
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let options = state.leptos_options.clone();
+    let render =
+        leptos_axum::render_app_async_with_context(context, move || shell(options.clone()));
+    Router::new().leptos_routes_with_handler(generate_route_list(App), get(render))
 }
 
 /// Cross-origin access for the configured origins: preflights answered, the

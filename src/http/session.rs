@@ -8,9 +8,9 @@
 //! or by bearer token, are limited per client address.
 
 use super::error::ApiError;
-use crate::error::{Error, ErrorCode};
-use crate::state::AppState;
-use crate::upload::{Owner, UploadId};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::{Owner, UploadId};
+use crate::server::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -115,14 +115,24 @@ fn session_cookie(value: &str, secure: bool) -> HeaderValue {
     .expect("cookie is ASCII")
 }
 
-/// Paths open without the access token: health checks and signing in.
-fn is_open_path(path: &str) -> bool {
-    matches!(path, "/healthz" | "/signin" | "/favicon.svg")
+/// Middleware: works out the request's `Owner`, enforces the access token
+/// (when one is set), and gives new browsers a session cookie.
+pub async fn identify(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    identify_as(state, req, next, true).await
 }
 
-/// Middleware: works out the request's `Owner`, enforces the access token,
-/// and gives new browsers a session cookie.
-pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// Middleware for what is open without the access token (signing in): an
+/// `Owner` and a session cookie as `identify` gives, but no token asked for.
+pub async fn welcome(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    identify_as(state, req, next, false).await
+}
+
+async fn identify_as(
+    state: AppState,
+    mut req: Request,
+    next: Next,
+    demand_token: bool,
+) -> Response {
     let headers = req.headers();
     let bearer = bearer(headers).map(str::to_owned);
     let session = session_id(headers, &state.session_key);
@@ -140,7 +150,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             (Some(s), Some(mac)) => same_secret(mac, &session_mac(required, s)),
             _ => false,
         };
-        if !by_token && !by_session && !is_open_path(req.uri().path()) {
+        if demand_token && !by_token && !by_session {
             let wants_page = req.method() == Method::GET
                 && headers
                     .get(header::ACCEPT)
@@ -176,20 +186,9 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     resp
 }
 
-const SIGNIN_PAGE: &str = r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · Ferry</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;background:#f5f6f8;color:#1d2330;display:grid;place-items:center;min-height:100vh;margin:0}
-form{background:#fff;border:1px solid #dde1e8;border-radius:12px;padding:1.5rem;display:grid;gap:.75rem;width:min(22rem,90vw)}
-input,button{font:inherit;padding:.5rem;border-radius:8px;border:1px solid #dde1e8}button{background:#2457d6;color:#fff;border:0}
-.error{color:#b42318;margin:0}</style></head>
-<body><form method="post" action="/signin"><h1>Ferry</h1>{error}
-<label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
-<button type="submit">Sign in</button></form></body></html>"#;
-
 /// `GET /signin`: the sign-in form.
 pub async fn signin_page() -> Html<String> {
-    Html(SIGNIN_PAGE.replace("{error}", ""))
+    Html(super::pages::signin(None))
 }
 
 #[derive(serde::Deserialize)]
@@ -211,10 +210,7 @@ pub async fn signin(
     }
     if !same_secret(&form.token, required) {
         tracing::warn!("failed sign-in attempt");
-        let page = SIGNIN_PAGE.replace(
-            "{error}",
-            r#"<p class="error" role="alert">That token is not right.</p>"#,
-        );
+        let page = super::pages::signin(Some("That token is not right."));
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
     // Never the session the request came with: one planted by someone

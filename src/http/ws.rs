@@ -11,10 +11,11 @@
 //! sends nothing for `--body-timeout` is closed, keeping its bytes.
 
 use super::error::ApiError;
-use super::limits::Place;
-use crate::error::{Error, ErrorCode};
-use crate::state::AppState;
-use crate::upload::{AppendRequest, BodyStream, CommitHook, UploadId};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::{AppendRequest, BodyStream, CommitHook, UploadId};
+use crate::protocol::ws::{self, Ack, Finished, MAX_FRAME};
+use crate::server::limits::Place;
+use crate::server::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +23,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 
-/// The largest binary frame (and message) accepted. The page sends 1 MiB.
-pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// Frames queued between the socket and storage, per socket.
 const QUEUED_FRAMES: usize = 1;
 /// Acknowledgements (commits) at least this often.
@@ -74,11 +73,12 @@ fn close(code: u16, reason: &str) -> Message {
 }
 
 fn close_for(e: &Error) -> Message {
+    e.log();
     let code = match e.code {
-        ErrorCode::Internal | ErrorCode::StorageFull => 1011,
-        _ => 1008,
+        ErrorCode::Internal | ErrorCode::StorageFull => ws::close::SERVER_ERROR,
+        _ => ws::close::REFUSED,
     };
-    close(code, &format!("{}: {}", e.code, e.message))
+    close(code, &ws::close_reason(e.code.as_str(), &e.message))
 }
 
 async fn session(
@@ -116,7 +116,7 @@ async fn session(
         tokio::select! {
             done = &mut append => break done,
             Some(at) = acks.recv() => {
-                let _ = sink.send(Message::Text(format!("{{\"offset\":{at}}}").into())).await;
+                let _ = sink.send(Message::Text(Ack { offset: at }.to_text().into())).await;
             }
             msg = tokio::time::timeout(idle, incoming.next()), if body_tx.is_some() => match msg.unwrap_or_else(|_| {
                 Some(Err(axum::Error::new(std::io::Error::new(
@@ -140,7 +140,7 @@ async fn session(
                         body_tx = None; // every byte of the upload is here
                     }
                 }
-                Some(Ok(Message::Text(text))) if text.trim() == "end" => body_tx = None,
+                Some(Ok(Message::Text(text))) if text.trim() == ws::END => body_tx = None,
                 Some(Ok(Message::Close(_))) | None => body_tx = None,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -156,22 +156,23 @@ async fn session(
     };
     while let Ok(at) = acks.try_recv() {
         let _ = sink
-            .send(Message::Text(format!("{{\"offset\":{at}}}").into()))
+            .send(Message::Text(Ack { offset: at }.to_text().into()))
             .await;
     }
     let farewell = match result {
         Ok(Ok(record)) => {
-            let last = serde_json::json!({
-                "offset": record.offset,
-                "complete": record.is_complete(),
-                "sha256": record.sha256,
-            });
-            let _ = sink.send(Message::Text(last.to_string().into())).await;
-            close(1000, "done")
+            let last = Finished {
+                offset: record.offset,
+                complete: record.is_complete(),
+                sha256: record.sha256,
+            };
+            let _ = sink.send(Message::Text(last.to_text().into())).await;
+            close(ws::close::DONE, "done")
         }
-        Ok(Err(_)) if too_large => {
-            close(1009, &format!("frames may carry at most {MAX_FRAME} bytes"))
-        }
+        Ok(Err(_)) if too_large => close(
+            ws::close::TOO_LARGE,
+            &format!("frames may carry at most {MAX_FRAME} bytes"),
+        ),
         Ok(Err(e)) => close_for(&e),
         Err(e) => close_for(&Error::internal("websocket upload", e)),
     };

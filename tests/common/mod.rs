@@ -6,7 +6,7 @@ pub mod services;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use ferry::config::Config;
+use ferry::server::config::Config;
 use ferry::{router, AppState};
 use http_body_util::BodyExt;
 use std::path::Path;
@@ -71,9 +71,9 @@ impl TestApp {
         config.site_root = site.path().to_string_lossy().into_owned();
         // A test machine's disk may be fuller than a server's: the reserve
         // is tested where it is the subject (tests/attack.rs).
-        config.min_free_space = ferry::config::Share::Bytes(0);
+        config.min_free_space = ferry::server::config::Share::Bytes(0);
         tweak(&mut config);
-        let state = AppState::new(config).await.unwrap();
+        let state = ferry::server::bootstrap::state(config).await.unwrap();
         TestApp {
             router: router(state.clone()),
             state,
@@ -105,9 +105,9 @@ impl TestApp {
         drop(state);
         let mut config = Config::for_data_dir(data.path());
         config.site_root = site.path().to_string_lossy().into_owned();
-        config.min_free_space = ferry::config::Share::Bytes(0);
+        config.min_free_space = ferry::server::config::Share::Bytes(0);
         tweak(&mut config);
-        let state = AppState::new(config).await.unwrap();
+        let state = ferry::server::bootstrap::state(config).await.unwrap();
         TestApp {
             router: router_of(&state),
             state,

@@ -1,0 +1,109 @@
+//! The bytes seam: `BlobStore` keeps each upload's bytes under a key and
+//! knows nothing of offsets, protocols or records. It writes, reports how
+//! much it made durable, reads ranges back and deletes. Its implementations live in
+//! `store::blob`: `FsBlobStore` on local disk, `S3BlobStore` in
+//! S3-compatible object storage.
+//!
+//! A store may need a little state of its own about an unfinished blob (the
+//! S3 multipart upload and its parts). It hands that state out after each
+//! commit as an opaque string, the service records it in the same update as
+//! the offset, and gives it back when the blob is opened again: the record
+//! is the one source of truth, on whichever instance the next request
+//! lands.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+
+/// A stream of bytes read back from a blob.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Where upload bytes live.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Creates an empty blob under a new key.
+    async fn create(&self, key: &str) -> io::Result<()>;
+    /// The stored length, or `None` when there is no such blob. `state` is
+    /// what the last recorded commit handed out.
+    async fn len(&self, key: &str, state: Option<&str>) -> io::Result<Option<u64>>;
+    /// Opens the blob to append at `offset`; anything stored past `offset`
+    /// (bytes that were never acknowledged) is dropped.
+    async fn append_at(
+        &self,
+        key: &str,
+        offset: u64,
+        state: Option<&str>,
+    ) -> io::Result<Box<dyn BlobWriter>>;
+    /// Streams the bytes in `range` of a finished blob (or, for stores that
+    /// can, of an unfinished one).
+    async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream>;
+    /// Removes the blob and whatever its state holds; a missing blob is not
+    /// an error.
+    async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()>;
+    /// Every key of the store's own making (an upload ID) that has bytes
+    /// stored, to find blobs no record names. Stores that cannot list
+    /// answer `Unsupported`.
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// The size and free space of the disk under the store, when it has one.
+    async fn space(&self) -> Option<Space> {
+        None
+    }
+    /// After a crash of the process (not of the machine): how many bytes
+    /// the blob holds that are exactly the ones appended, in order, past
+    /// its last commit included. `None` when the store cannot prove it (a
+    /// restart of the machine, bytes held back by `BlobWriter::hold_back`,
+    /// a store that keeps unfinished bytes in memory).
+    async fn recoverable_len(&self, _key: &str) -> io::Result<Option<u64>> {
+        Ok(None)
+    }
+}
+
+/// A disk's size and free space, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    /// What an unprivileged writer may still use.
+    pub free: u64,
+}
+
+/// Appends to one blob. Bytes are queued or buffered by `write`, and count
+/// only once `commit` has returned.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, data: Bytes) -> io::Result<()>;
+    /// Stores everything written so far and, when `durable`, forces it to
+    /// stable storage. `last` says no byte will follow: the blob is
+    /// finished. Returns the blob's committed length.
+    async fn commit(&mut self, durable: bool, last: bool) -> io::Result<u64>;
+    /// Forces what the last commit stored to stable storage, for a commit
+    /// made with `durable` false. Stores whose commits are durable anyway
+    /// have nothing to do.
+    async fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Drops everything written since the last commit (or since opening).
+    async fn discard(&mut self) -> io::Result<()>;
+    /// The bytes written from now until the next commit or discard are not
+    /// to be recovered after a crash (they are not verified yet).
+    async fn hold_back(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The committed length.
+    fn committed(&self) -> u64;
+    /// The store's state of this blob as of the last commit, to be recorded
+    /// with the offset (`None` when the store keeps none).
+    fn state(&self) -> Option<String> {
+        None
+    }
+    /// Called once the last commit's state is recorded: whatever only the
+    /// state before it needed can go.
+    async fn settle(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

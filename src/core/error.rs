@@ -1,0 +1,135 @@
+//! The core's error: a code from the catalogue (`protocol::error`) and a
+//! message for people. Internal details (file paths, database errors) are
+//! kept apart in `detail`, for the log, never for the client.
+
+use std::fmt;
+
+pub use crate::protocol::error::ErrorCode;
+use crate::protocol::metadata::MetadataError;
+
+/// An error with its code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+    /// What went wrong inside, for the server's log (whoever reports the
+    /// error logs it; constructing one logs nothing).
+    pub detail: Option<String>,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// An error with the catalogue's own message for its code.
+    pub fn of(code: ErrorCode) -> Self {
+        Error::new(code, code.message())
+    }
+
+    pub fn not_found() -> Self {
+        Error::of(ErrorCode::NotFound)
+    }
+
+    /// A request field (`name`) that is missing, malformed or out of range.
+    pub fn invalid(name: &str, problem: impl fmt::Display) -> Self {
+        Error::new(ErrorCode::InvalidHeader, format!("{name}: {problem}."))
+    }
+
+    /// An internal failure: reported without details, which are kept for
+    /// the log.
+    pub fn internal(context: &str, err: impl fmt::Display) -> Self {
+        Error {
+            detail: Some(format!("{context}: {err}")),
+            ..Error::of(ErrorCode::Internal)
+        }
+    }
+
+    /// Maps an I/O error from storage: a full disk is the client's to know
+    /// about (507), anything else is internal.
+    pub fn storage(context: &str, err: std::io::Error) -> Self {
+        if is_storage_full(&err) {
+            Error {
+                detail: Some(format!("{context}: {err}")),
+                ..Error::of(ErrorCode::StorageFull)
+            }
+        } else {
+            Error::internal(context, err)
+        }
+    }
+
+    /// Writes what went wrong inside to the log, once the error is being
+    /// reported to a client (a full disk is a warning, the rest errors).
+    pub fn log(&self) {
+        if let Some(detail) = &self.detail {
+            if self.code == ErrorCode::StorageFull {
+                tracing::warn!("{detail}");
+            } else {
+                tracing::error!("{detail}");
+            }
+        }
+    }
+
+    /// Whether the server, not the client, is at fault (so the error is
+    /// worth an operator's attention in the log).
+    pub fn is_server_side(&self) -> bool {
+        self.code.status() >= 500
+    }
+}
+
+impl From<MetadataError> for Error {
+    fn from(e: MetadataError) -> Self {
+        Error::new(ErrorCode::InvalidMetadata, e.to_string())
+    }
+}
+
+fn is_storage_full(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(err.raw_os_error(), Some(28) | Some(122)) // ENOSPC, EDQUOT
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result type of the domain core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_is_storage_full_and_keeps_its_detail() {
+        let e = Error::storage("write", std::io::Error::from_raw_os_error(28));
+        assert_eq!(e.code, ErrorCode::StorageFull);
+        assert_eq!(e.code.status(), 507);
+        assert!(e.detail.as_deref().unwrap().starts_with("write: "));
+        assert!(
+            !e.message.contains("write"),
+            "details stay out of the message"
+        );
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause_from_the_message() {
+        let e = Error::internal("opening /srv/data/x", "permission denied");
+        assert_eq!(e.message, ErrorCode::Internal.message());
+        assert!(e.to_string().contains("permission denied"));
+        assert!(e.is_server_side());
+    }
+}

@@ -1,0 +1,104 @@
+//! What a file is called once Ferry has it: names and types cleaned of
+//! characters that disguise them, and made safe to show, list and put in a
+//! `Content-Disposition`. Server policy, not wire format.
+
+use crate::protocol::key;
+use crate::protocol::metadata::Metadata;
+
+/// Whether a character is an invisible formatting character that can
+/// disguise a name: Unicode's format characters (the bidirectional
+/// overrides that make `invoice\u{202e}fdp.exe` show as "invoiceexe.pdf",
+/// zero-width spaces, the byte-order mark), except the zero-width joiner
+/// and non-joiner, which Persian, Indic scripts and emoji need.
+pub fn is_disguising(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format && !matches!(c, '\u{200c}' | '\u{200d}')
+}
+
+/// A file name made safe to show and to put in a `Content-Disposition`:
+/// no control characters, no path separators, no disguising characters
+/// (`is_disguising`), no leading dots, at most 255 characters; `download`
+/// when nothing is left.
+pub fn sanitize_filename(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !is_disguising(*c))
+        .map(|c| match c {
+            '/' | '\\' => '_',
+            c if c.is_control() => '_',
+            '\u{2028}' | '\u{2029}' => '_',
+            c => c,
+        })
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    let limited: String = trimmed.chars().take(255).collect();
+    if limited.is_empty() {
+        "download".to_string()
+    } else {
+        limited
+    }
+}
+
+/// Removes disguising characters (`is_disguising`) from the values that
+/// name or type the file, and control characters from its type, so they
+/// are stored, echoed and listed clean. Other keys are the client's.
+pub fn clean_names(metadata: &mut Metadata) {
+    metadata.rewrite_names(|key, text| {
+        // A media type has no control characters either.
+        let is_type = matches!(key, key::FILETYPE | key::TYPE);
+        let unwanted = |c: char| is_disguising(c) || (is_type && c.is_control());
+        text.chars()
+            .any(unwanted)
+            .then(|| text.chars().filter(|c| !unwanted(*c)).collect())
+    });
+}
+
+/// A media type as the page lists it: no control or disguising characters,
+/// at most 255 characters.
+pub fn clean_type(mime: &str) -> String {
+    mime.chars()
+        .filter(|c| !c.is_control() && !is_disguising(*c))
+        .take(255)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+
+    #[test]
+    fn filenames_are_sanitized() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(sanitize_filename("a\r\nb\0.txt"), "a__b_.txt");
+        assert_eq!(sanitize_filename("..."), "download");
+        assert_eq!(sanitize_filename("照片.png"), "照片.png");
+        assert_eq!(sanitize_filename(&"é".repeat(1000)).chars().count(), 255);
+        assert_eq!(
+            sanitize_filename("invoice\u{202e}fdp.exe"),
+            "invoicefdp.exe"
+        );
+        let mut m = Metadata::parse(&format!(
+            "filename {},note {}",
+            STANDARD.encode("invoice\u{202e}fdp.exe"),
+            STANDARD.encode("a\u{202e}b")
+        ))
+        .unwrap();
+        clean_names(&mut m);
+        assert_eq!(m.filename(), Some("invoicefdp.exe"));
+        assert_eq!(
+            m.get_str("note"),
+            Some("a\u{202e}b"),
+            "other keys are the client's"
+        );
+        assert_eq!(
+            sanitize_filename("ab\u{200c}c\u{200d}d"),
+            "ab\u{200c}c\u{200d}d"
+        );
+        assert_eq!(
+            sanitize_filename("a\u{200b}b\u{2066}c\u{feff}d\u{061c}e\u{2028}f"),
+            "abcde_f"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Appending bytes at an offset: the lock, the offset and length checks, the
+//! body streamed into the blob writer with checkpoints by size and time, and
+//! what a body that passes the upload's length gets (refused, nothing past
+//! the length is written).
+
+use super::{BodyStream, UploadService};
+use crate::core::blob::BlobWriter;
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::hash::{ChunkChecksum, ChunkHasher, ResumableSha256};
+use crate::core::id::UploadId;
+use crate::core::lock::UploadLock;
+use crate::core::record::{Concat, UploadRecord};
+use futures_util::StreamExt;
+use std::io;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Hears the durable offset after every commit of an append.
+#[derive(Clone)]
+pub struct CommitHook(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
+}
+
+/// One PATCH (or another way of sending bytes): where it starts and what
+/// it promises.
+#[derive(Clone, Debug, Default)]
+pub struct AppendRequest {
+    /// The client's idea of the current offset.
+    pub offset: u64,
+    /// Declares the length of an upload created with a deferred length.
+    pub declare_length: Option<u64>,
+    /// The expected checksum of this request's bytes.
+    pub checksum: Option<ChunkChecksum>,
+    /// The body's length, when the client said it in advance.
+    pub content_length: Option<u64>,
+    /// The end of the body is the end of the upload: its length becomes the
+    /// offset reached (for streams whose length nobody knew in advance).
+    pub length_at_end: bool,
+    /// Commit (make durable and record) at least this often within this
+    /// request, instead of the service's checkpoint interval.
+    pub checkpoint_bytes: Option<u64>,
+    /// Called with the durable offset after every commit.
+    pub on_commit: Option<CommitHook>,
+}
+
+impl UploadService {
+    /// Appends a request body at the upload's current offset. The body is
+    /// streamed to the `BlobStore` through a bounded buffer; whatever
+    /// happens to the request (the client drops, the server is asked to
+    /// stop), the bytes that were made durable are recorded.
+    pub async fn append(
+        &self,
+        id: &UploadId,
+        req: AppendRequest,
+        body: BodyStream,
+    ) -> Result<UploadRecord> {
+        let lock = self.locks.try_lock(id.as_str()).await.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UploadLocked,
+                "Another request is writing this upload right now; retry once it is done.",
+            )
+        })?;
+        let mut record = self.get(id).await?;
+        if matches!(record.concat, Concat::Final(_)) {
+            return Err(Error::new(
+                ErrorCode::ConcatFinalImmutable,
+                "A final upload is assembled from its parts and takes no bytes of its own.",
+            ));
+        }
+        if req.offset != record.offset {
+            return Err(Error::new(
+                ErrorCode::OffsetMismatch,
+                format!(
+                    "This request starts at byte {} but the upload is at byte {}.",
+                    req.offset, record.offset
+                ),
+            ));
+        }
+        if let Some(length) = req.declare_length {
+            match record.length {
+                Some(known) if known != length => {
+                    return Err(Error::new(
+                        ErrorCode::LengthAlreadySet,
+                        format!("The upload's length is already {known} bytes."),
+                    ))
+                }
+                Some(_) => {}
+                None if length < record.offset => {
+                    return Err(Error::new(
+                        ErrorCode::InvalidHeader,
+                        format!(
+                            "The length {length} is less than the {} bytes already received.",
+                            record.offset
+                        ),
+                    ))
+                }
+                None if length > self.config.max_size => return Err(self.too_large(length)),
+                None => {
+                    self.check_room(&record.owner, length - record.offset, false)
+                        .await?;
+                    record.length = Some(length);
+                }
+            }
+        }
+        if record.is_complete() {
+            if req.content_length == Some(0) {
+                return Ok(record);
+            }
+            return Err(Error::new(
+                ErrorCode::UploadComplete,
+                "This upload is already complete.",
+            ));
+        }
+        let limit = match record.length {
+            Some(length) => length,
+            None => self.open_limit(&record).await?,
+        };
+        if let Some(cl) = req.content_length {
+            if record.offset.checked_add(cl).is_none_or(|end| end > limit) {
+                return Err(self.overflow(&record, limit));
+            }
+        }
+
+        let opened = self
+            .blobs
+            .append_at(
+                &record.blob_key,
+                record.offset,
+                record.blob_state.as_deref(),
+            )
+            .await;
+        let mut writer = match opened {
+            Ok(w) => w,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                // The bytes on disk fall short of the record (a power cut
+                // without fsync): fall back to what is really there and let
+                // the client resume from it.
+                self.reconcile(&mut record).await?;
+                return Err(Error::new(
+                    ErrorCode::OffsetMismatch,
+                    format!(
+                        "The upload is at byte {}; resume from there.",
+                        record.offset
+                    ),
+                ));
+            }
+            Err(e) => return Err(Error::storage("opening a blob", e)),
+        };
+        let hasher = self.running_hash(&record).await?;
+
+        // The writing runs in its own task, so that it finishes and records
+        // what arrived even when the request's future is dropped because
+        // the client went away.
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            let outcome = service
+                .write_body(lock, &mut record, writer.as_mut(), hasher, req, body, limit)
+                .await;
+            outcome.map(|()| record)
+        });
+        task.await.map_err(|e| Error::internal("upload task", e))?
+    }
+
+    /// How far an upload of unknown length may grow in one request: the
+    /// largest upload, the owner's quota and the disk's reserve.
+    pub(super) async fn open_limit(&self, record: &UploadRecord) -> Result<u64> {
+        let mut limit = self.config.max_size;
+        if let Some((reserve, space)) = self.reserve_and_space().await {
+            limit = limit.min(record.offset + space.free.saturating_sub(reserve));
+        }
+        if let Some(max) = self.config.max_bytes_per_owner {
+            // The owner's usage counts this upload's bytes so far.
+            let used = self.meta.usage(&record.owner).await?.bytes;
+            limit = limit.min(record.offset + max.saturating_sub(used));
+        }
+        Ok(limit)
+    }
+
+    pub(super) fn overflow(&self, record: &UploadRecord, limit: u64) -> Error {
+        match record.length {
+            Some(length) => Error::new(
+                ErrorCode::BodyExceedsLength,
+                format!("The body goes past the upload's length of {length} bytes; nothing of it was stored."),
+            ),
+            None if limit < self.config.max_size => Error::new(
+                ErrorCode::QuotaExceeded,
+                format!("This upload cannot grow past {limit} bytes: your quota or the server's free space is used up. The bytes before were kept."),
+            ),
+            None => self.too_large(self.config.max_size.saturating_add(1)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn write_body(
+        &self,
+        lock: UploadLock,
+        record: &mut UploadRecord,
+        writer: &mut dyn BlobWriter,
+        mut hasher: ResumableSha256,
+        req: AppendRequest,
+        mut body: BodyStream,
+        limit: u64,
+    ) -> Result<()> {
+        let mut chunk_hasher = req.checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm));
+        // With a checksum nothing may count before the whole chunk is
+        // verified, so there are no checkpoints, and the bytes are not to
+        // be recovered after a crash either.
+        let checkpoints = chunk_hasher.is_none();
+        if !checkpoints {
+            if let Err(e) = writer.hold_back().await {
+                return Err(Error::storage("opening a blob", e));
+            }
+        }
+        let checkpoint_bytes = req
+            .checkpoint_bytes
+            .unwrap_or(self.config.checkpoint_bytes)
+            .max(1);
+        let interval = self.config.checkpoint_interval;
+        let idle = self.config.body_idle_timeout;
+        let hook = req.on_commit.as_ref();
+        let mut position = record.offset;
+        let mut since_checkpoint: u64 = 0;
+        let mut last_byte = Instant::now();
+        let mut last_checkpoint = Instant::now();
+        // The body stalled: the server's own timer, or the connection's.
+        let stalled = || {
+            Error::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "No bytes arrived for {} seconds; the bytes before were kept.",
+                    idle.as_secs()
+                ),
+            )
+        };
+
+        enum End {
+            Done,
+            Broken(Error),
+        }
+        let end = loop {
+            // Wake for the next chunk, a checkpoint that falls due while the
+            // client is slow, or the end of its patience.
+            let idle_at = last_byte + idle;
+            let checkpoint_at =
+                (checkpoints && since_checkpoint > 0).then_some(last_checkpoint + interval);
+            let wake = checkpoint_at.map_or(idle_at, |c| c.min(idle_at));
+            let next = tokio::select! {
+                biased;
+                _ = lock.preempted() => {
+                    break End::Broken(Error::new(ErrorCode::UploadLocked, "Another request took over this upload."));
+                }
+                next = tokio::time::timeout_at(wake, body.next()) => next,
+            };
+            let chunk = match next {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(None) => break End::Done,
+                Ok(Some(Err(e))) if e.kind() == io::ErrorKind::TimedOut => {
+                    break End::Broken(stalled())
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::info!(id = %record.id, "request body ended early: {e}");
+                    break End::Broken(Error::new(
+                        ErrorCode::BodyIncomplete,
+                        "The request body ended before it was complete.",
+                    ));
+                }
+                Err(_) if Instant::now() < idle_at => {
+                    self.commit(record, writer, &hasher, position, hook).await?;
+                    since_checkpoint = 0;
+                    last_checkpoint = Instant::now();
+                    continue;
+                }
+                Err(_) => break End::Broken(stalled()),
+            };
+            last_byte = Instant::now();
+            if position + chunk.len() as u64 > limit {
+                let _ = writer.discard().await;
+                return Err(self.overflow(record, limit));
+            }
+            hasher.update(&chunk);
+            if let Some(h) = chunk_hasher.as_mut() {
+                h.update(&chunk);
+            }
+            let len = chunk.len() as u64;
+            if let Err(e) = writer.write(chunk).await {
+                let _ = writer.discard().await;
+                return Err(Error::storage("writing upload bytes", e));
+            }
+            position += len;
+            since_checkpoint += len;
+            let due = since_checkpoint >= checkpoint_bytes || last_checkpoint.elapsed() >= interval;
+            if checkpoints && due {
+                self.commit(record, writer, &hasher, position, hook).await?;
+                since_checkpoint = 0;
+                last_checkpoint = Instant::now();
+            }
+        };
+
+        match end {
+            End::Done => {
+                if let (Some(h), Some(expected)) = (chunk_hasher, req.checksum.as_ref()) {
+                    if h.finalize() != expected.expected {
+                        let _ = writer.discard().await;
+                        return Err(Error::new(
+                            ErrorCode::ChecksumMismatch,
+                            "The bytes received do not match Upload-Checksum; they were discarded.",
+                        ));
+                    }
+                }
+                if req.length_at_end && record.length.is_none() {
+                    record.length = Some(position);
+                }
+                self.commit(record, writer, &hasher, position, hook).await
+            }
+            End::Broken(err) => {
+                if checkpoints {
+                    // Keep what arrived: the client resumes from it.
+                    self.commit(record, writer, &hasher, position, hook).await?;
+                } else {
+                    let _ = writer.discard().await;
+                }
+                Err(err)
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The commit protocol: what the blob store made durable is recorded with
+//! the running hash and the store's state in one update; an upload whose
+//! last byte is committed is hashed, verified and announced complete.
+
+use super::append::CommitHook;
+use super::{storage, UploadService};
+use crate::core::blob::BlobWriter;
+use crate::core::error::{Error, Result};
+use crate::core::hash::ResumableSha256;
+use crate::core::record::{now_millis, UploadRecord, UploadState};
+use crate::protocol::events::EventKind;
+use futures_util::StreamExt;
+use std::ops::Range;
+
+impl UploadService {
+    /// Makes the bytes up to `position` durable and records them, completing
+    /// the upload when they are all there.
+    pub(super) async fn commit(
+        &self,
+        record: &mut UploadRecord,
+        writer: &mut dyn BlobWriter,
+        hasher: &ResumableSha256,
+        position: u64,
+        hook: Option<&CommitHook>,
+    ) -> Result<()> {
+        if record.is_complete() && record.offset == position {
+            // A checkpoint finished the upload already (the body ended
+            // right at it): nothing is left to store or announce.
+            return Ok(());
+        }
+        let last = record.length == Some(position);
+        // Store the bytes, then force them to disk while the record is
+        // written: the two syncs overlap (and the file system may fold them
+        // into one journal commit). Nothing is acknowledged before both are
+        // done. A crash between them can leave the record of an unfinished
+        // upload ahead of the bytes on disk, which opening the blob and the
+        // start-up check notice and reconcile (a file's length never covers
+        // bytes that were not written). The last commit syncs first: a
+        // finished upload is never recorded ahead of its bytes.
+        let overlap = self.durable() && !last;
+        if let Err(e) = writer.commit(self.durable() && last, last).await {
+            let _ = writer.discard().await;
+            return Err(Error::storage("storing upload bytes", e));
+        }
+        debug_assert_eq!(writer.committed(), position);
+        // What to take the record back to if the overlapped sync fails.
+        let before = overlap.then(|| record.clone());
+        let now = now_millis();
+        record.offset = position;
+        record.updated_at = now;
+        record.blob_state = writer.state();
+        if last {
+            complete(record, hasher, now);
+            tracing::info!(id = %record.id, length = position, sha256 = ?record.sha256, "upload complete");
+        } else {
+            record.hash_state = Some(hasher.to_bytes());
+            record.expires_at = Some(self.expiry(now));
+        }
+        match before {
+            None => self.meta.update(record).await?,
+            Some(before) => {
+                let (synced, updated) = tokio::join!(writer.sync(), self.meta.update(record));
+                if let Err(e) = synced {
+                    // The bytes may not be on disk: take the record back.
+                    if updated.is_ok() {
+                        if let Err(e) = self.meta.update(&before).await {
+                            tracing::error!(id = %record.id, "taking a record back after a failed sync: {e}");
+                        }
+                    }
+                    *record = before;
+                    let _ = writer.discard().await;
+                    return Err(Error::storage("making upload bytes durable", e));
+                }
+                updated?;
+            }
+        }
+        if let Err(e) = writer.settle().await {
+            tracing::warn!(id = %record.id, "cleaning up after a commit: {e}");
+        }
+        let kind = if record.is_complete() {
+            EventKind::Completed
+        } else {
+            EventKind::Progress
+        };
+        self.events.record(kind, record).await;
+        if let Some(hook) = hook {
+            (hook.0)(record.offset);
+        }
+        Ok(())
+    }
+
+    /// The running SHA-256 at the record's offset: restored from the record,
+    /// or rebuilt from the stored bytes when the record has none.
+    pub(super) async fn running_hash(&self, record: &UploadRecord) -> Result<ResumableSha256> {
+        if let Some(h) = record
+            .hash_state
+            .as_deref()
+            .and_then(ResumableSha256::from_bytes)
+        {
+            if h.len() == record.offset {
+                return Ok(h);
+            }
+        }
+        tracing::info!(id = %record.id, offset = record.offset, "rebuilding the running hash from stored bytes");
+        let mut hasher = ResumableSha256::new();
+        self.hash_stored(&mut hasher, &record.blob_key, 0..record.offset)
+            .await?;
+        if hasher.len() != record.offset {
+            return Err(Error::internal(
+                "re-reading upload bytes",
+                "fewer bytes than recorded",
+            ));
+        }
+        Ok(hasher)
+    }
+
+    /// Feeds the stored bytes of `range` to `hasher`.
+    pub(super) async fn hash_stored(
+        &self,
+        hasher: &mut ResumableSha256,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<()> {
+        let mut stream = self
+            .blobs
+            .read(key, range)
+            .await
+            .map_err(storage("re-reading upload bytes"))?;
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(storage("re-reading upload bytes"))?);
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn complete(record: &mut UploadRecord, hasher: &ResumableSha256, now: i64) {
+    record.state = UploadState::Complete;
+    record.sha256 = Some(hasher.finalize_hex());
+    record.hash_state = None;
+    record.expires_at = None;
+    record.completed_at = Some(now);
+}

@@ -1,0 +1,183 @@
+//! Concatenation (tus `Upload-Concat: final;...`): the final upload is
+//! recorded first, then assembled from its finished parts in a task of its
+//! own, so an interrupted assembly is found and removed on start.
+
+use super::commit::complete;
+use super::create::CreateRequest;
+use super::{storage, UploadService};
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::hash::ResumableSha256;
+use crate::core::id::UploadId;
+use crate::core::lock::UploadLock;
+use crate::core::record::{now_millis, Concat, UploadRecord};
+use futures_util::StreamExt;
+use std::io;
+
+impl UploadService {
+    /// A final upload: its record is written first (unfinished, so HEAD
+    /// shows no offset yet), then the parts are copied into its blob by a
+    /// task of its own, which finishes (or cleans up) even when the client
+    /// goes away. A crash meanwhile leaves an unfinished final record, which
+    /// the start-up check removes with its bytes.
+    pub(super) async fn create_final(
+        &self,
+        req: &CreateRequest,
+        part_ids: &[UploadId],
+    ) -> Result<UploadRecord> {
+        let bad = |msg: String| Error::new(ErrorCode::InvalidConcatPart, msg);
+        if part_ids.is_empty() {
+            return Err(bad("A final upload needs at least one part.".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = part_ids.iter().find(|p| !seen.insert(*p)) {
+            return Err(bad(format!("Part {twice} is named more than once.")));
+        }
+        let mut parts = Vec::with_capacity(part_ids.len());
+        let mut total: u64 = 0;
+        for pid in part_ids {
+            let part = match self.get(pid).await {
+                Ok(p) => p,
+                Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::UploadExpired) => {
+                    return Err(bad(format!("Part {pid} does not exist.")))
+                }
+                Err(e) => return Err(e),
+            };
+            if part.owner != req.owner {
+                return Err(Error::new(
+                    ErrorCode::Forbidden,
+                    format!("Part {pid} belongs to someone else."),
+                ));
+            }
+            if part.concat != Concat::Partial {
+                return Err(bad(format!("Upload {pid} is not a partial upload.")));
+            }
+            if !part.is_complete() {
+                return Err(bad(format!("Part {pid} is not finished.")));
+            }
+            total = total
+                .checked_add(part.offset)
+                .ok_or_else(|| self.too_large(u64::MAX))?;
+            parts.push(part);
+        }
+        if total > self.config.max_size {
+            return Err(self.too_large(total));
+        }
+        if let Some(length) = req.length {
+            if length != total {
+                return Err(Error::new(
+                    ErrorCode::InvalidHeader,
+                    format!("The parts add up to {total} bytes, not {length}."),
+                ));
+            }
+        }
+        self.check_room(&req.owner, total, false).await?;
+        let now = now_millis();
+        let mut record = UploadRecord::new(
+            req.owner.clone(),
+            Some(total),
+            req.metadata.clone(),
+            Concat::Final(part_ids.to_vec()),
+            now,
+        );
+        record.expires_at = Some(self.expiry(now));
+        let lock = self
+            .locks
+            .try_lock(record.id.as_str())
+            .await
+            .ok_or_else(|| Error::internal("assembling a final upload", "a new ID is locked"))?;
+        self.meta.insert(&record).await?;
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            let assembled = service.assemble(&lock, &mut record, &parts).await;
+            if let Err(e) = assembled {
+                if let Err(e) = service.remove(&record).await {
+                    tracing::error!(id = %record.id, "removing a final upload that failed: {e}");
+                }
+                return Err(e);
+            }
+            tracing::info!(id = %record.id, parts = parts.len(), length = total, "final upload assembled");
+            service.announce_new(&record).await;
+            Ok(record)
+        });
+        task.await
+            .map_err(|e| Error::internal("assembling a final upload", e))?
+    }
+
+    /// Copies the parts into a final upload's blob and completes its record.
+    pub(super) async fn assemble(
+        &self,
+        lock: &UploadLock,
+        record: &mut UploadRecord,
+        parts: &[UploadRecord],
+    ) -> Result<()> {
+        let key = record.blob_key.clone();
+        self.blobs
+            .create(&key)
+            .await
+            .map_err(storage("creating a blob"))?;
+        let mut writer = self
+            .blobs
+            .append_at(&key, 0, None)
+            .await
+            .map_err(storage("opening a blob"))?;
+        let mut hasher = ResumableSha256::new();
+        let copied = async {
+            for part in parts {
+                let gone = || {
+                    Error::new(
+                        ErrorCode::InvalidConcatPart,
+                        format!(
+                            "Part {} was deleted while the final upload was being assembled.",
+                            part.id
+                        ),
+                    )
+                };
+                let mut stream = match self.blobs.read(&part.blob_key, 0..part.offset).await {
+                    Ok(s) => s,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(gone()),
+                    Err(e) => return Err(Error::storage("reading a part", e)),
+                };
+                while let Some(chunk) = stream.next().await {
+                    if lock.is_preempted() {
+                        return Err(Error::new(
+                            ErrorCode::UploadLocked,
+                            "The final upload was deleted while it was being assembled.",
+                        ));
+                    }
+                    let chunk = match chunk {
+                        Ok(c) => c,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(gone()),
+                        Err(e) => return Err(Error::storage("reading a part", e)),
+                    };
+                    hasher.update(&chunk);
+                    writer
+                        .write(chunk)
+                        .await
+                        .map_err(storage("writing a final upload"))?;
+                }
+            }
+            writer
+                .commit(self.durable(), true)
+                .await
+                .map_err(storage("writing a final upload"))?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = copied {
+            let _ = writer.discard().await;
+            return Err(e);
+        }
+        let _ = writer.settle().await;
+        if hasher.len() != record.length.unwrap_or(0) {
+            return Err(Error::internal(
+                "assembling a final upload",
+                "a part's bytes fall short of its record",
+            ));
+        }
+        let now = now_millis();
+        record.offset = hasher.len();
+        record.updated_at = now;
+        complete(record, &hasher, now);
+        self.meta.update(record).await
+    }
+}

@@ -1,0 +1,178 @@
+//! Creating an upload: the length checked against the server's limit and
+//! the owner's room (quotas, unfinished uploads, the disk's reserve), the
+//! record written before its bytes, and an instant upload when the same
+//! content is already stored.
+
+use super::commit::complete;
+use super::UploadService;
+use crate::core::blob::Space;
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::hash::ResumableSha256;
+use crate::core::record::{now_millis, Concat, Millis, Owner, UploadRecord, UploadState};
+use crate::protocol::metadata::Metadata;
+
+/// What a new upload is to be.
+#[derive(Clone, Debug)]
+pub struct CreateRequest {
+    pub owner: Owner,
+    /// The total length; `None` defers it (or, for a final concatenation,
+    /// lets it follow from the parts).
+    pub length: Option<u64>,
+    pub metadata: Metadata,
+    pub concat: Concat,
+}
+
+impl UploadService {
+    pub(super) fn too_large(&self, length: u64) -> Error {
+        Error::new(
+            ErrorCode::UploadTooLarge,
+            format!(
+                "This file is {length} bytes; the server accepts at most {} bytes per upload.",
+                self.config.max_size
+            ),
+        )
+    }
+
+    /// Creates an upload: an empty one, an instant one (complete at once,
+    /// sharing the bytes of an identical upload of the same owner), or a
+    /// final concatenation of finished partial uploads. It runs in a task
+    /// of its own, so a client that goes away cannot stop it half-way
+    /// (a record without its bytes, or bytes without their record).
+    pub async fn create(&self, req: CreateRequest) -> Result<UploadRecord> {
+        let service = self.clone();
+        tokio::spawn(async move { service.create_whole(req).await })
+            .await
+            .map_err(|e| Error::internal("creating an upload", e))?
+    }
+
+    pub(super) async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
+        crate::core::names::clean_names(&mut req.metadata);
+        if let Concat::Final(parts) = &req.concat {
+            let parts = parts.clone();
+            return self.create_final(&req, &parts).await;
+        }
+        if let Some(length) = req.length {
+            if length > self.config.max_size {
+                return Err(self.too_large(length));
+            }
+        }
+        let now = now_millis();
+        if let Some(record) = self.create_instant(&req, now).await? {
+            return Ok(record);
+        }
+        self.check_room(&req.owner, req.length.unwrap_or(0), true)
+            .await?;
+        let mut record = UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now);
+        record.expires_at = Some(self.expiry(now));
+        if record.length == Some(0) {
+            complete(&mut record, &ResumableSha256::new(), now);
+        }
+        // The record first, then its bytes: a crash in between leaves a
+        // record whose empty blob the start-up check makes, never bytes
+        // that no record names.
+        self.meta.insert(&record).await?;
+        if let Err(e) = self.blobs.create(&record.blob_key).await {
+            let _ = self.meta.delete(&record.id).await;
+            return Err(Error::storage("creating a blob", e));
+        }
+        tracing::info!(id = %record.id, length = ?record.length, "upload created");
+        self.announce_new(&record).await;
+        Ok(record)
+    }
+
+    /// An upload complete at once, when the owner already has a finished
+    /// upload with the SHA-256 and length that the metadata announces: it
+    /// shares those bytes. `None` when there is no such upload, or when it
+    /// is deleted before its bytes could be shared (the bytes are then sent
+    /// again, never lost).
+    pub(super) async fn create_instant(
+        &self,
+        req: &CreateRequest,
+        now: Millis,
+    ) -> Result<Option<UploadRecord>> {
+        let (Some(length), Some(sha256)) = (req.length, req.metadata.sha256()) else {
+            return Ok(None);
+        };
+        if req.owner.is_anonymous() || req.concat != Concat::None {
+            return Ok(None);
+        }
+        let Some(twin) = self.meta.find_complete(&req.owner, &sha256, length).await? else {
+            return Ok(None);
+        };
+        let mut record = UploadRecord::new(
+            req.owner.clone(),
+            Some(length),
+            req.metadata.clone(),
+            Concat::None,
+            now,
+        );
+        record.blob_key = twin.blob_key;
+        record.offset = length;
+        record.state = UploadState::Complete;
+        record.sha256 = twin.sha256;
+        record.hash_state = None;
+        record.completed_at = Some(now);
+        if !self.meta.insert(&record).await? {
+            tracing::info!(id = %record.id, "the identical upload went away meanwhile; its bytes will be sent");
+            return Ok(None);
+        }
+        tracing::info!(id = %record.id, "instant upload: identical bytes already stored");
+        self.announce_new(&record).await;
+        Ok(Some(record))
+    }
+
+    /// The disk's reserve and its space now, when a reserve is kept (the
+    /// disk is not asked otherwise).
+    pub(super) async fn reserve_and_space(&self) -> Option<(u64, Space)> {
+        let reserve = self.config.min_free_space?;
+        Some((reserve, self.blobs.space().await?))
+    }
+
+    /// Refuses a new upload (or new bytes) that would leave the data disk
+    /// with less than its reserve, or take the owner past a quota.
+    pub(super) async fn check_room(
+        &self,
+        owner: &Owner,
+        bytes: u64,
+        new_upload: bool,
+    ) -> Result<()> {
+        if let Some((reserve, space)) = self.reserve_and_space().await {
+            if space.free < reserve.saturating_add(bytes) {
+                tracing::warn!(
+                    free = space.free,
+                    reserve,
+                    bytes,
+                    "refusing an upload: the disk is nearly full"
+                );
+                return Err(Error::new(
+                    ErrorCode::StorageFull,
+                    "The server's storage is nearly full; this upload was refused before it started. Try again later.",
+                ));
+            }
+        }
+        let (max_bytes, max_unfinished) = (
+            self.config.max_bytes_per_owner,
+            self.config.max_unfinished_per_owner,
+        );
+        if max_bytes.is_none() && max_unfinished.is_none() {
+            return Ok(());
+        }
+        let usage = self.meta.usage(owner).await?;
+        if let Some(max) = max_unfinished.filter(|m| new_upload && usage.unfinished >= *m) {
+            return Err(Error::new(
+                ErrorCode::TooManyUnfinished,
+                format!("You have {max} unfinished uploads, the most allowed; finish or delete some first."),
+            ));
+        }
+        if let Some(max) = max_bytes.filter(|m| usage.bytes.saturating_add(bytes) > *m) {
+            return Err(Error::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "This would take your uploads to {} bytes; the limit is {max} bytes. Delete some to make room.",
+                    usage.bytes.saturating_add(bytes)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

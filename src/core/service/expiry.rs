@@ -1,0 +1,133 @@
+//! Ending an upload: deletion (taking the writer's lock away), and the
+//! sweep that expires abandoned uploads in bounded batches.
+
+use super::{millis, storage, UploadService};
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::id::UploadId;
+use crate::core::record::{now_millis, UploadRecord, UploadState};
+use crate::protocol::events::EventKind;
+use std::time::Duration;
+use tokio::time::Instant;
+
+impl UploadService {
+    /// Removes a record and, when no other record shares them, its bytes.
+    /// The caller holds the upload's lock.
+    pub(super) async fn remove(&self, record: &UploadRecord) -> Result<bool> {
+        let Some(deleted) = self.meta.delete(&record.id).await? else {
+            return Ok(false);
+        };
+        if !deleted.blob_in_use {
+            self.blobs
+                .delete(&deleted.blob_key, record.blob_state.as_deref())
+                .await
+                .map_err(storage("deleting a blob"))?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes an upload: a request writing it is stopped first. Its bytes
+    /// go too, unless an instant upload still shares them. Like creation,
+    /// it runs in a task of its own.
+    pub async fn delete(&self, id: &UploadId) -> Result<()> {
+        let (service, id) = (self.clone(), id.clone());
+        tokio::spawn(async move { service.delete_whole(&id).await })
+            .await
+            .map_err(|e| Error::internal("deleting an upload", e))?
+    }
+
+    pub(super) async fn delete_whole(&self, id: &UploadId) -> Result<()> {
+        let _lock = self
+            .locks
+            .lock_preempting(id.as_str(), Duration::from_secs(10))
+            .await
+            .ok_or_else(|| Error::new(ErrorCode::UploadLocked, "The upload is busy; try again."))?;
+        let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
+        if !self.remove(&record).await? {
+            return Err(Error::not_found());
+        }
+        self.events.record(EventKind::Deleted, &record).await;
+        tracing::info!(%id, "upload deleted");
+        Ok(())
+    }
+
+    /// Removes the bytes of uploads past their expiry (their records stay
+    /// a while, answering 410) and forgets old expired records. Works in
+    /// batches until none is left or `SWEEP_BUDGET` has passed, so it keeps
+    /// up however fast uploads are abandoned. Answers how many expired.
+    pub async fn sweep_expired(&self) -> Result<usize> {
+        let started = Instant::now();
+        let mut count = 0;
+        loop {
+            let now = now_millis();
+            let batch = self.meta.expired(now, SWEEP_BATCH).await?;
+            let full = batch.len() == SWEEP_BATCH as usize;
+            let before = count;
+            for record in batch {
+                let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
+                    continue; // being written right now, so not abandoned
+                };
+                // Read again under the lock: a request (or another
+                // instance's sweep) may have changed it since the listing.
+                let Some(record) = self.meta.get(&record.id).await? else {
+                    continue;
+                };
+                let due = record.state == UploadState::Active
+                    && record.expires_at.is_some_and(|t| t <= now);
+                if !due {
+                    continue;
+                }
+                let Some(gone) = self.meta.expire(&record.id, now).await? else {
+                    continue;
+                };
+                if !gone.blob_in_use {
+                    self.blobs
+                        .delete(&gone.blob_key, record.blob_state.as_deref())
+                        .await
+                        .map_err(storage("deleting an expired blob"))?;
+                }
+                tracing::info!(id = %record.id, "upload expired");
+                self.events.record(EventKind::Expired, &record).await;
+                count += 1;
+            }
+            // A full batch of which none expired (all being written) would
+            // come back the same: the next sweep takes it.
+            if !full || count == before || started.elapsed() >= SWEEP_BUDGET {
+                break;
+            }
+        }
+        let now = now_millis();
+        self.meta
+            .prune_expired(now.saturating_sub(millis(self.config.expired_retention)))
+            .await?;
+        self.events.prune().await?;
+        Ok(count)
+    }
+
+    /// Runs `sweep_expired` every `every` (and `sweep_orphans` about once
+    /// an hour), for as long as the process lives.
+    pub fn spawn_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        let orphans_every = (3600 / every.as_secs().max(1)).max(1);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for round in 1u64.. {
+                tick.tick().await;
+                if let Err(e) = service.sweep_expired().await {
+                    tracing::warn!("expiry sweep failed: {e}");
+                }
+                if round % orphans_every == 0 {
+                    if let Err(e) = service.sweep_orphans().await {
+                        tracing::warn!("sweep of unnamed bytes failed: {e}");
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Most expired uploads one query of the sweep looks at.
+pub(super) const SWEEP_BATCH: u32 = 1000;
+
+/// The longest one sweep goes on for.
+pub(super) const SWEEP_BUDGET: Duration = Duration::from_secs(20);

@@ -1,0 +1,215 @@
+//! `UploadService`: the domain core. It validates every operation (offsets,
+//! lengths, checksums, locks, limits, ownership, expiry), drives the
+//! `BlobStore` and `MetaStore`, and decides what is durable. It knows
+//! nothing of HTTP.
+
+use crate::core::blob::{BlobStore, ByteStream};
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::events::Events;
+use crate::core::id::UploadId;
+use crate::core::lock::Locker;
+use crate::core::meta::{ListCursor, MetaStore};
+use crate::core::record::{now_millis, Millis, Owner, UploadRecord, UploadState};
+use crate::protocol::events::EventKind;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod append;
+mod commit;
+mod concat;
+mod create;
+mod expiry;
+mod recover;
+
+pub use append::{AppendRequest, CommitHook};
+pub use create::CreateRequest;
+pub use recover::Reconciled;
+
+/// When writes are forced to stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Before every acknowledgement (and every checkpoint): nothing a
+    /// client was told is stored can be lost, even to a power cut.
+    Request,
+    /// Never explicitly: the operating system writes when it likes. A
+    /// crashed process loses nothing; a power cut may.
+    Never,
+}
+
+/// The rules the service enforces.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Largest upload accepted, in bytes.
+    pub max_size: u64,
+    /// How long an unfinished upload may sit idle before it expires.
+    pub expire_after: Duration,
+    /// When writes reach stable storage.
+    pub fsync: FsyncPolicy,
+    /// Within one long request, bytes are made durable and recorded at
+    /// least this often, so a crash loses at most this much.
+    pub checkpoint_bytes: u64,
+    /// A request body that sends nothing for this long is ended.
+    pub body_idle_timeout: Duration,
+    /// How long expired uploads keep answering 410 before they are forgotten.
+    pub expired_retention: Duration,
+    /// Within one long request, bytes are made durable and recorded at
+    /// least this often too.
+    pub checkpoint_interval: Duration,
+    /// Most bytes one owner may store (`None`: no limit).
+    pub max_bytes_per_owner: Option<u64>,
+    /// Most unfinished uploads of one owner (`None`: no limit).
+    pub max_unfinished_per_owner: Option<u64>,
+    /// Free space kept on the data disk (`None`: no reserve).
+    pub min_free_space: Option<u64>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_size: 1 << 40,
+            expire_after: Duration::from_secs(24 * 3600),
+            fsync: FsyncPolicy::Request,
+            checkpoint_bytes: 64 << 20,
+            body_idle_timeout: Duration::from_secs(60),
+            expired_retention: Duration::from_secs(7 * 24 * 3600),
+            checkpoint_interval: Duration::from_secs(1),
+            max_bytes_per_owner: None,
+            max_unfinished_per_owner: None,
+            min_free_space: None,
+        }
+    }
+}
+
+/// A request body: chunks of bytes, or the I/O error that ended it.
+pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// The domain core. Cheap to clone.
+#[derive(Clone)]
+pub struct UploadService {
+    blobs: Arc<dyn BlobStore>,
+    meta: Arc<dyn MetaStore>,
+    locks: Arc<dyn Locker>,
+    events: Events,
+    config: Arc<ServiceConfig>,
+}
+
+fn storage(context: &str) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::storage(context, e)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl UploadService {
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        meta: Arc<dyn MetaStore>,
+        locks: Arc<dyn Locker>,
+        events: Events,
+        config: ServiceConfig,
+    ) -> Self {
+        UploadService {
+            blobs,
+            meta,
+            locks,
+            events,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The event log the service writes to.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Records a new record's events: created, and completed when it is.
+    pub(super) async fn announce_new(&self, record: &UploadRecord) {
+        self.events.record(EventKind::Created, record).await;
+        if record.is_complete() {
+            self.events.record(EventKind::Completed, record).await;
+        }
+    }
+
+    /// When an unfinished upload touched at `now` expires.
+    pub(super) fn expiry(&self, now: Millis) -> Millis {
+        now.saturating_add(millis(self.config.expire_after))
+    }
+
+    pub(super) fn durable(&self) -> bool {
+        self.config.fsync == FsyncPolicy::Request
+    }
+
+    /// The record of an upload that exists and has not expired.
+    pub async fn get(&self, id: &UploadId) -> Result<UploadRecord> {
+        let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
+        let expired = record.state == UploadState::Expired
+            || (record.state == UploadState::Active
+                && record.expires_at.is_some_and(|t| t <= now_millis()));
+        if expired {
+            return Err(Error::new(
+                ErrorCode::UploadExpired,
+                "This upload was left unfinished for too long and has been removed.",
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Streams `range` of a complete upload.
+    pub async fn read(
+        &self,
+        id: &UploadId,
+        range: Range<u64>,
+    ) -> Result<(UploadRecord, ByteStream)> {
+        let record = self.get(id).await?;
+        if !record.is_complete() {
+            return Err(Error::new(
+                ErrorCode::UploadIncomplete,
+                "This upload is not finished yet, so it cannot be downloaded.",
+            ));
+        }
+        let stream = self
+            .blobs
+            .read(&record.blob_key, range)
+            .await
+            .map_err(storage("reading a blob"))?;
+        Ok((record, stream))
+    }
+
+    /// A page of this owner's uploads, newest first, after `after`; nothing
+    /// for anonymous requests.
+    pub async fn list(
+        &self,
+        owner: &Owner,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        if owner.is_anonymous() {
+            return Ok(Vec::new());
+        }
+        self.meta.list_by_owner(owner, after, limit).await
+    }
+
+    /// This owner's uploads of one of these lengths, newest first (to find
+    /// the files a browser is about to send).
+    pub async fn find_by_lengths(
+        &self,
+        owner: &Owner,
+        lengths: &[u64],
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        if owner.is_anonymous() {
+            return Ok(Vec::new());
+        }
+        self.meta.find_by_lengths(owner, lengths, limit).await
+    }
+}

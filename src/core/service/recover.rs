@@ -1,0 +1,137 @@
+//! Start-up and repair: records reconciled with the bytes actually stored,
+//! bytes written after the last checkpoint taken in when provably exact,
+//! interrupted assemblies removed, and blobs no record names swept.
+
+use super::{storage, UploadService};
+use crate::core::error::{Error, Result};
+use crate::core::record::{now_millis, Concat, UploadRecord};
+use std::io;
+
+impl UploadService {
+    /// Brings a record in line with its stored bytes when they fall short
+    /// of it. Answers whether anything changed.
+    pub(super) async fn reconcile(&self, record: &mut UploadRecord) -> Result<bool> {
+        let stored = self
+            .blobs
+            .len(&record.blob_key, record.blob_state.as_deref())
+            .await
+            .map_err(storage("checking a blob"))?;
+        let stored = match stored {
+            Some(n) => n,
+            None => {
+                self.blobs
+                    .create(&record.blob_key)
+                    .await
+                    .map_err(storage("creating a blob"))?;
+                0
+            }
+        };
+        if stored >= record.offset {
+            return Ok(false);
+        }
+        tracing::warn!(id = %record.id, recorded = record.offset, stored, "stored bytes fall short of the record; resuming from what is stored");
+        record.offset = stored;
+        record.hash_state = None;
+        record.updated_at = now_millis();
+        self.meta.update(record).await?;
+        Ok(true)
+    }
+
+    /// After a crash of the process: takes in the bytes a request wrote
+    /// past the last checkpoint, when the store can prove they are exactly
+    /// what the client sent (see `BlobStore::recoverable_len`). They are
+    /// hashed, made durable and recorded like a checkpoint. Answers whether
+    /// any were taken.
+    pub(super) async fn recover(&self, record: &mut UploadRecord) -> Result<bool> {
+        let stored = match self.blobs.recoverable_len(&record.blob_key).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Ok(false),
+            Err(e) => return Err(Error::storage("checking a blob", e)),
+        };
+        let end = stored.min(record.length.unwrap_or(self.config.max_size));
+        if end <= record.offset {
+            return Ok(false);
+        }
+        let mut hasher = self.running_hash(record).await?;
+        self.hash_stored(&mut hasher, &record.blob_key, record.offset..end)
+            .await?;
+        if hasher.len() != end {
+            return Ok(false);
+        }
+        tracing::info!(id = %record.id, from = record.offset, to = end, "taking in bytes written before a crash");
+        // Opened at `end`, the writer holds those bytes as its own: a commit
+        // makes them durable and records them like any checkpoint.
+        let mut writer = self
+            .blobs
+            .append_at(&record.blob_key, end, record.blob_state.as_deref())
+            .await
+            .map_err(storage("opening a blob"))?;
+        self.commit(record, writer.as_mut(), &hasher, end, None)
+            .await?;
+        Ok(true)
+    }
+
+    /// Checks every unfinished upload against its stored bytes (on start):
+    /// takes in bytes written before a crash, falls back to what is stored
+    /// when it is less than recorded, and removes final uploads whose
+    /// assembly the crash interrupted. Uploads another instance is writing
+    /// are left alone. Then removes bytes that no record names.
+    pub async fn reconcile_all(&self) -> Result<Reconciled> {
+        let mut done = Reconciled::default();
+        for mut record in self.meta.active().await? {
+            let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
+                continue;
+            };
+            if matches!(record.concat, Concat::Final(_)) {
+                if self.remove(&record).await? {
+                    tracing::warn!(id = %record.id, "a final upload was being assembled when Ferry stopped; removed");
+                    done.removed += 1;
+                }
+                continue;
+            }
+            if self.recover(&mut record).await? {
+                done.recovered += 1;
+            } else if self.reconcile(&mut record).await? {
+                done.fell_back += 1;
+            }
+        }
+        done.orphans = self.sweep_orphans().await?;
+        Ok(done)
+    }
+
+    /// Removes stored bytes that no record names (left by a crash between
+    /// a record's deletion and its bytes'). Answers how many blobs went.
+    pub async fn sweep_orphans(&self) -> Result<usize> {
+        let keys = match self.blobs.keys().await {
+            Ok(keys) => keys,
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(0),
+            Err(e) => return Err(Error::storage("listing blobs", e)),
+        };
+        let mut removed = 0;
+        for batch in keys.chunks(500) {
+            let known = self.meta.known_blobs(batch).await?;
+            for key in batch.iter().filter(|k| !known.contains(*k)) {
+                tracing::warn!(key, "removing bytes that no record names");
+                self.blobs
+                    .delete(key, None)
+                    .await
+                    .map_err(storage("deleting a blob"))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// What the start-up check did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Uploads that took in bytes written before a crash.
+    pub recovered: usize,
+    /// Uploads that fell back to fewer stored bytes than recorded.
+    pub fell_back: usize,
+    /// Final uploads whose interrupted assembly was removed.
+    pub removed: usize,
+    /// Blobs that no record named, removed.
+    pub orphans: usize,
+}

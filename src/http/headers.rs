@@ -1,0 +1,247 @@
+//! Typed parsing of request headers, in one place: strict integers,
+//! `Upload-Concat`, `Upload-Checksum`, the tus version, the method override
+//! and the PATCH media type. Each parser answers a catalogue error that
+//! names the header; handlers never read header text themselves.
+
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::{ChecksumAlgorithm, ChunkChecksum, Concat, UploadId};
+use crate::protocol::{OFFSET_OCTET_STREAM, TUS_VERSION};
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+/// The error for a header that is missing, malformed or out of range.
+pub fn header_error(name: &str, problem: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorCode::InvalidHeader,
+        format!("Header {name}: {problem}."),
+    )
+}
+
+/// A header as text; `None` when absent.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| header_error(name, "not visible ASCII")),
+    }
+}
+
+/// Parses a non-negative decimal integer header strictly: digits only, no
+/// sign, no spaces inside, and it must fit in 63 bits.
+pub fn parse_u64(name: &str, value: &str) -> Result<u64> {
+    if value.is_empty() || value.len() > 19 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(header_error(
+            name,
+            format!("{:?} is not a non-negative integer", truncate(value)),
+        ));
+    }
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v <= i64::MAX as u64)
+        .ok_or_else(|| header_error(name, "the number is too large"))
+}
+
+pub(crate) fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+pub(crate) fn u64_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>> {
+    header_str(headers, name)?
+        .map(|v| parse_u64(name, v))
+        .transpose()
+}
+
+/// Parses `Upload-Concat`: `partial`, or `final;` and the URLs of the parts.
+pub fn parse_concat(value: &str) -> Result<Concat> {
+    let value = value.trim();
+    if value == "partial" {
+        return Ok(Concat::Partial);
+    }
+    let Some(list) = value.strip_prefix("final;") else {
+        return Err(header_error(
+            "Upload-Concat",
+            "expected \"partial\" or \"final;<urls>\"",
+        ));
+    };
+    let parts = list
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|url| {
+            let path = url.split(['?', '#']).next().unwrap_or("");
+            let id = path
+                .rsplit_once("/files/")
+                .map(|(_, id)| id)
+                .and_then(UploadId::parse);
+            id.ok_or_else(|| {
+                Error::new(
+                    ErrorCode::InvalidConcatPart,
+                    format!(
+                        "{:?} is not the URL of an upload on this server.",
+                        truncate(url)
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if parts.is_empty() {
+        return Err(Error::new(
+            ErrorCode::InvalidConcatPart,
+            "A final upload needs at least one part.",
+        ));
+    }
+    if parts.len() > 1000 {
+        return Err(Error::new(
+            ErrorCode::InvalidConcatPart,
+            "At most 1000 parts can be concatenated.",
+        ));
+    }
+    Ok(Concat::Final(parts))
+}
+
+/// The method a request means: its own, or for a POST the one in
+/// `X-HTTP-Method-Override` (for clients that cannot send PATCH or DELETE).
+pub(crate) fn effective_method(req: &Request) -> Result<Method> {
+    let Some(over) = req.headers().get("x-http-method-override") else {
+        return Ok(req.method().clone());
+    };
+    let wanted = over.to_str().unwrap_or("").trim().to_ascii_uppercase();
+    if req.method() != Method::POST {
+        return Err(Error::new(
+            ErrorCode::InvalidMethodOverride,
+            "X-HTTP-Method-Override is only honoured on POST requests.",
+        ));
+    }
+    match wanted.as_str() {
+        "PATCH" => Ok(Method::PATCH),
+        "DELETE" => Ok(Method::DELETE),
+        _ => Err(Error::new(
+            ErrorCode::InvalidMethodOverride,
+            "X-HTTP-Method-Override may only ask for PATCH or DELETE.",
+        )),
+    }
+}
+
+/// Every tus request but OPTIONS (and downloads, which plain browsers
+/// make) must say it speaks 1.0.0.
+pub(crate) fn check_version(headers: &HeaderMap) -> Result<()> {
+    match headers.get("tus-resumable").map(|v| v.as_bytes()) {
+        Some(v) if v == TUS_VERSION.as_bytes() => Ok(()),
+        _ => Err(Error::new(
+            ErrorCode::UnsupportedVersion,
+            format!("This server speaks tus {TUS_VERSION}; send Tus-Resumable: {TUS_VERSION}."),
+        )),
+    }
+}
+
+pub(crate) fn is_offset_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+}
+
+/// Parses `Upload-Checksum: <algorithm> <base64 digest>`.
+pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
+    let (name, value) = header.trim().split_once(' ').ok_or_else(|| {
+        header_error(
+            "Upload-Checksum",
+            "expected \"<algorithm> <base64 digest>\"",
+        )
+    })?;
+    let algorithm = ChecksumAlgorithm::parse(name).ok_or_else(|| {
+        Error::new(
+            ErrorCode::ChecksumAlgorithmUnsupported,
+            format!(
+                "Checksum algorithm {:?} is not supported; use one of {}.",
+                name.chars().take(32).collect::<String>(),
+                ChecksumAlgorithm::ALL
+            ),
+        )
+    })?;
+    let expected = STANDARD
+        .decode(value.trim())
+        .map_err(|_| header_error("Upload-Checksum", "the digest is not base64"))?;
+    if expected.len() != algorithm.digest_len() {
+        return Err(header_error(
+            "Upload-Checksum",
+            format!("a {name} digest has {} bytes", algorithm.digest_len()),
+        ));
+    }
+    Ok(ChunkChecksum {
+        algorithm,
+        expected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_parsed_strictly() {
+        assert_eq!(parse_u64("X", "0").unwrap(), 0);
+        assert_eq!(parse_u64("X", "123").unwrap(), 123);
+        assert_eq!(
+            parse_u64("X", &i64::MAX.to_string()).unwrap(),
+            i64::MAX as u64
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.5",
+            "0x10",
+            " 1",
+            "1 2",
+            "9223372036854775808",
+            "99999999999999999999",
+            "١٢",
+        ] {
+            assert!(parse_u64("X", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn concat_headers() {
+        assert_eq!(parse_concat("partial").unwrap(), Concat::Partial);
+        let a = UploadId::random();
+        let b = UploadId::random();
+        let v = format!("final;/files/{a} http://example.com/files/{b}");
+        assert_eq!(parse_concat(&v).unwrap(), Concat::Final(vec![a, b]));
+        assert!(parse_concat("final;").is_err());
+        assert!(parse_concat("final;/files/../../etc").is_err());
+        assert!(parse_concat("whole").is_err());
+    }
+
+    #[test]
+    fn parses_checksums() {
+        let c = parse_checksum("sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0=").unwrap();
+        assert_eq!(c.algorithm, ChecksumAlgorithm::Sha1);
+        let mut h = crate::core::hash::ChunkHasher::new(c.algorithm);
+        h.update(b"hello world");
+        assert_eq!(h.finalize(), c.expected);
+
+        assert_eq!(
+            parse_checksum("crc32 AAAA").unwrap_err().code,
+            ErrorCode::ChecksumAlgorithmUnsupported
+        );
+        assert_eq!(
+            parse_checksum("sha1").unwrap_err().code,
+            ErrorCode::InvalidHeader
+        );
+        assert_eq!(
+            parse_checksum("sha1 !!").unwrap_err().code,
+            ErrorCode::InvalidHeader
+        );
+        assert_eq!(
+            parse_checksum("md5 AAAA").unwrap_err().code,
+            ErrorCode::InvalidHeader
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! `POST /files`: creating an upload (tus creation, creation-with-upload,
+//! creation-defer-length and concatenation).
+
+use super::super::headers::{
+    header_error, header_str, is_offset_stream, parse_checksum, parse_concat, u64_header,
+};
+use super::{body_stream, set, set_expires, Result};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
+use crate::protocol::metadata::Metadata;
+use crate::server::state::AppState;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub(super) async fn create(state: &AppState, owner: Owner, req: Request) -> Result<Response> {
+    let headers = req.headers();
+    let concat = match header_str(headers, "Upload-Concat")? {
+        Some(v) => parse_concat(v)?,
+        None => Concat::None,
+    };
+    let length = u64_header(headers, "Upload-Length")?;
+    let deferred = match header_str(headers, "Upload-Defer-Length")? {
+        None => false,
+        Some("1") => true,
+        Some(_) => {
+            return Err(header_error("Upload-Defer-Length", "the only allowed value is 1").into())
+        }
+    };
+    match (length, deferred, &concat) {
+        (Some(_), true, _) => {
+            return Err(header_error(
+                "Upload-Length",
+                "give either Upload-Length or Upload-Defer-Length, not both",
+            )
+            .into())
+        }
+        (None, false, Concat::None | Concat::Partial) => return Err(Error::new(
+            ErrorCode::LengthRequired,
+            "Give the upload's size in Upload-Length, or Upload-Defer-Length: 1 to give it later.",
+        )
+        .into()),
+        _ => {}
+    }
+    let metadata = match header_str(headers, "Upload-Metadata")? {
+        Some(v) => Metadata::parse(v).map_err(Error::from)?,
+        None => Metadata::default(),
+    };
+    let with_body = is_offset_stream(headers) && !matches!(concat, Concat::Final(_));
+    let checksum = match (with_body, header_str(headers, "Upload-Checksum")?) {
+        (true, Some(v)) => Some(parse_checksum(v)?),
+        _ => None,
+    };
+    let content_length = u64_header(headers, "Content-Length")?;
+
+    let mut record = state
+        .uploads
+        .create(CreateRequest {
+            owner,
+            length,
+            metadata,
+            concat,
+        })
+        .await?;
+
+    // creation-with-upload: the body is the upload's first bytes. The upload
+    // exists whatever happens to them, so the answer is 201 with the offset
+    // really reached; the client resumes from there.
+    if with_body && !record.is_complete() && content_length != Some(0) {
+        let append = AppendRequest {
+            offset: 0,
+            declare_length: None,
+            checksum,
+            content_length,
+            ..AppendRequest::default()
+        };
+        match state
+            .uploads
+            .append(&record.id, append, body_stream(req.into_body()))
+            .await
+        {
+            Ok(updated) => record = updated,
+            Err(e) => {
+                tracing::info!(id = %record.id, "first bytes of a new upload not stored: {e}");
+                if let Ok(current) = state.uploads.get(&record.id).await {
+                    record = current;
+                }
+            }
+        }
+    }
+
+    let mut resp = StatusCode::CREATED.into_response();
+    set(&mut resp, "location", record.id.path());
+    if with_body || record.is_complete() {
+        set(&mut resp, "upload-offset", record.offset);
+    }
+    set_expires(&mut resp, &record);
+    Ok(resp)
+}

@@ -1,0 +1,43 @@
+//! `HEAD /files/{id}`: where an upload stands (offset, length, metadata,
+//! expiry, concatenation).
+
+use super::{set, set_expires, Result};
+use crate::core::{Concat, UploadId};
+use crate::server::state::AppState;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub(super) async fn head(state: &AppState, id: &UploadId) -> Result<Response> {
+    let record = state.uploads.get(id).await?;
+    let mut resp = StatusCode::OK.into_response();
+    let is_final = matches!(record.concat, Concat::Final(_));
+    if !is_final || record.is_complete() {
+        set(&mut resp, "upload-offset", record.offset);
+    }
+    match record.length {
+        Some(length) => set(&mut resp, "upload-length", length),
+        None => set(&mut resp, "upload-defer-length", 1),
+    }
+    if !record.metadata.is_empty() {
+        set(&mut resp, "upload-metadata", record.metadata.encode());
+    }
+    match &record.concat {
+        Concat::None => {}
+        Concat::Partial => set(&mut resp, "upload-concat", "partial"),
+        Concat::Final(parts) => set(
+            &mut resp,
+            "upload-concat",
+            format!(
+                "final;{}",
+                parts
+                    .iter()
+                    .map(UploadId::path)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ),
+    }
+    set(&mut resp, "cache-control", "no-store");
+    set_expires(&mut resp, &record);
+    Ok(resp)
+}

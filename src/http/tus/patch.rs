@@ -1,0 +1,45 @@
+//! `PATCH /files/{id}`: appending a body at the upload's offset. The body
+//! streams to the core; a body that would pass the upload's length is
+//! refused by the core before a byte past it is written.
+
+use super::super::headers::{
+    header_error, header_str, is_offset_stream, parse_checksum, u64_header,
+};
+use super::{body_stream, set, set_expires, Result};
+use crate::core::error::{Error, ErrorCode};
+use crate::core::{AppendRequest, UploadId};
+use crate::protocol::OFFSET_OCTET_STREAM;
+use crate::server::state::AppState;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub(super) async fn patch(state: &AppState, id: &UploadId, req: Request) -> Result<Response> {
+    let headers = req.headers();
+    if !is_offset_stream(headers) {
+        return Err(Error::new(
+            ErrorCode::UnsupportedContentType,
+            format!("PATCH bodies must be sent as Content-Type: {OFFSET_OCTET_STREAM}."),
+        )
+        .into());
+    }
+    let offset = u64_header(headers, "Upload-Offset")?
+        .ok_or_else(|| header_error("Upload-Offset", "missing"))?;
+    let append = AppendRequest {
+        offset,
+        declare_length: u64_header(headers, "Upload-Length")?,
+        checksum: header_str(headers, "Upload-Checksum")?
+            .map(parse_checksum)
+            .transpose()?,
+        content_length: u64_header(headers, "Content-Length")?,
+        ..AppendRequest::default()
+    };
+    let record = state
+        .uploads
+        .append(id, append, body_stream(req.into_body()))
+        .await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    set(&mut resp, "upload-offset", record.offset);
+    set_expires(&mut resp, &record);
+    Ok(resp)
+}

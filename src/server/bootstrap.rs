@@ -1,0 +1,106 @@
+//! The one place that wires Ferry together: from a `Config` to the stores it
+//! names (disk or S3, SQLite or PostgreSQL), the locker and event log that
+//! go with them, the `UploadService` over them, and the `AppState` that
+//! handlers receive. Start-up repair (`reconcile_all`) runs here, before the
+//! server listens.
+
+use super::config::{Config, Storage};
+use super::limits::{Limits, RateLimit};
+use super::state::AppState;
+use crate::core::error::{Error, ErrorCode};
+use crate::core::{BlobStore, Events, FsyncPolicy, Locker, UploadService};
+use crate::store::cluster::spawn_listener;
+use crate::store::{Backend, FsBlobStore, LocalLocker, PgLocker, S3BlobStore, SqlStore};
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Builds the state for a configuration: creates the data folder, opens
+/// the stores (migrating the database) and reconciles every unfinished
+/// upload's record with its stored bytes. With PostgreSQL, locks are taken
+/// in the database and this instance listens to the others.
+pub async fn state(config: Config) -> Result<AppState, Error> {
+    let (uploads, session_key) = uploads(&config).await?;
+    let leptos_options = LeptosOptions::builder()
+        .output_name("ferry")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir("pkg")
+        .site_addr(config.addr)
+        .env(if config.leptos_dev() {
+            leptos::config::Env::DEV
+        } else {
+            leptos::config::Env::PROD
+        })
+        .reload_port(config.leptos_reload_port)
+        .build();
+    Ok(AppState {
+        rate_limit: RateLimit::new(config.rate_limit, config.rate_burst),
+        limits: Arc::new(Limits::new(&config)),
+        session_key: Arc::new(session_key),
+        config: Arc::new(config),
+        leptos_options,
+        started: Instant::now(),
+        uploads,
+    })
+}
+
+/// The service over the stores the configuration names, repaired after
+/// whatever stopped the last run, and the key that signs session cookies
+/// (kept in the database, so every instance shares it).
+async fn uploads(config: &Config) -> Result<(UploadService, String), Error> {
+    let io = |e: std::io::Error| Error::storage("preparing the data folder", e);
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .map_err(io)?;
+    let mut service_config = config.service();
+    let durable = service_config.fsync == FsyncPolicy::Request;
+    let bad_config = |m: String| Error::new(ErrorCode::Internal, m);
+    let blobs: Arc<dyn BlobStore> = match config.storage().map_err(bad_config)? {
+        Storage::Folder(dir) => Arc::new(FsBlobStore::new(&dir, durable).map_err(io)?),
+        Storage::S3(location) => {
+            let part_size = usize::try_from(config.s3_part_size).unwrap_or(usize::MAX);
+            let store = S3BlobStore::new(&location, part_size)
+                .map_err(|e| bad_config(format!("--storage: {e}")))?;
+            store.check().await.map_err(|e| {
+                bad_config(format!("cannot reach the bucket {}: {e}", location.bucket))
+            })?;
+            Arc::new(store)
+        }
+    };
+    // Quotas and the reserve may be shares of the data disk.
+    let disk = blobs.space().await.map(|s| s.total);
+    service_config.max_bytes_per_owner = config.max_bytes_per_owner.bytes(disk);
+    service_config.min_free_space = config.min_free_space.bytes(disk);
+    let url = config.database_url();
+    let meta = Arc::new(SqlStore::open(&url, durable).await?);
+    let session_key = meta.secret("session_key").await?;
+    let mut events =
+        Events::new(meta.clone(), config.progress_every, config.events_retention).await?;
+    if meta.backend() == Backend::Postgres {
+        // A safety net under NOTIFY, which a lost connection can miss.
+        events = events.with_polling(Duration::from_secs(30));
+    }
+    let locks: Arc<dyn Locker> = match meta.backend() {
+        Backend::Sqlite => Arc::new(LocalLocker::new()),
+        Backend::Postgres => {
+            let locker = PgLocker::connect(&url).await?;
+            spawn_listener(url, locker.clone(), events.clone());
+            Arc::new(locker)
+        }
+    };
+    let uploads = UploadService::new(blobs, meta, locks, events, service_config);
+    let done = uploads.reconcile_all().await?;
+    if done.fell_back > 0 {
+        tracing::warn!(
+            "{} unfinished uploads had fewer stored bytes than recorded; they resume from what is stored",
+            done.fell_back
+        );
+    }
+    if done.recovered > 0 {
+        tracing::info!(
+            "{} unfinished uploads took in bytes written before Ferry stopped",
+            done.recovered
+        );
+    }
+    Ok((uploads, session_key))
+}

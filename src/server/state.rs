@@ -1,0 +1,35 @@
+//! The one application state, passed explicitly to every handler and server
+//! function (no globals). `bootstrap::state` builds it.
+
+use super::config::Config;
+use super::limits::{Limits, RateLimit};
+use crate::core::UploadService;
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything a request handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Leptos' view of the site (asset folder, output name, environment).
+    pub leptos_options: LeptosOptions,
+    /// When this state was built, for uptime reports.
+    pub started: Instant,
+    /// The domain core of uploads.
+    pub uploads: UploadService,
+    /// The per-client rate limit, when one is set.
+    pub rate_limit: Option<RateLimit>,
+    /// What clients hold (streams, sockets) and try (sign-ins).
+    pub limits: Arc<Limits>,
+    /// The key that signs session cookies, the same on every instance.
+    pub session_key: Arc<String>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}

@@ -1,0 +1,327 @@
+//! `FsBlobStore`: blobs as files on local disk, the embedded default.
+//!
+//! Writes go through a bounded queue per writer that pooled blocking threads
+//! drain only while there is work, so a stalled request holds no thread.
+//! After a crash of the process (not the machine), bytes written past the
+//! last checkpoint are still in the file; `recoverable_len` offers them when
+//! the boot is the same and no checksum request was in flight.
+
+use super::{check_key, shorter_than_offset};
+use crate::core::blob::{BlobStore, BlobWriter, ByteStream, Space};
+use async_trait::async_trait;
+use std::collections::VecDeque;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use writer::{FileSide, FsBlobWriter, Queue, Shared, STORE_QUEUE, WRITER_QUEUE, WRITER_THREADS};
+
+/// Blobs as files under `<root>/blobs/<first two characters>/<key>`. Keys are
+/// server-generated IDs, never names a client chose.
+#[derive(Clone, Debug)]
+pub struct FsBlobStore {
+    root: Arc<PathBuf>,
+    /// Whether directory entries are synced when files are created.
+    durable: bool,
+    /// Bytes queued to writers and not yet written, over all writers.
+    queue: Arc<Semaphore>,
+    /// Threads copying queued bytes into files, over all writers.
+    threads: Arc<Semaphore>,
+    /// Whether the machine has run without a restart since the last time
+    /// a store was opened here: then every byte written to a file before a
+    /// crash of the process is still in it, exactly.
+    same_boot: bool,
+}
+
+impl FsBlobStore {
+    /// A store under `data_dir/blobs`; `durable` syncs directory entries
+    /// of new blobs so they survive a power loss.
+    pub fn new(data_dir: &Path, durable: bool) -> io::Result<Self> {
+        let root = data_dir.join("blobs");
+        std::fs::create_dir_all(&root)?;
+        let same_boot = same_boot_as_last_time(&root);
+        Ok(FsBlobStore {
+            root: Arc::new(root),
+            durable,
+            queue: Arc::new(Semaphore::new(STORE_QUEUE)),
+            threads: Arc::new(Semaphore::new(WRITER_THREADS)),
+            same_boot,
+        })
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(&key[..2]).join(key))
+    }
+}
+
+/// The file beside a blob that says its bytes past the last commit are
+/// held back (`BlobWriter::hold_back`).
+fn held_back_marker(path: &Path) -> PathBuf {
+    path.with_extension("held")
+}
+
+/// Compares the machine's boot ID with the one recorded in `root` by the
+/// last start, and records the current one. True only when both are known
+/// and equal: the page cache, and so every byte written before a crash of
+/// the process, survived.
+fn same_boot_as_last_time(root: &Path) -> bool {
+    let Ok(now) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+        return false;
+    };
+    let now = now.trim();
+    let file = root.join(".boot_id");
+    let before = std::fs::read_to_string(&file).unwrap_or_default();
+    if before.trim() != now {
+        // Written and synced, so a later restart compares with this boot.
+        let written =
+            std::fs::write(&file, now).and_then(|()| std::fs::File::open(&file)?.sync_all());
+        if let Err(e) = written {
+            tracing::warn!("recording the boot ID: {e}");
+        }
+        return false;
+    }
+    !now.is_empty()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io::Error::other(format!("blocking task failed: {e}")))?
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key)?;
+        let durable = self.durable;
+        blocking(move || {
+            let dir = path.parent().expect("blob paths have a parent");
+            std::fs::create_dir_all(dir)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            if durable {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn len(&self, key: &str, _state: Option<&str>) -> io::Result<Option<u64>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn append_at(
+        &self,
+        key: &str,
+        offset: u64,
+        _state: Option<&str>,
+    ) -> io::Result<Box<dyn BlobWriter>> {
+        let path = self.path(key)?;
+        let marker = held_back_marker(&path);
+        let stale = marker.clone();
+        let file = blocking(move || {
+            // Bytes past `offset` go now, so any hold on them goes too.
+            let _ = std::fs::remove_file(&stale);
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            if len > offset {
+                file.set_len(offset)?;
+            } else if len < offset {
+                return Err(shorter_than_offset(len, offset));
+            }
+            Ok(file)
+        })
+        .await?;
+        let pending = Arc::new(Semaphore::new(WRITER_QUEUE as usize));
+        let side = FileSide {
+            file,
+            at: offset,
+            unsent: offset,
+            early_writeback: self.durable,
+            error: None,
+            marker,
+            held_back: false,
+        };
+        Ok(Box::new(FsBlobWriter {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    ops: VecDeque::new(),
+                    side: Some(side),
+                }),
+                more: std::sync::Condvar::new(),
+                closed: AtomicBool::new(false),
+                budgets: [pending.clone(), self.queue.clone()],
+            }),
+            pending,
+            shared_budget: self.queue.clone(),
+            threads: self.threads.clone(),
+            committed: offset,
+        }))
+    }
+
+    async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.path(key)?;
+        let mut file = tokio::fs::File::open(&path).await?;
+        file.seek(io::SeekFrom::Start(range.start)).await?;
+        let reader = file.take(range.end.saturating_sub(range.start));
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            256 * 1024,
+        )))
+    }
+
+    async fn delete(&self, key: &str, _state: Option<&str>) -> io::Result<()> {
+        let path = self.path(key)?;
+        let _ = tokio::fs::remove_file(held_back_marker(&path)).await;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        let root = self.root.clone();
+        blocking(move || {
+            let mut keys = Vec::new();
+            for dir in std::fs::read_dir(&*root)? {
+                let dir = dir?;
+                if !dir.file_type()?.is_dir() {
+                    continue;
+                }
+                for file in std::fs::read_dir(dir.path())? {
+                    let name = file?.file_name();
+                    // Only names Ferry makes.
+                    if let Some(name) = name.to_str() {
+                        if crate::core::UploadId::parse(name).is_some() {
+                            keys.push(name.to_string());
+                        }
+                    }
+                }
+            }
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn space(&self) -> Option<Space> {
+        let root = self.root.clone();
+        blocking(move || disk_space(&root)).await.ok()
+    }
+
+    async fn recoverable_len(&self, key: &str) -> io::Result<Option<u64>> {
+        let path = self.path(key)?;
+        let same_boot = self.same_boot;
+        blocking(move || {
+            let marker = held_back_marker(&path);
+            if marker.exists() {
+                // Bytes not verified yet: the next writer drops them.
+                std::fs::remove_file(&marker)?;
+                return Ok(None);
+            }
+            if !same_boot {
+                return Ok(None);
+            }
+            match std::fs::metadata(&path) {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(unix)]
+fn disk_space(path: &Path) -> io::Result<Space> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statvfs writes only into the struct we pass, and reads the
+    // NUL-terminated path, which outlives the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let unit = stat.f_frsize as u64;
+    Ok(Space {
+        total: (stat.f_blocks as u64).saturating_mul(unit),
+        free: (stat.f_bavail as u64).saturating_mul(unit),
+    })
+}
+
+#[cfg(not(unix))]
+fn disk_space(_path: &Path) -> io::Result<Space> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+mod writer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use futures_util::TryStreamExt;
+
+    async fn read_all(store: &FsBlobStore, key: &str, range: Range<u64>) -> Vec<u8> {
+        let chunks: Vec<Bytes> = store
+            .read(key, range)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        chunks.concat()
+    }
+
+    #[tokio::test]
+    async fn write_commit_discard_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path(), true).unwrap();
+        let key = "AbCdEfGhIjKlMnOpQrStUv";
+        store.create(key).await.unwrap();
+        assert!(store.create(key).await.is_err(), "keys are never reused");
+        let mut w = store.append_at(key, 0, None).await.unwrap();
+        w.write(Bytes::from_static(b"hello ")).await.unwrap();
+        assert_eq!(w.commit(true, false).await.unwrap(), 6);
+        w.write(vec![b'x'; (5 << 20) + 10].into()).await.unwrap();
+        w.discard().await.unwrap();
+        w.write(Bytes::from_static(b"world")).await.unwrap();
+        assert_eq!(w.commit(false, false).await.unwrap(), 11);
+        drop(w);
+        assert_eq!(store.len(key, None).await.unwrap(), Some(11));
+        assert_eq!(read_all(&store, key, 0..11).await, b"hello world");
+        assert_eq!(read_all(&store, key, 6..9).await, b"wor");
+        // Re-opening at an earlier offset drops what was never acknowledged.
+        let w = store.append_at(key, 5, None).await.unwrap();
+        assert_eq!(w.committed(), 5);
+        assert_eq!(store.len(key, None).await.unwrap(), Some(5));
+        assert!(store.append_at(key, 6, None).await.is_err());
+        store.delete(key, None).await.unwrap();
+        store.delete(key, None).await.unwrap();
+        assert_eq!(store.len(key, None).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path(), false).unwrap();
+        for key in ["../../etc/passwd", "..", "a/b/c/d", "", "ab"] {
+            assert!(store.create(key).await.is_err(), "{key:?}");
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Bytes in S3-compatible object storage (AWS S3, MinIO, Ceph, Garage, R2,
+//! s3s), for several Ferry instances sharing one bucket.
+//!
+//! An unfinished upload is an S3 multipart upload. Bytes arriving are
+//! gathered into one part in memory; every full part is sent as it fills,
+//! so a PATCH never holds more than one part per upload. What is left over
+//! when a request ends (less than a part, since S3 refuses parts under
+//! 5 MiB but the last) is stored as a small "tail" object, so the next
+//! request, on this instance or another, reads it back and carries on. The
+//! upload ID, the parts' ETags and the tail's name are the blob's state,
+//! recorded with the offset in the same database update; so an interrupted
+//! part is simply sent again under the same part number, and a tail written
+//! by a request that never got recorded is never used. Completion sends
+//! the tail as the last part and assembles the object; termination aborts
+//! the multipart upload. Files smaller than a part never start one: they
+//! are stored with a single PUT.
+//!
+//! Part sizes: `part_size` (at least 5 MiB) for the first 1,000 parts,
+//! doubling every 1,000 after, so S3's 10,000-part limit allows more than
+//! 1,000 × part_size × 1,023 bytes.
+
+use crate::core::blob::{BlobStore, BlobWriter, ByteStream};
+use crate::store::blob::{check_key, shorter_than_offset};
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::MultipartStore;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+
+mod location;
+mod rope;
+mod state;
+mod tail_cache;
+mod writer;
+
+pub use location::S3Location;
+use rope::Rope;
+use state::State;
+use tail_cache::TailCache;
+use writer::S3BlobWriter;
+
+/// S3's smallest part (but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// S3's largest part.
+const MAX_PART_SIZE: usize = 5 << 30;
+
+/// Blobs as S3 objects.
+#[derive(Clone, Debug)]
+pub struct S3BlobStore {
+    store: Arc<AmazonS3>,
+    prefix: String,
+    part_size: usize,
+    tails: Arc<TailCache>,
+}
+
+fn other(context: &str, e: object_store::Error) -> io::Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, format!("{context}: {e}"))
+}
+
+fn ignore_missing(r: object_store::Result<()>, context: &str) -> io::Result<()> {
+    match r {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(other(context, e)),
+    }
+}
+
+impl S3BlobStore {
+    /// A store for `location`, with credentials from the usual environment
+    /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, ...). Nothing is contacted yet.
+    pub fn new(location: &S3Location, part_size: usize) -> io::Result<Self> {
+        Self::build(AmazonS3Builder::from_env(), location, part_size)
+    }
+
+    /// A store for `location` with these credentials (and nothing from the
+    /// environment).
+    pub fn with_keys(
+        location: &S3Location,
+        part_size: usize,
+        access_key: &str,
+        secret_key: &str,
+    ) -> io::Result<Self> {
+        let builder = AmazonS3Builder::new()
+            .with_access_key_id(access_key)
+            .with_secret_access_key(secret_key);
+        Self::build(builder, location, part_size)
+    }
+
+    fn build(
+        builder: AmazonS3Builder,
+        location: &S3Location,
+        part_size: usize,
+    ) -> io::Result<Self> {
+        let mut builder = builder
+            .with_bucket_name(&location.bucket)
+            .with_virtual_hosted_style_request(location.virtual_hosted);
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(region) = &location.region {
+            builder = builder.with_region(region);
+        } else if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            builder = builder.with_region("us-east-1");
+        }
+        let store = builder
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        Ok(S3BlobStore {
+            store: Arc::new(store),
+            prefix: location.prefix.clone(),
+            part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
+            tails: Arc::default(),
+        })
+    }
+
+    /// Checks that the bucket answers (a listing of at most one object).
+    pub async fn check(&self) -> io::Result<()> {
+        let prefix = self.object(".check");
+        let mut listing = self.store.list(Some(&prefix));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(other("reaching the bucket", e)),
+        }
+    }
+
+    fn object(&self, name: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(name)
+        } else {
+            ObjectPath::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    /// The folder of a blob's tail objects.
+    fn tails(&self, key: &str) -> ObjectPath {
+        self.object(&format!("{key}.tail"))
+    }
+
+    fn tail(&self, key: &str, name: &str) -> ObjectPath {
+        self.object(&format!("{key}.tail/{name}"))
+    }
+
+    /// Deletes every tail object of a blob (finished or abandoned).
+    async fn delete_tails(&self, key: &str) -> io::Result<()> {
+        let found: Vec<_> = self
+            .store
+            .list(Some(&self.tails(key)))
+            .try_collect()
+            .await
+            .map_err(|e| other("listing tail objects", e))?;
+        for meta in found {
+            ignore_missing(
+                self.store.delete(&meta.location).await,
+                "deleting a tail object",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn create(&self, key: &str) -> io::Result<()> {
+        // Nothing to do until bytes arrive.
+        check_key(key)
+    }
+
+    async fn len(&self, key: &str, state: Option<&str>) -> io::Result<Option<u64>> {
+        check_key(key)?;
+        if state.is_some() {
+            return Ok(Some(State::parse(state)?.len()));
+        }
+        match self.store.head(&self.object(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(other("checking an object", e)),
+        }
+    }
+
+    async fn append_at(
+        &self,
+        key: &str,
+        offset: u64,
+        state: Option<&str>,
+    ) -> io::Result<Box<dyn BlobWriter>> {
+        check_key(key)?;
+        let state = State::parse(state)?;
+        if offset > state.len() {
+            return Err(shorter_than_offset(state.len(), offset));
+        }
+        let parts_len = state.parts_len();
+        if offset < parts_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("offset {offset} is inside parts already sent ({parts_len} bytes)"),
+            ));
+        }
+        let mut buf = Rope::default();
+        if let Some((name, size)) = &state.tail {
+            let keep = (offset - parts_len) as usize;
+            if keep > 0 {
+                let mut tail = match self.tails.get(name) {
+                    Some(cached) => cached,
+                    None => Rope::from(
+                        self.store
+                            .get(&self.tail(key, name))
+                            .await
+                            .map_err(|e| other("reading the stored tail", e))?
+                            .bytes()
+                            .await
+                            .map_err(|e| other("reading the stored tail", e))?,
+                    ),
+                };
+                if (tail.len() as u64) < *size || tail.len() < keep {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the stored tail is shorter than recorded",
+                    ));
+                }
+                buf = tail.prefix(keep);
+            }
+        }
+        let mut committed_state = state;
+        if (offset - parts_len) as usize
+            != committed_state.tail.as_ref().map_or(0, |t| t.1 as usize)
+        {
+            // Bytes past the offset were never acknowledged: forget them.
+            committed_state.tail = None;
+        }
+        // Bytes in `buf` that no stored tail holds must be stored again.
+        let dirty = committed_state.tail.is_none() && !buf.is_empty();
+        Ok(Box::new(S3BlobWriter {
+            store: self.clone(),
+            key: key.to_string(),
+            working: committed_state.clone(),
+            recorded: committed_state,
+            buf,
+            committed: offset,
+            dirty,
+            garbage: Vec::new(),
+            created_upload: false,
+            finished: false,
+            broken: false,
+        }))
+    }
+
+    async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {
+        check_key(key)?;
+        if range.is_empty() {
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&self.object(key), options)
+            .await
+            .map_err(|e| other("reading an object", e))?;
+        Ok(Box::pin(
+            got.into_stream().map_err(|e| other("reading an object", e)),
+        ))
+    }
+
+    async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()> {
+        check_key(key)?;
+        let state = State::parse(state)?;
+        let path = self.object(key);
+        if let Some(upload) = &state.upload {
+            ignore_missing(
+                self.store.abort_multipart(&path, upload).await,
+                "aborting a multipart upload",
+            )?;
+        }
+        ignore_missing(self.store.delete(&path).await, "deleting an object")?;
+        self.delete_tails(key).await
+    }
+
+    async fn keys(&self) -> io::Result<Vec<String>> {
+        // Finished blobs are objects named by their key; unfinished ones
+        // have a folder of tails. (A multipart upload in progress has
+        // neither until its first commit: the bucket's lifecycle rule for
+        // incomplete multipart uploads clears those a crash abandons.)
+        let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
+        let listing = self
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| other("listing the bucket", e))?;
+        let objects = listing.objects.iter().map(|o| o.location.clone());
+        let folders = listing.common_prefixes.into_iter();
+        let mut keys: Vec<String> = objects
+            .chain(folders)
+            .filter_map(|p| {
+                let name = p.filename()?;
+                let key = name.strip_suffix(".tail").unwrap_or(name);
+                // Only names Ferry makes: other objects are not its own.
+                crate::core::UploadId::parse(key).map(|_| key.to_string())
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rope::SMALL_CHUNK;
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn storage_urls() {
+        let l = S3Location::parse(
+            "s3://uploads/ferry/prod?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(l.bucket, "uploads");
+        assert_eq!(l.prefix, "ferry/prod");
+        assert_eq!(l.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(l.region.as_deref(), Some("eu-west-1"));
+        assert!(!l.virtual_hosted);
+        let l = S3Location::parse("s3://b?endpoint=http://localhost:9000").unwrap();
+        assert_eq!(l.endpoint.as_deref(), Some("http://localhost:9000"));
+        assert_eq!(l.prefix, "");
+        assert!(S3Location::parse("s3://").is_err());
+        assert!(S3Location::parse("file:///tmp").is_err());
+        assert!(S3Location::parse("s3://b?colour=blue").is_err());
+    }
+
+    #[test]
+    fn state_round_trips_and_measures() {
+        let s = State {
+            upload: Some("u1".into()),
+            parts: vec![("e1".into(), 8), ("e2".into(), 8)],
+            tail: Some(("t".into(), 3)),
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(State::parse(Some(&text)).unwrap(), s);
+        assert_eq!(s.parts_len(), 16);
+        assert_eq!(s.len(), 19);
+        assert_eq!(State::parse(None).unwrap().len(), 0);
+        assert!(State::parse(Some("{")).is_err());
+    }
+
+    fn contents(rope: &mut Rope) -> Vec<u8> {
+        rope.payload().iter().flat_map(|b| b.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_rope_keeps_order_across_takes_and_gathers_small_chunks() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut rope = Rope::default();
+        // Large chunks are kept as they are, small ones gathered.
+        let mut at = 0;
+        for size in [100_000, 3, 5000, 1, 20_000, 70_000, 7, 104_989] {
+            rope.push(Bytes::copy_from_slice(&data[at..at + size]));
+            at += size;
+        }
+        assert_eq!(at, data.len());
+        assert_eq!(rope.len(), data.len());
+        assert_eq!(contents(&mut rope.clone()), data);
+        assert!(rope.chunks.len() <= 6, "{} pieces", rope.chunks.len());
+        // A prefix leaves the rope whole.
+        assert_eq!(contents(&mut rope.prefix(100_004)), &data[..100_004]);
+        assert_eq!(rope.len(), data.len());
+        // Takes split chunks where they must.
+        let mut first = rope.take(100_002);
+        assert_eq!(first.len(), 100_002);
+        assert_eq!(contents(&mut first), &data[..100_002]);
+        let mut second = rope.take(150_000);
+        assert_eq!(contents(&mut second), &data[100_002..250_002]);
+        let mut rest = rope.take(usize::MAX);
+        assert_eq!(contents(&mut rest), &data[250_002..]);
+        assert!(rope.is_empty());
+        assert_eq!(rope.take(10).len(), 0);
+    }
+
+    #[test]
+    fn tiny_chunks_make_few_pieces() {
+        let mut rope = Rope::default();
+        for i in 0..1_000_000u32 {
+            rope.push(Bytes::copy_from_slice(&[i as u8]));
+        }
+        assert_eq!(rope.len(), 1_000_000);
+        assert!(rope.chunks.len() <= 1_000_000 / (4 * SMALL_CHUNK) + 1);
+        let got = contents(&mut rope);
+        assert!(got.iter().enumerate().all(|(i, b)| *b == i as u8));
+    }
+}

@@ -1,0 +1,230 @@
+//! `S3BlobWriter`: appends to one S3 blob, sending every full part as it
+//! fills and storing what is left over as the tail at each commit.
+
+use super::*;
+use crate::core::blob::BlobWriter;
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStoreExt;
+use std::io;
+
+/// Appends to one S3 blob.
+pub(super) struct S3BlobWriter {
+    pub(super) store: S3BlobStore,
+    pub(super) key: String,
+    /// The state as of the last commit (what the record will hold).
+    pub(super) recorded: State,
+    /// The state with the parts sent since.
+    pub(super) working: State,
+    /// Bytes after the last part: the committed tail and what followed.
+    pub(super) buf: Rope,
+    pub(super) committed: u64,
+    /// Whether `buf` holds bytes no stored tail has.
+    pub(super) dirty: bool,
+    /// Tail objects to delete once the state that replaced them is recorded.
+    pub(super) garbage: Vec<String>,
+    /// Whether this writer started the multipart upload.
+    pub(super) created_upload: bool,
+    pub(super) finished: bool,
+    pub(super) broken: bool,
+}
+
+impl S3BlobWriter {
+    pub(super) fn part_size(&self, index: usize) -> usize {
+        let doublings = (index / 1000).min(10) as u32;
+        self.store
+            .part_size
+            .saturating_mul(1 << doublings)
+            .min(MAX_PART_SIZE)
+    }
+
+    pub(super) fn path(&self) -> ObjectPath {
+        self.store.object(&self.key)
+    }
+
+    pub(super) async fn upload_id(&mut self) -> io::Result<String> {
+        if let Some(id) = &self.working.upload {
+            return Ok(id.clone());
+        }
+        let id = self
+            .store
+            .store
+            .create_multipart(&self.path())
+            .await
+            .map_err(|e| other("starting a multipart upload", e))?;
+        self.working.upload = Some(id.clone());
+        self.created_upload = true;
+        Ok(id)
+    }
+
+    pub(super) async fn send_part(&mut self, mut part: Rope) -> io::Result<()> {
+        let upload = self.upload_id().await?;
+        let index = self.working.parts.len();
+        if index >= 10_000 {
+            return Err(io::Error::other("the upload needs more than 10,000 parts"));
+        }
+        let size = part.len() as u64;
+        let PartId { content_id } = self
+            .store
+            .store
+            .put_part(&self.path(), &upload, index, part.payload())
+            .await
+            .map_err(|e| other("sending a part", e))?;
+        self.working.parts.push((content_id, size));
+        Ok(())
+    }
+
+    pub(super) fn check(&self) -> io::Result<()> {
+        if self.broken || self.finished {
+            Err(io::Error::other("the writer is closed"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl BlobWriter for S3BlobWriter {
+    async fn write(&mut self, data: Bytes) -> io::Result<()> {
+        self.check()?;
+        self.dirty |= !data.is_empty();
+        self.buf.push(data);
+        loop {
+            let size = self.part_size(self.working.parts.len());
+            if self.buf.len() < size {
+                return Ok(());
+            }
+            let part = self.buf.take(size);
+            if let Err(e) = self.send_part(part).await {
+                self.broken = true;
+                return Err(e);
+            }
+        }
+    }
+
+    async fn commit(&mut self, _durable: bool, last: bool) -> io::Result<u64> {
+        // A successful S3 PUT is durable: `durable` asks nothing more.
+        self.check()?;
+        let length = self.working.parts_len() + self.buf.len() as u64;
+        let result = async {
+            if last {
+                let mut rest = std::mem::take(&mut self.buf);
+                match self.working.upload.clone() {
+                    None => {
+                        self.store
+                            .store
+                            .put(&self.path(), rest.payload())
+                            .await
+                            .map_err(|e| other("storing an object", e))?;
+                    }
+                    Some(upload) => {
+                        if !rest.is_empty() || self.working.parts.is_empty() {
+                            self.send_part(rest).await?;
+                        }
+                        let parts = self
+                            .working
+                            .parts
+                            .iter()
+                            .map(|(etag, _)| PartId {
+                                content_id: etag.clone(),
+                            })
+                            .collect();
+                        self.store
+                            .store
+                            .complete_multipart(&self.path(), &upload, parts)
+                            .await
+                            .map_err(|e| other("completing a multipart upload", e))?;
+                    }
+                }
+                self.working.tail = None;
+                self.finished = true;
+                return Ok(());
+            }
+            if self.dirty {
+                let tail = if self.buf.is_empty() {
+                    None
+                } else {
+                    let name = format!("{:032x}", rand::random::<u128>());
+                    self.store
+                        .store
+                        .put(&self.store.tail(&self.key, &name), self.buf.payload())
+                        .await
+                        .map_err(|e| other("storing the tail", e))?;
+                    self.store.tails.put(&name, self.buf.clone());
+                    Some((name, self.buf.len() as u64))
+                };
+                self.working.tail = tail;
+                self.dirty = false;
+            } else if self.buf.is_empty() {
+                self.working.tail = None;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.broken = true;
+            return Err(e);
+        }
+        if let Some((old, _)) = &self.recorded.tail {
+            if self.working.tail.as_ref().map(|t| &t.0) != Some(old) {
+                self.garbage.push(old.clone());
+            }
+        }
+        self.recorded = self.working.clone();
+        self.committed = length;
+        Ok(length)
+    }
+
+    async fn discard(&mut self) -> io::Result<()> {
+        self.buf = Rope::default();
+        self.broken = true;
+        // Parts sent since the last commit are sent again by the next
+        // writer, under the same numbers; a multipart upload nobody
+        // recorded is given up.
+        if self.created_upload && self.recorded.upload.is_none() {
+            if let Some(upload) = self.working.upload.take() {
+                ignore_missing(
+                    self.store
+                        .store
+                        .abort_multipart(&self.path(), &upload)
+                        .await,
+                    "aborting a multipart upload",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    fn state(&self) -> Option<String> {
+        if self.finished || self.recorded == State::default() {
+            return None;
+        }
+        serde_json::to_string(&self.recorded).ok()
+    }
+
+    async fn settle(&mut self) -> io::Result<()> {
+        if self.finished {
+            for name in std::mem::take(&mut self.garbage) {
+                self.store.tails.forget(&name);
+            }
+            return self.store.delete_tails(&self.key).await;
+        }
+        for name in std::mem::take(&mut self.garbage) {
+            self.store.tails.forget(&name);
+            ignore_missing(
+                self.store
+                    .store
+                    .delete(&self.store.tail(&self.key, &name))
+                    .await,
+                "deleting a tail object",
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+//! `MetaStore` over SQL: records, blob references, usage and listing, each
+//! change in one transaction.
+
+use super::codec::*;
+use super::*;
+use crate::core::error::Result;
+use crate::core::id::UploadId;
+use crate::core::meta::{Deleted, ListCursor, MetaStore, Usage};
+use crate::core::record::{Millis, Owner, UploadRecord};
+use async_trait::async_trait;
+use sqlx::Row;
+use std::collections::HashSet;
+
+#[async_trait]
+impl MetaStore for SqlStore {
+    async fn insert(&self, rec: &UploadRecord) -> Result<bool> {
+        let failed = |e| db_error("inserting a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        if rec.blob_key == rec.id.as_str() {
+            let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
+            sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        } else {
+            // The row lock this takes orders it with a deletion of the last
+            // other user: either that sees this reference, or this sees the
+            // blob gone.
+            let sql = self.sql("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0");
+            let shared = sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            if shared.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        let sql = self.sql(
+            r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
+                 sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+        );
+        sqlx::query(&sql)
+            .bind(rec.id.as_str())
+            .bind(rec.owner.as_str())
+            .bind(&rec.blob_key)
+            .bind(rec.length.map(|l| l as i64))
+            .bind(rec.offset as i64)
+            .bind(rec.metadata.encode())
+            .bind(encode_concat(&rec.concat))
+            .bind(rec.state.as_str())
+            .bind(&rec.sha256)
+            .bind(&rec.hash_state)
+            .bind(&rec.blob_state)
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .bind(rec.expires_at)
+            .bind(rec.completed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(true)
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
+        let sql = self.sql("SELECT * FROM uploads WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("reading a record", e))?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn update(&self, rec: &UploadRecord) -> Result<()> {
+        let sql = self.sql(
+            r#"UPDATE uploads SET length = ?, "offset" = ?, state = ?, sha256 = ?, hash_state = ?,
+                 blob_state = ?, updated_at = ?, expires_at = ?, completed_at = ?
+               WHERE id = ?"#,
+        );
+        sqlx::query(&sql)
+            .bind(rec.length.map(|l| l as i64))
+            .bind(rec.offset as i64)
+            .bind(rec.state.as_str())
+            .bind(&rec.sha256)
+            .bind(&rec.hash_state)
+            .bind(&rec.blob_state)
+            .bind(rec.updated_at)
+            .bind(rec.expires_at)
+            .bind(rec.completed_at)
+            .bind(rec.id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("updating a record", e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: &UploadId) -> Result<Option<Deleted>> {
+        let failed = |e| db_error("deleting a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let blob_key: String = row.try_get("blob_key").map_err(failed)?;
+        let state: String = row.try_get("state").map_err(failed)?;
+        // An expired record gave its reference back when it expired.
+        let blob_in_use = match state.as_str() {
+            "expired" => false,
+            _ => self.release(&mut tx, &blob_key).await?,
+        };
+        tx.commit().await.map_err(failed)?;
+        Ok(Some(Deleted {
+            blob_key,
+            blob_in_use,
+        }))
+    }
+
+    async fn expire(&self, id: &UploadId, now: Millis) -> Result<Option<Deleted>> {
+        let failed = |e| db_error("expiring a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        let sql = self.sql(
+            "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
+             WHERE id = ? AND state = 'active' RETURNING blob_key",
+        );
+        let blob_key: Option<String> = sqlx::query_scalar(&sql)
+            .bind(now)
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed)?;
+        let Some(blob_key) = blob_key else {
+            return Ok(None);
+        };
+        let blob_in_use = self.release(&mut tx, &blob_key).await?;
+        tx.commit().await.map_err(failed)?;
+        Ok(Some(Deleted {
+            blob_key,
+            blob_in_use,
+        }))
+    }
+
+    async fn known_blobs(&self, keys: &[String]) -> Result<HashSet<String>> {
+        let mut known = HashSet::new();
+        for batch in keys.chunks(100) {
+            let sql = self.sql(format!(
+                "SELECT key FROM blobs WHERE key IN ({})",
+                placeholders(batch.len())
+            ));
+            let mut query = sqlx::query_scalar::<_, String>(&sql);
+            for key in batch {
+                query = query.bind(key);
+            }
+            let found = query
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("looking up blobs", e))?;
+            known.extend(found);
+        }
+        Ok(known)
+    }
+
+    async fn usage(&self, owner: &Owner) -> Result<Usage> {
+        let failed = |e| db_error("measuring an owner's uploads", e);
+        let sql = self.sql(
+            r#"SELECT CAST(COALESCE(SUM(CASE WHEN blob_key = id THEN COALESCE(length, "offset") ELSE 0 END), 0) AS BIGINT) AS bytes,
+                      CAST(COALESCE(SUM(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS unfinished
+               FROM uploads WHERE owner = ? AND state != 'expired'"#,
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+        let bytes: i64 = row.try_get("bytes").map_err(failed)?;
+        let unfinished: i64 = row.try_get("unfinished").map_err(failed)?;
+        Ok(Usage {
+            bytes: bytes.max(0) as u64,
+            unfinished: unfinished.max(0) as u64,
+        })
+    }
+
+    async fn find_complete(
+        &self,
+        owner: &Owner,
+        sha256: &str,
+        length: u64,
+    ) -> Result<Option<UploadRecord>> {
+        let sql = self.sql(
+            "SELECT * FROM uploads WHERE owner = ? AND sha256 = ? AND length = ? AND state = 'complete'
+             ORDER BY created_at LIMIT 1",
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .bind(sha256)
+            .bind(length as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("finding a duplicate", e))?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner: &Owner,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        // Newest first, ties by ID; a cursor continues after its record.
+        let (created, id) = match after {
+            Some(c) => (c.created_at, c.id.as_str()),
+            None => (i64::MAX, ""),
+        };
+        let sql = self.sql(
+            "SELECT * FROM uploads WHERE owner = ? AND state != 'expired'
+               AND (created_at < ? OR (created_at = ? AND id > ?))
+             ORDER BY created_at DESC, id LIMIT ?",
+        );
+        let found = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .bind(created)
+            .bind(created)
+            .bind(id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing uploads", e))?;
+        rows(found)
+    }
+
+    async fn find_by_lengths(
+        &self,
+        owner: &Owner,
+        lengths: &[u64],
+        limit: u32,
+    ) -> Result<Vec<UploadRecord>> {
+        if lengths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = self.sql(format!(
+            "SELECT * FROM uploads WHERE owner = ? AND state != 'expired' AND length IN ({})
+             ORDER BY created_at DESC, id LIMIT ?",
+            placeholders(lengths.len())
+        ));
+        let mut query = sqlx::query(&sql).bind(owner.as_str());
+        for length in lengths {
+            query = query.bind(*length as i64);
+        }
+        let found = query
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("finding uploads", e))?;
+        rows(found)
+    }
+
+    async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>> {
+        let sql = self.sql(
+            "SELECT * FROM uploads WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?
+             ORDER BY expires_at LIMIT ?",
+        );
+        let found = sqlx::query(&sql)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("finding expired uploads", e))?;
+        rows(found)
+    }
+
+    async fn active(&self) -> Result<Vec<UploadRecord>> {
+        let found = sqlx::query("SELECT * FROM uploads WHERE state = 'active'")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db_error("listing active uploads", e))?;
+        rows(found)
+    }
+
+    async fn prune_expired(&self, before: Millis) -> Result<u64> {
+        let sql = self.sql("DELETE FROM uploads WHERE state = 'expired' AND updated_at < ?");
+        let done = sqlx::query(&sql)
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("pruning expired uploads", e))?;
+        Ok(done.rows_affected())
+    }
+}
