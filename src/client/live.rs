@@ -2,11 +2,15 @@
 //! stream cannot be opened, long polling on `/events/poll`. Each event
 //! updates the activity view; finished and removed uploads refresh the
 //! list of uploaded files.
+//!
+//! What this module must not know: the queue or transfers of this page
+//! (their uploads show up here like anyone else's).
 
-use super::engine::refresh_uploaded;
-use super::http::{send, sleep};
-use crate::model::{EventPage, LiveEvent};
-use crate::ui::state::{Activity, Uploads};
+use super::listing::refresh_uploaded;
+use super::xhr::{send, sleep};
+use crate::page::state::{Activity, Uploads};
+use crate::protocol::events::{EventKind, EventPage, LiveEvent};
+use crate::protocol::{EVENTS, EVENTS_POLL};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::Cell;
@@ -15,18 +19,11 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
-const KINDS: [&str; 5] = [
-    "upload.created",
-    "upload.progress",
-    "upload.completed",
-    "upload.deleted",
-    "upload.expired",
-];
 /// Items the activity view keeps.
 const KEEP: usize = 50;
 
 fn apply(m: Uploads, e: LiveEvent) {
-    let kind = e.kind.clone();
+    let kind = e.kind;
     m.activity.update(|list| {
         if let Some(existing) = list.iter().find(|a| a.id == e.upload.id) {
             if existing.event >= e.id {
@@ -41,20 +38,20 @@ fn apply(m: Uploads, e: LiveEvent) {
                 name: e.upload.name.clone(),
                 size: e.upload.size,
                 offset: e.upload.offset,
-                kind: e.kind.clone(),
+                kind: e.kind,
                 event: e.id,
             },
         );
         list.truncate(KEEP);
     });
-    if kind != "upload.progress" && kind != "upload.created" {
+    if !kind.is_in_flight() {
         spawn_local(refresh_uploaded(m));
     }
 }
 
 /// Starts listening; falls back to long polling by itself.
 pub fn start(m: Uploads) {
-    let Ok(source) = EventSource::new("/events") else {
+    let Ok(source) = EventSource::new(EVENTS) else {
         spawn_local(poll(m, None));
         return;
     };
@@ -69,7 +66,7 @@ pub fn start(m: Uploads) {
     };
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     on_open.forget(); // lives as long as the page
-    for kind in KINDS {
+    for kind in EventKind::ALL {
         let last = last.clone();
         let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |msg: MessageEvent| {
             if let Some(e) = msg
@@ -81,7 +78,8 @@ pub fn start(m: Uploads) {
                 apply(m, e);
             }
         });
-        let _ = source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
+        let _ = source
+            .add_event_listener_with_callback(kind.as_str(), on_event.as_ref().unchecked_ref());
         on_event.forget();
     }
     let on_error = {
@@ -104,8 +102,8 @@ async fn poll(m: Uploads, after: Option<u64>) {
     let mut cursor = after;
     loop {
         let url = match cursor {
-            Some(c) => format!("/events/poll?after={c}&timeout=25"),
-            None => "/events/poll".to_string(),
+            Some(c) => format!("{EVENTS_POLL}?after={c}&timeout=25"),
+            None => EVENTS_POLL.to_string(),
         };
         let page = match send("GET", &url, &[], None, None, None).await {
             Ok(reply) if reply.status == 200 => reply

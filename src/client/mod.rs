@@ -1,18 +1,32 @@
 //! The browser half of uploading (hydrate only): a tus 1.0 client that
 //! slices files with `Blob.slice` and sends each chunk with
-//! `XMLHttpRequest` (so progress is reported while bytes leave), retries
-//! with back-off, resumes from what the server has, hashes for instant
-//! upload and makes thumbnails. It writes the page's state (`ui::state`);
-//! the components only show it.
+//! `XMLHttpRequest` (so progress is reported while bytes leave) or over a
+//! WebSocket, retries with back-off, resumes from what the server has,
+//! hashes for instant upload and makes thumbnails. It writes the page's
+//! state (`crate::page::state`); the components only show it.
+//!
+//! Its modules, from the wire up: `xhr` (one request), `tus` (the
+//! protocol's steps, signal-free), `ws` (bytes over a WebSocket), `sha`,
+//! `thumb`, `storage` (`localStorage`), `transfer` (one file), `queue`
+//! (the batch: pump, retry, back-off), `listing` (finished uploads),
+//! `live` (events), `start` (what happens once the page is interactive).
+//!
+//! What this module must not know: the components (`crate::ui`), which
+//! reach it only through `ui::actions` and the functions re-exported here.
 
-mod engine;
-mod hash;
-mod http;
+mod listing;
 mod live;
-pub mod store;
+mod queue;
+mod sha;
+mod start;
+mod storage;
 mod thumb;
+mod transfer;
+mod tus;
 mod ws;
+mod xhr;
 
-pub use engine::{
-    add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, retry,
-};
+pub use listing::{delete_uploaded, load_more};
+pub use queue::{add_from_drop, add_from_input, cancel, cancel_all, retry};
+pub use start::init;
+pub use storage::{save_lang, save_settings};

@@ -1,6 +1,8 @@
 //! Thumbnails of images, decoded and scaled by the browser off the main
 //! thread (`createImageBitmap` with a resize), so a large photo never
 //! freezes the page.
+//!
+//! What this module must not know: rows, settings or uploads.
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;

@@ -1,8 +1,15 @@
 //! Sending a file's bytes over one WebSocket (`/files/{id}/ws`): binary
 //! frames read with `Blob.slice`, `bufferedAmount` kept under a bound for
-//! back-pressure, the server's durable offsets read from its text frames.
+//! back-pressure, the server's durable offsets read from its text frames
+//! (`protocol::ws::Ack`), and its close frame classified like a refusal.
+//!
+//! What this module must not know: rows, signals or the queue; progress
+//! goes out through a callback.
 
-use super::http::sleep;
+use super::xhr::sleep;
+use crate::page::tus::{close_failure, Failure};
+use crate::protocol::upload_ws_url;
+use crate::protocol::ws::{close, Ack, END};
 use futures::StreamExt;
 use std::cell::Cell;
 use wasm_bindgen::closure::Closure;
@@ -15,13 +22,9 @@ const FRAME: u64 = 1024 * 1024;
 /// Most bytes queued in the socket before sending waits.
 const HIGH_WATER: u32 = 8 * 1024 * 1024;
 
-/// How a WebSocket upload ended.
-pub enum WsEnd {
-    Done,
-    Retry(String),
-    Fatal(String),
-    Cancelled,
-}
+/// How an upload over the socket ended: `Ok` when the server has every
+/// byte.
+pub type WsEnd = Result<(), Failure>;
 
 enum WsEvent {
     Open,
@@ -30,30 +33,9 @@ enum WsEvent {
     Error,
 }
 
-fn classify(code: u16, reason: &str) -> WsEnd {
-    let message = reason
-        .split_once(": ")
-        .map(|(_, m)| m)
-        .unwrap_or(reason)
-        .to_string();
-    match code {
-        1008 if reason.starts_with("offset_mismatch") || reason.starts_with("upload_locked") => {
-            WsEnd::Retry(message)
-        }
-        1008 | 1009 => WsEnd::Fatal(message),
-        _ => WsEnd::Retry(if message.is_empty() {
-            format!("The connection closed ({code})")
-        } else {
-            message
-        }),
-    }
-}
-
+/// The offset a text frame acknowledges, if it is an acknowledgement.
 fn offset_of(text: &str) -> Option<u64> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()?
-        .get("offset")?
-        .as_u64()
+    Ack::from_text(text).map(|ack| ack.offset)
 }
 
 /// Sends `file[offset..size]` to the upload at `path`; `sent` hears how many
@@ -67,7 +49,7 @@ pub async fn upload(
     cancelled: &Cell<bool>,
 ) -> WsEnd {
     let Some(location) = web_sys::window().map(|w| w.location()) else {
-        return WsEnd::Fatal("No window".into());
+        return Err(Failure::Fatal("No window".into()));
     };
     let scheme = if location.protocol().ok().as_deref() == Some("https:") {
         "wss:"
@@ -75,9 +57,9 @@ pub async fn upload(
         "ws:"
     };
     let host = location.host().unwrap_or_default();
-    let url = format!("{scheme}//{host}{path}/ws?offset={offset}");
+    let url = format!("{scheme}//{host}{}", upload_ws_url(path, offset));
     let Ok(ws) = WebSocket::new(&url) else {
-        return WsEnd::Retry("The WebSocket could not be opened".into());
+        return Err(Failure::Retry("The WebSocket could not be opened".into()));
     };
     ws.set_binary_type(BinaryType::Arraybuffer);
     let (tx, mut rx) = futures::channel::mpsc::unbounded::<WsEvent>();
@@ -113,7 +95,7 @@ pub async fn upload(
     ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
 
     let end = run(&ws, &mut rx, offset, file, size, &sent, cancelled).await;
-    if matches!(end, WsEnd::Cancelled) || ws.ready_state() == WebSocket::OPEN {
+    if end == Err(Failure::Cancelled) || ws.ready_state() == WebSocket::OPEN {
         let _ = ws.close();
     }
     ws.set_onopen(None);
@@ -134,16 +116,16 @@ async fn run(
 ) -> WsEnd {
     match rx.next().await {
         Some(WsEvent::Open) => {}
-        Some(WsEvent::Close(code, reason)) => return classify(code, &reason),
-        _ => return WsEnd::Retry("The WebSocket could not be opened".into()),
+        Some(WsEvent::Close(code, reason)) => return Err(close_failure(code, &reason)),
+        _ => return Err(Failure::Retry("The WebSocket could not be opened".into())),
     }
     let mut queued = offset;
     let mut acked = offset;
-    let mut complete = false;
-    // Reads what the server said so far; answers how the upload ended, if it did.
+    // Reads what the server said so far; answers how the upload ended, if it
+    // did. The upload is complete once every byte is acknowledged: its
+    // length was declared when it was created.
     let drain = |rx: &mut futures::channel::mpsc::UnboundedReceiver<WsEvent>,
-                 acked: &mut u64,
-                 complete: &mut bool|
+                 acked: &mut u64|
      -> Option<WsEnd> {
         while let Ok(event) = rx.try_recv() {
             match event {
@@ -151,12 +133,9 @@ async fn run(
                     if let Some(at) = offset_of(&text) {
                         *acked = (*acked).max(at);
                     }
-                    if text.contains("\"complete\":true") {
-                        *complete = true;
-                    }
                 }
-                WsEvent::Close(1000, _) if *complete => return Some(WsEnd::Done),
-                WsEvent::Close(code, reason) => return Some(classify(code, &reason)),
+                WsEvent::Close(close::DONE, _) if *acked == size => return Some(Ok(())),
+                WsEvent::Close(code, reason) => return Some(Err(close_failure(code, &reason))),
                 WsEvent::Open | WsEvent::Error => {}
             }
         }
@@ -164,38 +143,38 @@ async fn run(
     };
     while queued < size {
         if cancelled.get() {
-            return WsEnd::Cancelled;
+            return Err(Failure::Cancelled);
         }
         while ws.buffered_amount() > HIGH_WATER {
-            if let Some(end) = drain(rx, &mut acked, &mut complete) {
+            if let Some(end) = drain(rx, &mut acked) {
                 return end;
             }
             sent(acked.max(queued - ws.buffered_amount() as u64));
             sleep(10).await;
             if cancelled.get() {
-                return WsEnd::Cancelled;
+                return Err(Failure::Cancelled);
             }
         }
         let end = (queued + FRAME).min(size);
         let Ok(slice) = file.slice_with_f64_and_f64(queued as f64, end as f64) else {
-            return WsEnd::Fatal("The file cannot be read".into());
+            return Err(Failure::Fatal("The file cannot be read".into()));
         };
         let Ok(buffer) = JsFuture::from(slice.array_buffer()).await else {
-            return WsEnd::Fatal("The file cannot be read".into());
+            return Err(Failure::Fatal("The file cannot be read".into()));
         };
         let Ok(buffer) = buffer.dyn_into::<js_sys::ArrayBuffer>() else {
-            return WsEnd::Fatal("The file cannot be read".into());
+            return Err(Failure::Fatal("The file cannot be read".into()));
         };
         if ws.send_with_array_buffer(&buffer).is_err() {
-            return WsEnd::Retry("The connection failed".into());
+            return Err(Failure::Retry("The connection failed".into()));
         }
         queued = end;
-        if let Some(end) = drain(rx, &mut acked, &mut complete) {
+        if let Some(end) = drain(rx, &mut acked) {
             return end;
         }
         sent(acked.max(queued.saturating_sub(ws.buffered_amount() as u64)));
     }
-    let _ = ws.send_with_str("end");
+    let _ = ws.send_with_str(END);
     loop {
         match rx.next().await {
             Some(WsEvent::Text(text)) => {
@@ -203,17 +182,14 @@ async fn run(
                     acked = acked.max(at);
                     sent(acked);
                 }
-                if text.contains("\"complete\":true") {
-                    complete = true;
-                }
             }
-            Some(WsEvent::Close(1000, _)) if complete || acked == size => return WsEnd::Done,
-            Some(WsEvent::Close(code, reason)) => return classify(code, &reason),
+            Some(WsEvent::Close(close::DONE, _)) if acked == size => return Ok(()),
+            Some(WsEvent::Close(code, reason)) => return Err(close_failure(code, &reason)),
             Some(WsEvent::Open) | Some(WsEvent::Error) => {}
-            None => return WsEnd::Retry("The connection closed".into()),
+            None => return Err(Failure::Retry("The connection closed".into())),
         }
         if cancelled.get() {
-            return WsEnd::Cancelled;
+            return Err(Failure::Cancelled);
         }
     }
 }

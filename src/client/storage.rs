@@ -1,10 +1,13 @@
 //! What the page keeps in `localStorage`: the person's settings and
 //! language, and for each unfinished upload the URL its file maps to (by
 //! fingerprint), so a reload or a new visit can resume it.
+//!
+//! What this module must not know: the signals that show these values, or
+//! how uploads are sent.
 
-use crate::model::FileFingerprint;
-use crate::ui::i18n::Lang;
-use crate::ui::state::Settings;
+use crate::page::i18n::Lang;
+use crate::page::state::Settings;
+use crate::protocol::model::FileFingerprint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -35,30 +38,37 @@ fn write<T: Serialize>(key: &str, value: &T) {
     }
 }
 
+/// The saved settings (defaults when none), within their ranges.
 pub fn load_settings() -> Settings {
     read::<Settings>(SETTINGS).unwrap_or_default().clamped()
 }
 
+/// Saves the settings.
 pub fn save_settings(settings: &Settings) {
     write(SETTINGS, settings);
 }
 
+/// The language the person chose, if they did.
 pub fn load_lang() -> Option<Lang> {
     read(LANG)
 }
 
+/// Saves the chosen language.
 pub fn save_lang(lang: Lang) {
     write(LANG, &lang);
 }
 
+/// Every remembered unfinished upload, by its file's fingerprint key.
 pub fn resumable() -> BTreeMap<String, Resume> {
     read(RESUME).unwrap_or_default()
 }
 
+/// The URL of the unfinished upload of this file, if one is remembered.
 pub fn lookup(file: &FileFingerprint) -> Option<String> {
     resumable().remove(&file.key()).map(|r| r.url)
 }
 
+/// Remembers that this file is being uploaded to `url`.
 pub fn remember(file: &FileFingerprint, url: &str) {
     let mut all = resumable();
     all.insert(
@@ -71,6 +81,7 @@ pub fn remember(file: &FileFingerprint, url: &str) {
     write(RESUME, &all);
 }
 
+/// Forgets the upload of the file with this fingerprint key.
 pub fn forget(key: &str) {
     let mut all = resumable();
     if all.remove(key).is_some() {

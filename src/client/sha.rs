@@ -1,5 +1,7 @@
 //! SHA-256 of a file in the browser, read in slices so that memory stays
 //! bounded and the page keeps responding between slices.
+//!
+//! What this module must not know: uploads, rows or why the hash is wanted.
 
 use sha2::{Digest, Sha256};
 use wasm_bindgen_futures::JsFuture;

@@ -1,10 +1,14 @@
 //! The page's state: the rows of the current batch and everything around
 //! them, in signals that both the server render and the browser share. The
-//! browser's upload engine (`crate::client`) writes these; the components
-//! only read them.
+//! browser's client (`crate::client`) writes these; the components
+//! (`crate::ui`) only read them.
+//!
+//! What this module must not know: how files travel (requests, sockets,
+//! storage) or how the state is drawn.
 
 use super::i18n::Lang;
-use crate::model::{FileFingerprint, UploadSummary};
+use crate::protocol::events::EventKind;
+use crate::protocol::model::{FileFingerprint, UploadSummary};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -160,8 +164,8 @@ pub struct Activity {
     pub name: String,
     pub size: Option<u64>,
     pub offset: u64,
-    /// The last event's type (`upload.progress`, ...).
-    pub kind: String,
+    /// What the last event said happened.
+    pub kind: EventKind,
     /// The event's ID.
     pub event: u64,
 }

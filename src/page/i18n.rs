@@ -1,5 +1,8 @@
 //! Interface text in English and Simplified Chinese, and the formatting of
-//! sizes, speeds and times for each.
+//! sizes, speeds, times and percentages for each. Every word the page shows
+//! comes from here.
+//!
+//! What this module must not know: where the words are shown.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +73,10 @@ pub enum Msg {
     NoActivity,
     Transport,
     UploadedNotice,
+    /// Before the server's version: "Connected to Ferry 1.2.3".
+    Connected,
+    /// Before the reason the server function failed.
+    Unreachable,
 }
 
 /// The text of `msg` in `lang`.
@@ -115,6 +122,8 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             NoActivity => "Uploads from this browser, other tabs and scripts with your token appear here as they happen.",
             Transport => "Send bytes over",
             UploadedNotice => "files uploaded.",
+            Connected => "Connected to Ferry",
+            Unreachable => "The server cannot be reached:",
         },
         Lang::Zh => match msg {
             Tagline => "大文件，可续传，可校验。",
@@ -155,8 +164,16 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             NoActivity => "来自本浏览器、其他标签页和使用你的令牌的脚本的上传会实时显示在这里。",
             Transport => "传输方式",
             UploadedNotice => "个文件已上传。",
+            Connected => "已连接到 Ferry",
+            Unreachable => "无法连接到服务器：",
         },
     }
+}
+
+/// How much of `all` is `done`, in whole percent; an empty whole is wholly
+/// done.
+pub fn percent(done: u64, all: u64) -> u64 {
+    done.saturating_mul(100).checked_div(all).unwrap_or(100)
 }
 
 /// A byte count for people: `0 B`, `1.5 KB`, `2.3 GB` (decimal units).
@@ -234,6 +251,13 @@ mod tests {
         assert_eq!(format_time_left(Lang::En, 200.0), "3 min 20 s left");
         assert_eq!(format_time_left(Lang::Zh, 200.0), "剩余 3 分 20 秒");
         assert_eq!(format_duration(Lang::Zh, 7500.0), "2 小时 5 分");
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent(0, 0), 100);
+        assert_eq!(percent(1, 3), 33);
+        assert_eq!(percent(5, 5), 100);
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! One HTTP request through `XMLHttpRequest`, as a future: the only browser
-//! API that reports upload progress while a body is being sent.
+//! API that reports upload progress while a body is being sent. Also the
+//! page's timer (`sleep`).
+//!
+//! What this module must not know: tus, the page's state, or what a request
+//! is for.
 
+use crate::protocol::error::ErrorBody;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
@@ -23,6 +28,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A response header (names are matched without regard to case).
     pub fn header(&self, name: &str) -> Option<String> {
         self.xhr.get_response_header(name).ok().flatten()
     }
@@ -34,10 +40,7 @@ impl Reply {
 
     /// The `message` of Ferry's JSON error body, if that is what came back.
     pub fn error_message(&self) -> Option<String> {
-        let text = self.xhr.response_text().ok().flatten()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v.get("error")?;
-        v.get("message")?.as_str().map(str::to_owned)
+        ErrorBody::from_json(&self.text()?).map(|body| body.message)
     }
 }
 

@@ -1,0 +1,251 @@
+//! The queue of the current batch: adding files (after one question to the
+//! server about what it has of them), starting waiting files while fewer
+//! than the chosen number run, trying a failed attempt again with back-off
+//! until it stops making progress, cancelling and retrying on request.
+//!
+//! What this module must not know: how a file travels (that is
+//! `transfer`), or the wire (`tus`).
+
+use super::transfer::{self, Job};
+use super::xhr::sleep;
+use super::{storage, thumb, tus};
+use crate::page::i18n::{t, Msg};
+use crate::page::state::{Row, Status, Uploads};
+use crate::page::tus::{backoff_ms, retry_message, Failure, MAX_ATTEMPTS};
+use crate::protocol::model::{FileCheck, FileFingerprint};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use wasm_bindgen::JsCast;
+use web_sys::File;
+
+thread_local! {
+    // The files behind the rows. The rows live in the page state, which the
+    // server renders too and so cannot hold a browser `File`; a page is one
+    // thread, so this map is the page's and nobody else's.
+    static JOBS: RefCell<HashMap<u32, Job>> = RefCell::new(HashMap::new());
+}
+
+fn job(id: u32) -> Option<Job> {
+    JOBS.with(|jobs| jobs.borrow().get(&id).cloned())
+}
+
+fn is_cancelled(id: u32) -> bool {
+    job(id).is_none_or(|j| j.cancelled.get())
+}
+
+fn fingerprint(file: &File) -> FileFingerprint {
+    FileFingerprint {
+        name: file.name(),
+        size: file.size() as u64,
+        last_modified: file.last_modified() as i64,
+        mime: file.type_(),
+    }
+}
+
+/// Files chosen with the file input.
+pub fn add_from_input(m: Uploads, ev: &web_sys::Event) {
+    let Some(input) = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+    else {
+        return;
+    };
+    if let Some(list) = input.files() {
+        add_files(m, (0..list.length()).filter_map(|i| list.get(i)).collect());
+    }
+    // Choosing the same file again must fire `change` again.
+    input.set_value("");
+}
+
+/// Files dropped on the drop zone.
+pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
+    if let Some(list) = ev.data_transfer().and_then(|d| d.files()) {
+        add_files(m, (0..list.length()).filter_map(|i| list.get(i)).collect());
+    }
+}
+
+/// Adds files to the batch: asks the server what it has of them (one
+/// call for the batch), then queues what needs sending.
+pub fn add_files(m: Uploads, files: Vec<File>) {
+    let busy: Vec<String> = m.rows.with_untracked(|rows| {
+        rows.iter()
+            .filter(|r| r.status.get_untracked() != Status::Failed)
+            .map(|r| r.file.key())
+            .collect()
+    });
+    let mut added = Vec::new();
+    for file in files {
+        let fp = fingerprint(&file);
+        if busy.contains(&fp.key()) || added.iter().any(|r: &Row| r.file == fp) {
+            continue; // already in this batch
+        }
+        let row = Row::new(m.next_id(), fp);
+        JOBS.with(|jobs| jobs.borrow_mut().insert(row.id, Job::new(file.clone())));
+        let thumb_row = row.clone();
+        let px = m.settings.get_untracked().thumb_px;
+        spawn_local(async move {
+            if let Some(url) = thumb::thumbnail(&file, px).await {
+                thumb_row.thumb.set(Some(url));
+            }
+        });
+        added.push(row);
+    }
+    if added.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = added.iter().map(|r| r.file.key()).collect();
+    m.interrupted
+        .update(|list| list.retain(|i| !keys.contains(&i.key)));
+    m.rows.update(|rows| rows.extend(added.iter().cloned()));
+    spawn_local(async move {
+        let fps: Vec<FileFingerprint> = added.iter().map(|r| r.file.clone()).collect();
+        match crate::api::check_files(fps).await {
+            Ok(checks) if checks.len() == added.len() => {
+                for (row, check) in added.iter().zip(checks) {
+                    match check {
+                        FileCheck::New => storage::forget(&row.file.key()),
+                        FileCheck::Partial { url, offset } => {
+                            row.url.set(Some(url));
+                            row.sent.set(offset);
+                        }
+                        FileCheck::Complete { url, sha256 } => {
+                            row.url.set(Some(url));
+                            row.server_sha.set(Some(sha256));
+                            row.sent.set(row.file.size);
+                            row.status.set(Status::AlreadyUploaded);
+                            storage::forget(&row.file.key());
+                        }
+                    }
+                }
+            }
+            // Without an answer, fall back to what this browser remembers.
+            _ => {
+                for row in &added {
+                    row.url.set(storage::lookup(&row.file));
+                }
+            }
+        }
+        for row in &added {
+            if row.status.get_untracked() == Status::Checking {
+                row.status.set(Status::Waiting);
+            }
+        }
+        pump(m);
+    });
+}
+
+/// Starts waiting files while there are free slots.
+fn pump(m: Uploads) {
+    let parallel = m.settings.get_untracked().parallel.max(1) as usize;
+    let rows = m.rows.get_untracked();
+    let active = rows
+        .iter()
+        .filter(|r| r.status.get_untracked().is_active())
+        .count();
+    let free = parallel.saturating_sub(active);
+    for row in rows
+        .into_iter()
+        .filter(|r| r.status.get_untracked() == Status::Waiting)
+        .take(free)
+    {
+        row.status.set(Status::Uploading);
+        spawn_local(run(m, row));
+    }
+}
+
+/// Sends one file to its end: attempts until it is done, cancelled, refused
+/// for good, or `MAX_ATTEMPTS` attempts in a row made no progress.
+async fn run(m: Uploads, row: Row) {
+    let mut attempt = 0u32;
+    loop {
+        let progressed = Cell::new(false);
+        let result = match job(row.id) {
+            Some(job) => {
+                let settings = m.settings.get_untracked();
+                transfer::attempt(settings, &row, &job, &progressed).await
+            }
+            None => Err(Failure::Cancelled),
+        };
+        match result {
+            Ok(()) => {
+                transfer::finish(m, &row).await;
+                break;
+            }
+            Err(Failure::Cancelled) => return,
+            Err(Failure::Fatal(msg)) => {
+                row.status.set(Status::Failed);
+                row.message.set(Some(msg.clone()));
+                m.announce.set(format!("{}: {msg}", row.file.name));
+                break;
+            }
+            Err(Failure::Retry(reason)) => {
+                if progressed.get() {
+                    attempt = 0;
+                }
+                attempt += 1;
+                if attempt > MAX_ATTEMPTS {
+                    row.status.set(Status::Failed);
+                    row.message.set(Some(reason));
+                    break;
+                }
+                let delay = backoff_ms(attempt, js_sys::Math::random());
+                row.status.set(Status::Retrying);
+                row.speed.set(0.0);
+                row.message
+                    .set(Some(retry_message(&reason, attempt, delay)));
+                sleep(delay).await;
+                if is_cancelled(row.id) {
+                    return;
+                }
+                row.status.set(Status::Uploading);
+                row.message.set(None);
+            }
+        }
+    }
+    pump(m);
+}
+
+/// Cancels one file: a waiting file leaves the queue; an uploading one has
+/// its request aborted and its server copy deleted; a finished one has its
+/// server copy deleted.
+pub fn cancel(m: Uploads, id: u32) {
+    let Some(row) = m.row(id) else { return };
+    if let Some(job) = JOBS.with(|jobs| jobs.borrow_mut().remove(&id)) {
+        job.cancel();
+    }
+    m.rows.update(|rows| rows.retain(|r| r.id != id));
+    storage::forget(&row.file.key());
+    if let Some(url) = row.url.get_untracked() {
+        spawn_local(async move {
+            tus::delete(&url).await;
+            super::listing::refresh_uploaded(m).await;
+        });
+    }
+    m.announce.set(format!(
+        "{}: {}",
+        row.file.name,
+        t(m.lang.get_untracked(), Msg::Cancel)
+    ));
+    pump(m);
+}
+
+/// Cancels every file of the batch.
+pub fn cancel_all(m: Uploads) {
+    for id in m
+        .rows
+        .with_untracked(|rows| rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    {
+        cancel(m, id);
+    }
+}
+
+/// Puts a failed file back in the queue.
+pub fn retry(m: Uploads, id: u32) {
+    if let Some(row) = m.row(id) {
+        row.message.set(None);
+        row.status.set(Status::Waiting);
+        pump(m);
+    }
+}

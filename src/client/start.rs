@@ -1,0 +1,59 @@
+//! What the page does once it is interactive: the person's settings and
+//! language from storage, the uploads a previous visit left unfinished,
+//! live events, and a periodic refresh of the list of finished uploads.
+//!
+//! What this module must not know: how files are queued or sent.
+
+use super::tus::{self, Head};
+use super::xhr::sleep;
+use super::{listing, live, storage};
+use crate::page::i18n::Lang;
+use crate::page::state::{Interrupted, Uploads};
+use crate::page::tus::Failure;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+/// Sets up the page once it is hydrated.
+pub fn init(m: Uploads) {
+    m.settings.set(storage::load_settings());
+    let lang = storage::load_lang().unwrap_or_else(|| {
+        let tag = web_sys::window()
+            .and_then(|w| w.navigator().language())
+            .unwrap_or_default();
+        Lang::from_tag(&tag)
+    });
+    m.lang.set(lang);
+    if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+        if let Some(html) = doc.document_element() {
+            let _ = html.set_attribute("lang", lang.tag());
+        }
+    }
+    spawn_local(load_interrupted(m));
+    live::start(m);
+    // Live events keep the list current; this only catches what they miss.
+    spawn_local(async move {
+        loop {
+            sleep(30_000).await;
+            listing::refresh_uploaded(m).await;
+        }
+    });
+}
+
+/// Lists the remembered uploads the server still has unfinished, and
+/// forgets the ones it finished, lost or refuses to tell about.
+async fn load_interrupted(m: Uploads) {
+    let mut found = Vec::new();
+    for (key, entry) in storage::resumable() {
+        match tus::head(&entry.url).await {
+            Ok(Head::At { offset, length }) if Some(offset) != length => found.push(Interrupted {
+                key,
+                name: entry.file.name.clone(),
+                size: entry.file.size,
+                offset,
+            }),
+            Ok(_) | Err(Failure::Fatal(_)) => storage::forget(&key),
+            Err(_) => {}
+        }
+    }
+    m.interrupted.set(found);
+}

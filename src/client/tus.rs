@@ -1,0 +1,119 @@
+//! A signal-free tus 1.0 client over `XMLHttpRequest`: the protocol's steps
+//! (create, ask for the offset with HEAD, append with PATCH, delete), each
+//! answering what the server said or a [`Failure`] that says whether trying
+//! again can help. The headers, the metadata and the classification of
+//! refusals are pure and live in `crate::page::tus`, where host tests run
+//! them.
+//!
+//! What this module must not know: rows, signals, the queue or storage;
+//! callers decide what an answer means for the page.
+
+use super::xhr::{send, NetError, Reply, Slot};
+use crate::page::tus::{self as rules, Failure};
+use crate::protocol::header;
+use std::cell::Cell;
+use web_sys::Blob;
+
+/// What HEAD says about an upload.
+pub enum Head {
+    /// The server has `offset` bytes of `length` (unknown while deferred).
+    At { offset: u64, length: Option<u64> },
+    /// Deleted or expired.
+    Gone,
+}
+
+/// A new upload.
+pub struct Created {
+    /// Its address.
+    pub url: String,
+    /// The bytes it already has, when the server said: the whole file when
+    /// the server completed it from a known SHA-256 (instant upload).
+    pub offset: Option<u64>,
+}
+
+fn refused(reply: &Reply) -> Failure {
+    rules::refusal(reply.status, reply.error_message())
+}
+
+fn network(e: NetError, cancelled: &Cell<bool>) -> Failure {
+    if e == NetError::Aborted && cancelled.get() {
+        Failure::Cancelled
+    } else {
+        Failure::Retry("The connection failed".into())
+    }
+}
+
+fn offset_of(reply: &Reply) -> Result<u64, Failure> {
+    rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref())
+        .ok_or_else(|| Failure::Retry("No Upload-Offset in the answer".into()))
+}
+
+/// Asks where the upload at `url` stands.
+pub async fn head(url: &str) -> Result<Head, Failure> {
+    let reply = send("HEAD", url, &rules::headers(), None, None, None)
+        .await
+        .map_err(|_| Failure::Retry("The connection failed".into()))?;
+    match reply.status {
+        200 => {
+            let offset = offset_of(&reply)?;
+            let length = rules::parse_offset(reply.header(header::UPLOAD_LENGTH).as_deref());
+            Ok(Head::At { offset, length })
+        }
+        404 | 410 => Ok(Head::Gone),
+        _ => Err(refused(&reply)),
+    }
+}
+
+/// Creates an upload of `size` bytes described by `metadata` (an
+/// `Upload-Metadata` value).
+pub async fn create(
+    size: u64,
+    metadata: String,
+    cancelled: &Cell<bool>,
+) -> Result<Created, Failure> {
+    let headers = rules::create_headers(size, metadata);
+    let reply = send("POST", &rules::create_url(), &headers, None, None, None)
+        .await
+        .map_err(|e| network(e, cancelled))?;
+    if reply.status != 201 {
+        return Err(refused(&reply));
+    }
+    let url = reply
+        .header("location")
+        .ok_or_else(|| Failure::Retry("No Location in the answer".into()))?;
+    let offset = rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref());
+    Ok(Created { url, offset })
+}
+
+/// Appends `body` at `offset`; `progress` hears how many of its bytes have
+/// left, `slot` holds the request so that it can be aborted. Answers the
+/// server's new offset.
+pub async fn patch(
+    url: &str,
+    offset: u64,
+    body: &Blob,
+    progress: Box<dyn Fn(f64)>,
+    slot: &Slot,
+    cancelled: &Cell<bool>,
+) -> Result<u64, Failure> {
+    let headers = rules::patch_headers(offset);
+    let reply = send(
+        "PATCH",
+        url,
+        &headers,
+        Some(body),
+        Some(progress),
+        Some(slot),
+    )
+    .await
+    .map_err(|e| network(e, cancelled))?;
+    if reply.status != 204 {
+        return Err(refused(&reply));
+    }
+    offset_of(&reply)
+}
+
+/// Deletes the upload at `url`, whatever becomes of the request.
+pub async fn delete(url: &str) {
+    let _ = send("DELETE", url, &rules::headers(), None, None, None).await;
+}

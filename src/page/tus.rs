@@ -1,0 +1,233 @@
+//! The pure half of the browser's tus client (`crate::client::tus`): which
+//! headers each step sends, the metadata a file is created with, how a
+//! refusal or a closed WebSocket is classified, and how long to wait before
+//! trying again. Every wire fact comes from `crate::protocol`.
+//!
+//! It lives here, compiled into both halves, only so that host tests run
+//! it. What this module must not know: how requests are sent (XHR,
+//! WebSocket), the page's signals, or the clock and the random numbers
+//! (callers pass them in).
+
+use crate::protocol::error::ErrorCode;
+use crate::protocol::metadata::Metadata;
+use crate::protocol::model::FileFingerprint;
+use crate::protocol::ws::{close, parse_close_reason};
+use crate::protocol::{header, key, FILES, OFFSET_OCTET_STREAM, TUS_VERSION};
+
+/// Attempts in a row without progress before a file is marked failed.
+pub const MAX_ATTEMPTS: u32 = 12;
+
+/// The headers of one request: `(name, value)`.
+pub type Headers = Vec<(&'static str, String)>;
+
+/// How an attempt ended when it did not finish the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth trying again (network, 5xx, 409, 423).
+    Retry(String),
+    /// Not worth trying again: the server refused with a reason.
+    Fatal(String),
+    /// The person cancelled.
+    Cancelled,
+}
+
+/// Where uploads are created: the collection, with the trailing slash the
+/// page has always posted to.
+pub fn create_url() -> String {
+    format!("{FILES}/")
+}
+
+/// The headers every tus request carries.
+pub fn headers() -> Headers {
+    vec![(header::TUS_RESUMABLE, TUS_VERSION.to_string())]
+}
+
+/// The headers of the request that creates an upload of `size` bytes.
+pub fn create_headers(size: u64, metadata: String) -> Headers {
+    let mut h = headers();
+    h.push((header::UPLOAD_LENGTH, size.to_string()));
+    h.push((header::UPLOAD_METADATA, metadata));
+    h
+}
+
+/// The headers of a PATCH that appends at `offset`.
+pub fn patch_headers(offset: u64) -> Headers {
+    let mut h = headers();
+    h.push((header::UPLOAD_OFFSET, offset.to_string()));
+    h.push(("content-type", OFFSET_OCTET_STREAM.to_string()));
+    h
+}
+
+/// The `Upload-Metadata` a file is created with: its name, type and
+/// modification time, and its SHA-256 when the page computed it (so the
+/// server can complete a duplicate at once).
+pub fn metadata(file: &FileFingerprint, sha256: Option<&str>) -> String {
+    let modified = file.last_modified.to_string();
+    let mut pairs = vec![
+        (key::FILENAME, file.name.as_str()),
+        (key::FILETYPE, file.mime.as_str()),
+        (key::LAST_MODIFIED, modified.as_str()),
+    ];
+    if let Some(sha) = sha256 {
+        pairs.push((key::SHA256, sha));
+    }
+    Metadata::from_pairs(pairs).encode()
+}
+
+/// Reads an offset or length header's value.
+pub fn parse_offset(value: Option<&str>) -> Option<u64> {
+    value?.parse().ok()
+}
+
+/// Classifies an answer that is not what the protocol step expected:
+/// `status` 0 means no answer; `message` is the server's, when its body
+/// was Ferry's JSON error.
+pub fn refusal(status: u16, message: Option<String>) -> Failure {
+    let message = message.unwrap_or_else(|| format!("The server answered {status}"));
+    match status {
+        0 | 409 | 423 | 500..=599 => Failure::Retry(message),
+        // A 4xx with Ferry's JSON error is a refusal with a reason.
+        _ => Failure::Fatal(message),
+    }
+}
+
+/// Classifies how an upload's WebSocket closed before it was done: a
+/// refusal the next attempt can get past (the offset moved, another writer
+/// held the upload) is retried, other refusals and oversized frames are
+/// not, and anything else (a dropped connection) is retried.
+pub fn close_failure(code: u16, reason: &str) -> Failure {
+    let (error, message) = parse_close_reason(reason);
+    let error = error.and_then(ErrorCode::parse);
+    let message = message.to_string();
+    match (code, error) {
+        (close::REFUSED, Some(ErrorCode::OffsetMismatch | ErrorCode::UploadLocked)) => {
+            Failure::Retry(message)
+        }
+        (close::REFUSED | close::TOO_LARGE, _) => Failure::Fatal(message),
+        _ if message.is_empty() => Failure::Retry(format!("The connection closed ({code})")),
+        _ => Failure::Retry(message),
+    }
+}
+
+/// Exponential back-off with full jitter: 0.5 s, 1 s, 2 s ... up to 30 s,
+/// each scaled by `0.5 + random`, where `random` is in [0, 1).
+pub fn backoff_ms(attempt: u32, random: f64) -> i32 {
+    let base = (500.0 * 2f64.powi(attempt.saturating_sub(1).min(10) as i32)).min(30_000.0);
+    (base * (0.5 + random)) as i32
+}
+
+/// What a row says while it waits to try again.
+pub fn retry_message(reason: &str, attempt: u32, delay_ms: i32) -> String {
+    format!(
+        "{reason} — retry {attempt} in {:.1} s",
+        delay_ms as f64 / 1000.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> FileFingerprint {
+        FileFingerprint {
+            name: "a b.txt".into(),
+            size: 3,
+            last_modified: 5,
+            mime: String::new(),
+        }
+    }
+
+    #[test]
+    fn requests_carry_the_protocol_headers() {
+        assert_eq!(create_url(), "/files/");
+        assert_eq!(headers(), vec![("tus-resumable", "1.0.0".to_string())]);
+        let create = create_headers(3, "m".into());
+        assert!(create.contains(&("upload-length", "3".into())));
+        assert!(create.contains(&("upload-metadata", "m".into())));
+        let patch = patch_headers(7);
+        assert!(patch.contains(&("upload-offset", "7".into())));
+        assert!(patch.contains(&("content-type", "application/offset+octet-stream".into())));
+    }
+
+    #[test]
+    fn metadata_names_the_file_and_its_hash() {
+        assert_eq!(
+            metadata(&file(), None),
+            "filename YSBiLnR4dA==,filetype,lastmodified NQ=="
+        );
+        let sha = "ab".repeat(32);
+        let with_sha = Metadata::parse(&metadata(&file(), Some(&sha))).unwrap();
+        assert_eq!(with_sha.sha256(), Some(sha));
+        assert_eq!(with_sha.filename(), Some("a b.txt"));
+    }
+
+    #[test]
+    fn offsets_parse() {
+        assert_eq!(parse_offset(Some("42")), Some(42));
+        assert_eq!(parse_offset(Some("-1")), None);
+        assert_eq!(parse_offset(None), None);
+    }
+
+    #[test]
+    fn refusals_are_retried_only_when_retrying_can_help() {
+        assert_eq!(
+            refusal(0, None),
+            Failure::Retry("The server answered 0".into())
+        );
+        for status in [409, 423, 500, 503] {
+            assert!(
+                matches!(refusal(status, None), Failure::Retry(_)),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            refusal(413, Some("Too large.".into())),
+            Failure::Fatal("Too large.".into())
+        );
+        assert!(matches!(refusal(404, None), Failure::Fatal(_)));
+    }
+
+    #[test]
+    fn closes_are_classified_by_their_error_code() {
+        let retry = close_failure(close::REFUSED, "offset_mismatch: Resume at 5.");
+        assert_eq!(retry, Failure::Retry("Resume at 5.".into()));
+        assert!(matches!(
+            close_failure(close::REFUSED, "upload_locked: Busy."),
+            Failure::Retry(_)
+        ));
+        assert_eq!(
+            close_failure(close::REFUSED, "upload_too_large: Too large."),
+            Failure::Fatal("Too large.".into())
+        );
+        assert!(matches!(
+            close_failure(close::TOO_LARGE, "frames may carry at most 4 bytes"),
+            Failure::Fatal(_)
+        ));
+        assert_eq!(
+            close_failure(1006, ""),
+            Failure::Retry("The connection closed (1006)".into())
+        );
+        assert_eq!(
+            close_failure(close::SERVER_ERROR, "internal: Logged."),
+            Failure::Retry("Logged.".into())
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff_ms(1, 0.5), 500);
+        assert_eq!(backoff_ms(2, 0.5), 1000);
+        assert_eq!(backoff_ms(3, 0.0), 1000);
+        assert_eq!(backoff_ms(30, 0.5), 30_000);
+        assert!(backoff_ms(30, 0.999) < 45_000);
+        assert_eq!(backoff_ms(0, 0.5), 500);
+    }
+
+    #[test]
+    fn retry_messages_say_when() {
+        assert_eq!(
+            retry_message("The connection failed", 2, 1500),
+            "The connection failed — retry 2 in 1.5 s"
+        );
+    }
+}

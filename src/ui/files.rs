@@ -1,0 +1,215 @@
+//! The files of this browser: the current batch (its total, a row per file
+//! with progress, speed, SHA-256, retry and cancel) and the uploads a
+//! previous visit left unfinished.
+//!
+//! What this module must not know: how the numbers it shows are produced.
+
+use super::actions;
+use crate::page::i18n::{format_size, format_speed, format_time_left, percent, t, Msg};
+use crate::page::state::{Row, Status, Uploads};
+use leptos::prelude::*;
+
+/// The current batch: total progress, cancel-all and a row per file.
+#[component]
+pub fn Batch() -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let lang = model.lang;
+    let totals = Memo::new(move |_| model.totals());
+    let speed = Memo::new(move |_| {
+        model.rows.with(|rows| {
+            rows.iter()
+                .filter(|r| r.status.get() == Status::Uploading)
+                .map(|r| r.speed.get())
+                .sum::<f64>()
+        })
+    });
+    let has_rows = move || model.rows.with(|r| !r.is_empty());
+    view! {
+        <Show when=has_rows>
+            <div class="total" data-testid="total">
+                <div class="total-line">
+                    <strong>{move || t(lang.get(), Msg::Total)}</strong>
+                    <span data-testid="total-percent">{move || {
+                        let (done, all) = totals.get();
+                        format!("{}%", percent(done, all))
+                    }}</span>
+                    <span>{move || {
+                        let (done, all) = totals.get();
+                        let l = lang.get();
+                        format!("{} / {}", format_size(l, done), format_size(l, all))
+                    }}</span>
+                    <span>{move || {
+                        let s = speed.get();
+                        let (done, all) = totals.get();
+                        if s > 0.0 && done < all {
+                            let l = lang.get();
+                            format!("{} · {}", format_speed(l, s), format_time_left(l, (all - done) as f64 / s))
+                        } else {
+                            String::new()
+                        }
+                    }}</span>
+                    <button type="button" class="secondary" data-testid="cancel-all"
+                        on:click=move |_| actions::cancel_all(model)>
+                        {move || t(lang.get(), Msg::CancelAll)}
+                    </button>
+                </div>
+                <progress
+                    id="total-progress"
+                    aria-label=move || t(lang.get(), Msg::Total)
+                    max=move || totals.get().1.max(1) as f64
+                    value=move || totals.get().0 as f64
+                ></progress>
+            </div>
+        </Show>
+        <ul class="files" aria-label="files">
+            <For each=move || model.rows.get() key=|row| row.id let:row>
+                <FileRow row=row/>
+            </For>
+        </ul>
+    }
+}
+
+#[component]
+pub fn FileRow(row: Row) -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let lang = model.lang;
+    let size = row.file.size;
+    let id = row.id;
+    let name = row.file.name.clone();
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.chars().take(4).collect::<String>().to_uppercase())
+        .unwrap_or_default();
+    let Row {
+        status,
+        sent,
+        speed,
+        hashed,
+        thumb,
+        message,
+        url,
+        local_sha,
+        server_sha,
+        ..
+    } = row;
+    let shown = move || {
+        if status.get().is_finished() {
+            size
+        } else {
+            sent.get().min(size)
+        }
+    };
+    let thumb_px = move || format!("{}px", model.settings.get().thumb_px);
+    let status_text = move || {
+        let l = lang.get();
+        let s = status.get();
+        let text = t(
+            l,
+            match s {
+                Status::Checking => Msg::Checking,
+                Status::Waiting => Msg::Waiting,
+                Status::Hashing => Msg::Hashing,
+                Status::Uploading => Msg::Uploading,
+                Status::Retrying => Msg::Retrying,
+                Status::Done => Msg::Done,
+                Status::AlreadyUploaded => Msg::AlreadyUploaded,
+                Status::Failed => Msg::Failed,
+            },
+        );
+        if s == Status::Hashing {
+            format!("{text} {}%", percent(hashed.get(), size))
+        } else {
+            text.to_string()
+        }
+    };
+    view! {
+        <li
+            class="file"
+            data-testid="file-row"
+            data-name=name.clone()
+            data-status=move || status.get().as_str()
+            data-url=move || url.get().unwrap_or_default()
+        >
+            <div class="thumb" style:width=thumb_px style:height=thumb_px>
+                {move || match thumb.get() {
+                    Some(src) => view! { <img src=src alt="" data-testid="thumbnail"/> }.into_any(),
+                    None => view! { <span class="ext" aria-hidden="true">{extension.clone()}</span> }.into_any(),
+                }}
+            </div>
+            <div class="info">
+                <div class="name" title=name.clone()>{name.clone()}</div>
+                <div class="meta">
+                    <span class="status">{status_text}</span>
+                    <span data-testid="percent">{move || format!("{}%", percent(shown(), size))}</span>
+                    <span>{move || {
+                        let l = lang.get();
+                        format!("{} / {}", format_size(l, shown()), format_size(l, size))
+                    }}</span>
+                    <span>{move || {
+                        let s = speed.get();
+                        if status.get() == Status::Uploading && s > 0.0 {
+                            let l = lang.get();
+                            let left = size.saturating_sub(sent.get()) as f64 / s;
+                            format!("{} · {}", format_speed(l, s), format_time_left(l, left))
+                        } else {
+                            String::new()
+                        }
+                    }}</span>
+                </div>
+                <progress
+                    max=size.max(1) as f64
+                    value=move || if size == 0 { if status.get().is_finished() { 1.0 } else { 0.0 } } else { shown() as f64 }
+                    aria-label=name.clone()
+                ></progress>
+                {move || message.get().map(|m| view! { <p class="message" data-testid="message">{m}</p> })}
+                {move || server_sha.get().map(|sha| {
+                    let verified = local_sha.get().as_deref() == Some(sha.as_str());
+                    view! {
+                        <p class="sha" data-testid="sha256">
+                            "SHA-256 " <code>{sha}</code>
+                            {verified.then(|| view! { <span class="verified" data-testid="verified">" ✓ " {move || t(lang.get(), Msg::Verified)}</span> })}
+                        </p>
+                    }
+                })}
+            </div>
+            <div class="actions">
+                <Show when=move || status.get() == Status::Failed>
+                    <button type="button" class="secondary" data-testid="retry"
+                        on:click=move |_| actions::retry(model, id)>
+                        {move || t(lang.get(), Msg::Retry)}
+                    </button>
+                </Show>
+                <button type="button" class="secondary" data-testid="cancel"
+                    on:click=move |_| actions::cancel(model, id)>
+                    {move || t(lang.get(), Msg::Cancel)}
+                </button>
+            </div>
+        </li>
+    }
+}
+
+/// Uploads a previous visit left unfinished.
+#[component]
+pub fn InterruptedList() -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let lang = model.lang;
+    view! {
+        <Show when=move || model.interrupted.with(|l| !l.is_empty())>
+            <div class="interrupted" data-testid="interrupted">
+                <h2>{move || t(lang.get(), Msg::Interrupted)}</h2>
+                <p class="hint">{move || t(lang.get(), Msg::InterruptedHint)}</p>
+                <ul>
+                    <For each=move || model.interrupted.get() key=|i| i.key.clone() let:item>
+                        <li data-testid="interrupted-item" data-name=item.name.clone()>
+                            <span class="name">{item.name.clone()}</span>
+                            " — "
+                            {format!("{}%", percent(item.offset, item.size))}
+                            " · "
+                            {move || format!("{} / {}", format_size(lang.get(), item.offset), format_size(lang.get(), item.size))}
+                        </li>
+                    </For>
+                </ul>
+            </div>
+        </Show>
+    }
+}

@@ -1,0 +1,85 @@
+//! Sending files: the form that posts them without JavaScript, the picker
+//! and drop zone that hand them to the client once the page is hydrated,
+//! and the notice the form's answer leads to.
+//!
+//! What this module must not know: what happens to the files once handed
+//! over.
+
+use super::actions;
+use crate::page::i18n::{t, Msg};
+use crate::page::state::Uploads;
+use leptos::prelude::*;
+
+/// The form: a real `<form>` that posts the files without JavaScript, and
+/// a drop zone that hands them to the engine once the page is hydrated.
+#[component]
+pub fn DropForm() -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let lang = model.lang;
+    let dragging = RwSignal::new(false);
+    let on_change = move |ev: leptos::ev::Event| {
+        actions::add_from_input(model, &ev);
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        actions::add_from_drop(model, &ev);
+    };
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        // Once hydrated, files start as soon as they are chosen.
+        if model.hydrated.get_untracked() {
+            ev.prevent_default();
+        }
+    };
+    view! {
+        <form
+            id="upload-form"
+            method="post"
+            action="/upload/form"
+            enctype="multipart/form-data"
+            on:submit=on_submit
+        >
+            <label
+                class="picker"
+                class:dragging=move || dragging.get()
+                for="file-input"
+                data-testid="drop-zone"
+                on:dragover=move |ev: leptos::ev::DragEvent| {
+                    ev.prevent_default();
+                    dragging.set(true);
+                }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=on_drop
+            >
+                <span class="picker-title">{move || t(lang.get(), Msg::ChooseFiles)}</span>
+                <span class="picker-hint">
+                    {move || t(lang.get(), Msg::DropHere)} " · " {move || t(lang.get(), Msg::PickerHint)}
+                </span>
+            </label>
+            <input id="file-input" type="file" name="files" multiple=true on:change=on_change/>
+            <button type="submit" class:hidden=move || model.hydrated.get()>
+                {move || t(lang.get(), Msg::Upload)}
+            </button>
+        </form>
+    }
+}
+
+/// After the form without JavaScript: how many files arrived.
+#[component]
+pub fn UploadedNotice() -> impl IntoView {
+    let model = expect_context::<Uploads>();
+    let query = leptos_router::hooks::use_query_map();
+    let count = move || {
+        query
+            .read()
+            .get("uploaded")
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    view! {
+        {move || count().map(|n| view! {
+            <p class="notice" role="status" data-testid="uploaded-notice">
+                {n} " " {move || t(model.lang.get(), Msg::UploadedNotice)}
+            </p>
+        })}
+    }
+}
