@@ -106,12 +106,12 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
             let mut same = records.iter().filter(|r| server::matches(r, f));
             if let Some(done) = same.clone().find(|r| r.is_complete()) {
                 FileCheck::Complete {
-                    url: done.id.path(),
+                    url: crate::protocol::upload_url(done.id.as_str()),
                     sha256: done.sha256.clone().unwrap_or_default(),
                 }
             } else if let Some(part) = same.next() {
                 FileCheck::Partial {
-                    url: part.id.path(),
+                    url: crate::protocol::upload_url(part.id.as_str()),
                     offset: part.offset,
                 }
             } else {

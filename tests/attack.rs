@@ -285,7 +285,9 @@ async fn a_final_upload_is_assembled_even_when_its_client_goes_away() {
         .filter(|r| matches!(r.concat, ferry::core::Concat::Final(_)))
     {
         assert!(r.is_complete(), "an assembled final upload is complete");
-        let got = app.download(&r.id.path()).await;
+        let got = app
+            .download(&ferry::protocol::upload_url(r.id.as_str()))
+            .await;
         assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
     }
 }

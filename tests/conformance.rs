@@ -12,7 +12,8 @@ use bytes::Bytes;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
 use common::{bytes, sha256_hex, TestApp, OCTET, TUS};
 use ferry::core::{
-    BlobStore, Concat, EventStore, Locker, MetaStore, Owner, UploadId, UploadRecord, UploadState,
+    BlobStore, Commit, Concat, Durability, EventStore, Locker, MetaStore, Owner, UploadId,
+    UploadRecord, UploadState,
 };
 use ferry::protocol::events::EventKind;
 use ferry::protocol::metadata::Metadata;
@@ -49,7 +50,12 @@ async fn blob_suite(store: &dyn BlobStore) {
     w.write(Bytes::copy_from_slice(&data[..1000]))
         .await
         .unwrap();
-    assert_eq!(w.commit(true, false).await.unwrap(), 1000);
+    assert_eq!(
+        w.commit(Commit::Checkpoint(Durability::Synced))
+            .await
+            .unwrap(),
+        1000
+    );
     let state = w.state();
     w.settle().await.unwrap();
     drop(w);
@@ -61,7 +67,12 @@ async fn blob_suite(store: &dyn BlobStore) {
     w.write(Bytes::copy_from_slice(&data[1000..PART + 500]))
         .await
         .unwrap();
-    assert_eq!(w.commit(true, false).await.unwrap(), (PART + 500) as u64);
+    assert_eq!(
+        w.commit(Commit::Checkpoint(Durability::Synced))
+            .await
+            .unwrap(),
+        (PART + 500) as u64
+    );
     let state = w.state();
     w.settle().await.unwrap();
 
@@ -89,7 +100,10 @@ async fn blob_suite(store: &dyn BlobStore) {
     for chunk in data[PART + 500..].chunks(300_007) {
         w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
     }
-    assert_eq!(w.commit(true, true).await.unwrap(), data.len() as u64);
+    assert_eq!(
+        w.commit(Commit::Finish(Durability::Synced)).await.unwrap(),
+        data.len() as u64
+    );
     assert_eq!(w.state(), None, "a finished blob needs no state");
     w.settle().await.unwrap();
     drop(w);
@@ -120,7 +134,10 @@ async fn blob_suite(store: &dyn BlobStore) {
         store.create(key).await.unwrap();
         let mut w = store.append_at(key, 0, None).await.unwrap();
         w.write(Bytes::copy_from_slice(&small)).await.unwrap();
-        assert_eq!(w.commit(true, true).await.unwrap(), size as u64);
+        assert_eq!(
+            w.commit(Commit::Finish(Durability::Synced)).await.unwrap(),
+            size as u64
+        );
         w.settle().await.unwrap();
         assert_eq!(store.len(key, None).await.unwrap(), Some(size as u64));
         assert_eq!(read_all(store, key, 0..size as u64).await, small);
@@ -134,7 +151,9 @@ async fn blob_suite(store: &dyn BlobStore) {
     w.write(Bytes::copy_from_slice(&data[..PART + 77]))
         .await
         .unwrap();
-    w.commit(true, false).await.unwrap();
+    w.commit(Commit::Checkpoint(Durability::Synced))
+        .await
+        .unwrap();
     let state = w.state();
     w.settle().await.unwrap();
     drop(w);

@@ -4,7 +4,9 @@
 //! store's bytes always match a simple model whatever the order of writes,
 //! commits, discards and re-openings.
 
-use ferry::core::{BlobStore, ChecksumAlgorithm, Concat, ResumableSha256, UploadId};
+use ferry::core::{
+    BlobStore, ChecksumAlgorithm, Commit, Concat, Durability, ResumableSha256, UploadId,
+};
 use ferry::http::headers::{parse_concat, parse_u64};
 use ferry::protocol::metadata::Metadata;
 use ferry::store::FsBlobStore;
@@ -139,7 +141,7 @@ proptest! {
                     }
                     Op::Commit => {
                         committed.append(&mut pending);
-                        assert_eq!(w.commit(false, false).await.unwrap(), committed.len() as u64);
+                        assert_eq!(w.commit(Commit::Checkpoint(Durability::Cached)).await.unwrap(), committed.len() as u64);
                     }
                     Op::Discard => {
                         w.discard().await.unwrap();
@@ -153,7 +155,7 @@ proptest! {
                 }
                 assert_eq!(w.committed(), committed.len() as u64);
             }
-            w.commit(false, false).await.unwrap();
+            w.commit(Commit::Checkpoint(Durability::Cached)).await.unwrap();
             committed.append(&mut pending);
             let mut stream = store.read(&key, 0..committed.len() as u64).await.unwrap();
             let mut got = Vec::new();

@@ -71,18 +71,51 @@ pub struct Space {
     pub free: u64,
 }
 
+/// Whether a commit forces its bytes to stable storage before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced: they survive a power cut.
+    Synced,
+    /// Left to the operating system's cache (to be synced later with
+    /// `BlobWriter::sync`, or never under `--fsync never`).
+    Cached,
+}
+
+/// What a commit is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Everything written so far is stored; more may follow.
+    Checkpoint(Durability),
+    /// Everything written so far is the whole blob: no byte follows.
+    Finish(Durability),
+}
+
+impl Commit {
+    /// Whether the blob is finished by this commit.
+    pub fn is_finish(self) -> bool {
+        matches!(self, Commit::Finish(_))
+    }
+
+    /// Whether the bytes are synced before the commit returns.
+    pub fn is_synced(self) -> bool {
+        matches!(
+            self,
+            Commit::Checkpoint(Durability::Synced) | Commit::Finish(Durability::Synced)
+        )
+    }
+}
+
 /// Appends to one blob. Bytes are queued or buffered by `write`, and count
 /// only once `commit` has returned.
 #[async_trait]
 pub trait BlobWriter: Send {
     /// Appends bytes.
     async fn write(&mut self, data: Bytes) -> io::Result<()>;
-    /// Stores everything written so far and, when `durable`, forces it to
-    /// stable storage. `last` says no byte will follow: the blob is
-    /// finished. Returns the blob's committed length.
-    async fn commit(&mut self, durable: bool, last: bool) -> io::Result<u64>;
+    /// Stores everything written so far, as `how` says (synced or cached; a
+    /// checkpoint or the finished blob). Returns the blob's committed length.
+    async fn commit(&mut self, how: Commit) -> io::Result<u64>;
     /// Forces what the last commit stored to stable storage, for a commit
-    /// made with `durable` false. Stores whose commits are durable anyway
+    /// that left it `Durability::Cached`. Stores whose commits are durable anyway
     /// have nothing to do.
     async fn sync(&mut self) -> io::Result<()> {
         Ok(())

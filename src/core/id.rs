@@ -35,11 +35,6 @@ impl UploadId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Where the HTTP API serves this upload (its tus URL and download).
-    pub fn path(&self) -> String {
-        format!("/files/{}", self.0)
-    }
 }
 
 impl fmt::Display for UploadId {

@@ -19,7 +19,7 @@ pub mod names;
 pub mod record;
 pub mod service;
 
-pub use blob::{BlobStore, BlobWriter, ByteStream, Space};
+pub use blob::{BlobStore, BlobWriter, ByteStream, Commit, Durability, Space};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{EventStore, Events};
 pub use hash::{ChecksumAlgorithm, ChunkChecksum, ResumableSha256};

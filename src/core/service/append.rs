@@ -328,3 +328,78 @@ impl UploadService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::AppendRequest;
+    use crate::core::error::ErrorCode;
+
+    #[tokio::test]
+    async fn only_the_current_offset_is_appended_to() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
+        let at = |offset| AppendRequest {
+            offset,
+            ..AppendRequest::default()
+        };
+        let e = f
+            .service
+            .append(&r.id, at(3), body(b"abc", 3))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::OffsetMismatch);
+        let r = f
+            .service
+            .append(&r.id, at(0), body(b"abc", 2))
+            .await
+            .unwrap();
+        assert_eq!(r.offset, 3);
+        assert_eq!(stored(&f.service, &r).await, b"abc");
+    }
+
+    #[tokio::test]
+    async fn nothing_past_the_length_is_written() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(4), "a")).await.unwrap();
+        let e = f
+            .service
+            .append(&r.id, AppendRequest::default(), body(b"abcdefgh", 3))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BodyExceedsLength);
+        let after = f.service.get(&r.id).await.unwrap();
+        assert!(after.offset <= 4, "{}", after.offset);
+        let bytes = stored(&f.service, &after).await;
+        assert!(b"abcd".starts_with(&bytes), "{bytes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_keeps_what_arrived() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
+        let e = f
+            .service
+            .append(&r.id, AppendRequest::default(), broken_body(b"hello"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BodyIncomplete);
+        let after = f.service.get(&r.id).await.unwrap();
+        assert_eq!(after.offset, 5);
+        assert_eq!(stored(&f.service, &after).await, b"hello");
+    }
+
+    #[tokio::test]
+    async fn one_writer_at_a_time() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
+        let _held = f.service.locks.try_lock(r.id.as_str()).await.unwrap();
+        let e = f
+            .service
+            .append(&r.id, AppendRequest::default(), body(b"abc", 3))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UploadLocked);
+        assert_eq!(f.service.get(&r.id).await.unwrap().offset, 0);
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::append::CommitHook;
 use super::{storage, UploadService};
-use crate::core::blob::BlobWriter;
+use crate::core::blob::{BlobWriter, Commit, Durability};
 use crate::core::error::{Error, Result};
 use crate::core::hash::ResumableSha256;
 use crate::core::record::{now_millis, UploadRecord, UploadState};
@@ -38,7 +38,12 @@ impl UploadService {
         // bytes that were not written). The last commit syncs first: a
         // finished upload is never recorded ahead of its bytes.
         let overlap = self.durable() && !last;
-        if let Err(e) = writer.commit(self.durable() && last, last).await {
+        let how = match (last, self.durable()) {
+            (true, true) => Commit::Finish(Durability::Synced),
+            (true, false) => Commit::Finish(Durability::Cached),
+            (false, _) => Commit::Checkpoint(Durability::Cached),
+        };
+        if let Err(e) = writer.commit(how).await {
             let _ = writer.discard().await;
             return Err(Error::storage("storing upload bytes", e));
         }
@@ -139,4 +144,60 @@ pub(super) fn complete(record: &mut UploadRecord, hasher: &ResumableSha256, now:
     record.hash_state = None;
     record.expires_at = None;
     record.completed_at = Some(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::AppendRequest;
+    use crate::core::error::ErrorCode;
+    use crate::core::hash::{ChecksumAlgorithm, ChunkChecksum};
+    use crate::core::record::UploadState;
+
+    #[tokio::test]
+    async fn the_last_byte_completes_the_upload_with_its_hash() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(5), "a")).await.unwrap();
+        let first = AppendRequest::default();
+        let r = f
+            .service
+            .append(&r.id, first, body(b"hel", 3))
+            .await
+            .unwrap();
+        assert_eq!((r.state, r.sha256.as_deref()), (UploadState::Active, None));
+        let rest = AppendRequest {
+            offset: 3,
+            ..AppendRequest::default()
+        };
+        let r = f.service.append(&r.id, rest, body(b"lo", 1)).await.unwrap();
+        assert_eq!(r.state, UploadState::Complete);
+        assert_eq!(
+            r.sha256.as_deref(),
+            Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
+            "the SHA-256 of \"hello\", hashed across both requests"
+        );
+        assert_eq!(r.expires_at, None, "a finished upload never expires");
+    }
+
+    #[tokio::test]
+    async fn a_chunk_that_fails_its_checksum_is_not_kept() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(5), "a")).await.unwrap();
+        let wrong = AppendRequest {
+            checksum: Some(ChunkChecksum {
+                algorithm: ChecksumAlgorithm::Sha1,
+                expected: vec![0; 20],
+            }),
+            ..AppendRequest::default()
+        };
+        let e = f
+            .service
+            .append(&r.id, wrong, body(b"hello", 2))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::ChecksumMismatch);
+        let after = f.service.get(&r.id).await.unwrap();
+        assert_eq!(after.offset, 0);
+        assert!(stored(&f.service, &after).await.is_empty());
+    }
 }

@@ -5,6 +5,7 @@
 use super::commit::complete;
 use super::create::CreateRequest;
 use super::{storage, UploadService};
+use crate::core::blob::{Commit, Durability};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::hash::ResumableSha256;
 use crate::core::id::UploadId;
@@ -157,7 +158,11 @@ impl UploadService {
                 }
             }
             writer
-                .commit(self.durable(), true)
+                .commit(Commit::Finish(if self.durable() {
+                    Durability::Synced
+                } else {
+                    Durability::Cached
+                }))
                 .await
                 .map_err(storage("writing a final upload"))?;
             Ok::<_, Error>(())
@@ -179,5 +184,46 @@ impl UploadService {
         record.updated_at = now;
         complete(record, &hasher, now);
         self.meta.update(record).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::AppendRequest;
+    use crate::core::error::ErrorCode;
+    use crate::core::record::{Concat, UploadState};
+
+    async fn partial(f: &Fixture, data: &[u8]) -> crate::core::UploadId {
+        let mut req = new_upload(Some(data.len() as u64), "part");
+        req.concat = Concat::Partial;
+        let r = f.service.create(req).await.unwrap();
+        f.service
+            .append(&r.id, AppendRequest::default(), body(data, 2))
+            .await
+            .unwrap();
+        r.id
+    }
+
+    #[tokio::test]
+    async fn a_final_upload_is_its_parts_in_order() {
+        let f = fixture(|_| {}).await;
+        let (a, b) = (partial(&f, b"hel").await, partial(&f, b"lo").await);
+        let mut req = new_upload(None, "whole");
+        req.concat = Concat::Final(vec![a, b]);
+        let r = f.service.create(req).await.unwrap();
+        assert_eq!(r.state, UploadState::Complete);
+        assert_eq!((r.offset, r.length), (5, Some(5)));
+        assert_eq!(stored(&f.service, &r).await, b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_part_named_twice_is_refused() {
+        let f = fixture(|_| {}).await;
+        let a = partial(&f, b"abc").await;
+        let mut req = new_upload(None, "twice");
+        req.concat = Concat::Final(vec![a.clone(), a]);
+        let e = f.service.create(req).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidConcatPart);
     }
 }

@@ -176,3 +176,68 @@ impl UploadService {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::core::error::ErrorCode;
+    use crate::core::record::UploadState;
+    use crate::protocol::metadata::Metadata;
+
+    #[tokio::test]
+    async fn an_upload_is_recorded_with_an_empty_blob() {
+        let f = fixture(|_| {}).await;
+        let r = f
+            .service
+            .create(new_upload(Some(10), "a.txt"))
+            .await
+            .unwrap();
+        assert_eq!((r.offset, r.length), (0, Some(10)));
+        assert_eq!(r.state, UploadState::Active);
+        assert_eq!(f.service.get(&r.id).await.unwrap().id, r.id);
+        assert!(stored(&f.service, &r).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn too_large_and_too_many_are_refused() {
+        let f = fixture(|c| {
+            c.max_size = 100;
+            c.max_unfinished_per_owner = Some(1);
+        })
+        .await;
+        let e = f
+            .service
+            .create(new_upload(Some(101), "big"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UploadTooLarge);
+        f.service.create(new_upload(Some(10), "one")).await.unwrap();
+        let e = f
+            .service
+            .create(new_upload(Some(10), "two"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooManyUnfinished);
+    }
+
+    #[tokio::test]
+    async fn the_same_content_again_is_an_instant_upload() {
+        let f = fixture(|_| {}).await;
+        let first = f.service.create(new_upload(Some(5), "a")).await.unwrap();
+        let done = f
+            .service
+            .append(&first.id, Default::default(), body(b"hello", 2))
+            .await
+            .unwrap();
+        let sha = done.sha256.clone().unwrap();
+        let mut again = new_upload(Some(5), "b");
+        again.metadata = Metadata::from_pairs([("filename", "b"), ("sha256", sha.as_str())]);
+        let twin = f.service.create(again).await.unwrap();
+        assert_eq!(twin.state, UploadState::Complete, "no byte needs sending");
+        assert_eq!(
+            (twin.offset, twin.sha256.as_deref()),
+            (5, Some(sha.as_str()))
+        );
+        assert_eq!(stored(&f.service, &twin).await, b"hello");
+    }
+}

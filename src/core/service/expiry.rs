@@ -131,3 +131,37 @@ pub(super) const SWEEP_BATCH: u32 = 1000;
 
 /// The longest one sweep goes on for.
 pub(super) const SWEEP_BUDGET: Duration = Duration::from_secs(20);
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::core::error::ErrorCode;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_deleted_upload_and_its_bytes_are_gone() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(3), "a")).await.unwrap();
+        f.service.delete(&r.id).await.unwrap();
+        assert_eq!(
+            f.service.get(&r.id).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(f.service.blobs.len(&r.blob_key, None).await.unwrap(), None);
+        let again = f.service.delete(&r.id).await.unwrap_err();
+        assert_eq!(again.code, ErrorCode::NotFound);
+    }
+
+    #[tokio::test]
+    async fn abandoned_uploads_expire() {
+        let f = fixture(|c| c.expire_after = Duration::from_millis(1)).await;
+        let r = f.service.create(new_upload(Some(3), "a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(f.service.sweep_expired().await.unwrap(), 1);
+        assert_eq!(
+            f.service.get(&r.id).await.unwrap_err().code,
+            ErrorCode::UploadExpired
+        );
+        assert_eq!(f.service.blobs.len(&r.blob_key, None).await.unwrap(), None);
+    }
+}

@@ -25,6 +25,8 @@ mod concat;
 mod create;
 mod expiry;
 mod recover;
+#[cfg(test)]
+mod testing;
 
 pub use append::{AppendRequest, CommitHook};
 pub use create::CreateRequest;

@@ -135,3 +135,53 @@ pub struct Reconciled {
     /// Blobs that no record named, removed.
     pub orphans: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::AppendRequest;
+    use crate::core::UploadId;
+
+    #[tokio::test]
+    async fn a_record_ahead_of_its_bytes_falls_back_to_them() {
+        let f = fixture(|_| {}).await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
+        let r = f
+            .service
+            .append(&r.id, AppendRequest::default(), body(b"hello", 5))
+            .await
+            .unwrap();
+        // As if the machine lost the file's last bytes in a power cut.
+        let key = &r.blob_key;
+        let file = f.dir.path().join("blobs").join(&key[..2]).join(key);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(2)
+            .unwrap();
+        let done = f.service.reconcile_all().await.unwrap();
+        assert_eq!(done.fell_back, 1);
+        let after = f.service.get(&r.id).await.unwrap();
+        assert_eq!(after.offset, 2);
+        assert_eq!(stored(&f.service, &after).await, b"he");
+    }
+
+    #[tokio::test]
+    async fn bytes_no_record_names_are_swept() {
+        let f = fixture(|_| {}).await;
+        let kept = f.service.create(new_upload(Some(3), "kept")).await.unwrap();
+        let orphan = UploadId::random();
+        f.service.blobs.create(orphan.as_str()).await.unwrap();
+        assert_eq!(f.service.sweep_orphans().await.unwrap(), 1);
+        assert_eq!(
+            f.service.blobs.len(orphan.as_str(), None).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            f.service.blobs.len(&kept.blob_key, None).await.unwrap(),
+            Some(0),
+            "a recorded blob stays"
+        );
+    }
+}

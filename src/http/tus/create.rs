@@ -8,6 +8,7 @@ use super::{body_stream, set, set_expires, Result};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
 use crate::protocol::metadata::Metadata;
+use crate::protocol::upload_url;
 use crate::server::state::AppState;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -90,7 +91,7 @@ pub(super) async fn create(state: &AppState, owner: Owner, req: Request) -> Resu
     }
 
     let mut resp = StatusCode::CREATED.into_response();
-    set(&mut resp, "location", record.id.path());
+    set(&mut resp, "location", upload_url(record.id.as_str()));
     if with_body || record.is_complete() {
         set(&mut resp, "upload-offset", record.offset);
     }

@@ -3,6 +3,7 @@
 
 use super::{set, set_expires, Result};
 use crate::core::{Concat, UploadId};
+use crate::protocol::upload_url;
 use crate::server::state::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,7 +32,7 @@ pub(super) async fn head(state: &AppState, id: &UploadId) -> Result<Response> {
                 "final;{}",
                 parts
                     .iter()
-                    .map(UploadId::path)
+                    .map(|id| upload_url(id.as_str()))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

@@ -274,6 +274,7 @@ mod writer;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::blob::{Commit, Durability};
     use bytes::Bytes;
     use futures_util::TryStreamExt;
 
@@ -297,11 +298,21 @@ mod tests {
         assert!(store.create(key).await.is_err(), "keys are never reused");
         let mut w = store.append_at(key, 0, None).await.unwrap();
         w.write(Bytes::from_static(b"hello ")).await.unwrap();
-        assert_eq!(w.commit(true, false).await.unwrap(), 6);
+        assert_eq!(
+            w.commit(Commit::Checkpoint(Durability::Synced))
+                .await
+                .unwrap(),
+            6
+        );
         w.write(vec![b'x'; (5 << 20) + 10].into()).await.unwrap();
         w.discard().await.unwrap();
         w.write(Bytes::from_static(b"world")).await.unwrap();
-        assert_eq!(w.commit(false, false).await.unwrap(), 11);
+        assert_eq!(
+            w.commit(Commit::Checkpoint(Durability::Cached))
+                .await
+                .unwrap(),
+            11
+        );
         drop(w);
         assert_eq!(store.len(key, None).await.unwrap(), Some(11));
         assert_eq!(read_all(&store, key, 0..11).await, b"hello world");

@@ -3,7 +3,7 @@
 //! the next chunk), so an idle request holds no thread; commits sync what
 //! was written and answer the durable length.
 
-use crate::core::blob::BlobWriter;
+use crate::core::blob::{BlobWriter, Commit};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -310,8 +310,8 @@ impl BlobWriter for FsBlobWriter {
         self.queue(Op::Write(data, permits)).await
     }
 
-    async fn commit(&mut self, durable: bool, _last: bool) -> io::Result<u64> {
-        let len = self.ask(|tx| Op::Commit(durable, tx)).await?;
+    async fn commit(&mut self, how: Commit) -> io::Result<u64> {
+        let len = self.ask(|tx| Op::Commit(how.is_synced(), tx)).await?;
         self.committed = len;
         Ok(len)
     }

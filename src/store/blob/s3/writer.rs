@@ -2,7 +2,7 @@
 //! fills and storing what is left over as the tail at each commit.
 
 use super::*;
-use crate::core::blob::BlobWriter;
+use crate::core::blob::{BlobWriter, Commit};
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
@@ -104,8 +104,10 @@ impl BlobWriter for S3BlobWriter {
         }
     }
 
-    async fn commit(&mut self, _durable: bool, last: bool) -> io::Result<u64> {
-        // A successful S3 PUT is durable: `durable` asks nothing more.
+    async fn commit(&mut self, how: Commit) -> io::Result<u64> {
+        // A successful S3 PUT is durable: `Durability::Synced` asks nothing
+        // more.
+        let last = how.is_finish();
         self.check()?;
         let length = self.working.parts_len() + self.buf.len() as u64;
         let result = async {
