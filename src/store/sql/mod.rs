@@ -46,11 +46,13 @@ fn db_error(context: &str, err: sqlx::Error) -> Error {
     if let sqlx::Error::Database(db) = &err {
         // SQLITE_FULL, and PostgreSQL's disk_full
         if matches!(db.code().as_deref(), Some("13") | Some("53100")) {
-            tracing::warn!("{context}: {err}");
-            return Error::new(
-                ErrorCode::StorageFull,
-                "The server's storage is full; try again later.",
-            );
+            return Error {
+                detail: Some(format!("{context}: {err}")),
+                ..Error::new(
+                    ErrorCode::StorageFull,
+                    "The server's storage is full; try again later.",
+                )
+            };
         }
     }
     Error::internal(context, err)
