@@ -1,6 +1,10 @@
 //! Server functions: the page's calls to the server for everything that is
 //! not a chunk body. Each one is thin: find the caller, call the core, map
-//! the answer.
+//! the answer. Compiled into both halves (the browser gets the calls, the
+//! server the bodies).
+//!
+//! What it must not know: the rules of uploads (the core's), or the page's
+//! state.
 
 use crate::protocol::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage};
 use leptos::prelude::*;

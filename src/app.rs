@@ -1,4 +1,7 @@
 //! The HTML shell and the application's routes and pages.
+//!
+//! What it must not know: how requests are served (`http` mounts it) or
+//! what a page does in the browser (`ui`, `client`).
 
 use crate::ui::UploadPage;
 use leptos::prelude::*;

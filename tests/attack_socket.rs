@@ -7,7 +7,7 @@
 mod common;
 
 use common::server::Server;
-use common::{bytes, sha256_hex};
+use common::{bytes, path_of, sha256_hex};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ fn create(server: &Server, len: usize, token: &str) -> String {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
-    r.headers()["location"].to_str().unwrap().to_string()
+    path_of(r.headers()["location"].to_str().unwrap())
 }
 
 fn healthz(server: &Server) -> Duration {

@@ -11,7 +11,7 @@
 mod common;
 
 use common::server::Server;
-use common::{bytes, sha256_hex};
+use common::{bytes, path_of, sha256_hex};
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -61,9 +61,7 @@ fn upload_with(
             req.send()
         };
         match sent {
-            Ok(r) if r.status() == 201 => {
-                break r.headers()["location"].to_str().unwrap().to_string()
-            }
+            Ok(r) if r.status() == 201 => break path_of(r.headers()["location"].to_str().unwrap()),
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     };
@@ -314,7 +312,7 @@ fn concatenation_instant_and_form_uploads_survive_sigkill() {
                     };
                     match sent {
                         Ok(r) if r.status() == 201 => {
-                            break r.headers()["location"].to_str().unwrap().to_string()
+                            break path_of(r.headers()["location"].to_str().unwrap())
                         }
                         _ => std::thread::sleep(Duration::from_millis(50)),
                     }
@@ -382,7 +380,7 @@ fn concatenation_instant_and_form_uploads_survive_sigkill() {
                 };
                 match sent {
                     Ok(r) if r.status() == 201 => {
-                        let path = r.headers()["location"].to_str().unwrap().to_string();
+                        let path = path_of(r.headers()["location"].to_str().unwrap());
                         let done = r
                             .headers()
                             .get("upload-offset")

@@ -6,7 +6,7 @@
 mod common;
 
 use common::server::Server;
-use common::{bytes, sha256_hex};
+use common::{bytes, path_of, sha256_hex};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ fn sigkill_mid_patch_then_resume_gives_identical_bytes() {
         .send()
         .unwrap();
     assert_eq!(created.status(), 201);
-    let path = created.headers()["location"].to_str().unwrap().to_string();
+    let path = path_of(created.headers()["location"].to_str().unwrap());
 
     let mut offset = 0usize;
     for round in 0..3 {

@@ -144,7 +144,7 @@ fn table(t: &Targets) -> Vec<Case> {
         // Checksums and content.
         case("unknown checksum algorithm", "PATCH", &t.fresh, &[TUS, OCTET, ("upload-offset", "10"), ("upload-checksum", "crc32 AAAAAA==")], vec![1u8; 5], 400, "checksum_algorithm_unsupported"),
         case("checksum without digest", "PATCH", &t.fresh, &[TUS, OCTET, ("upload-offset", "10"), ("upload-checksum", "sha1")], vec![1u8; 5], 400, "invalid_header"),
-        case("checksum of the wrong size", "PATCH", &t.fresh, &[TUS, OCTET, ("upload-offset", "10"), ("upload-checksum", "sha256 AAAA")], vec![1u8; 5], 400, "invalid_header"),
+        case("checksum of the wrong size", "PATCH", &t.fresh, &[TUS, OCTET, ("upload-offset", "10"), ("upload-checksum", "sha256 AAAA")], vec![1u8; 5], 460, "checksum_mismatch"),
         case("checksum that does not match", "PATCH", &t.fresh, &[TUS, OCTET, ("upload-offset", "10"), ("upload-checksum", &sha1_of_other)], vec![1u8; 5], 460, "checksum_mismatch"),
         case("wrong content type", "PATCH", &t.fresh, &[TUS, ("content-type", "application/json"), ("upload-offset", "10")], vec![1u8; 5], 415, "unsupported_content_type"),
         case("no content type", "PATCH", &t.fresh, &[TUS, ("upload-offset", "10")], vec![1u8; 5], 415, "unsupported_content_type"),

@@ -9,7 +9,7 @@ mod common;
 
 use common::server::Server;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
-use common::{bytes, sha256_hex};
+use common::{bytes, path_of, sha256_hex};
 use reqwest::blocking::Client;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -71,7 +71,7 @@ fn create(server: &Server, length: usize) -> String {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 201);
-    resp.headers()["location"].to_str().unwrap().to_string()
+    path_of(resp.headers()["location"].to_str().unwrap())
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {

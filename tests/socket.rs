@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::bytes;
 use common::server::Server;
+use common::{bytes, path_of};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -96,7 +96,7 @@ fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
         .header("upload-length", "1000")
         .send()
         .unwrap();
-    let path = created.headers()["location"].to_str().unwrap().to_string();
+    let path = path_of(created.headers()["location"].to_str().unwrap());
     let mut s = TcpStream::connect(server.addr()).unwrap();
     let head = format!(
         "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 1000\r\n\r\n"

@@ -15,7 +15,7 @@ use std::time::Duration;
 async fn options_announces_version_extensions_and_limits() {
     let app = TestApp::with(|c| c.max_size = 12345).await;
     let a = app.call("OPTIONS", "/files/", &[], Body::empty()).await;
-    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    assert_eq!(a.status, StatusCode::OK, "200, which every client takes");
     assert_eq!(a.header("tus-version"), Some("1.0.0"));
     assert_eq!(a.header("tus-max-size"), Some("12345"));
     assert_eq!(a.header("tus-checksum-algorithm"), Some("sha1,sha256,md5"));
@@ -1036,4 +1036,156 @@ async fn cors_for_configured_origins() {
         )
         .await;
     assert_eq!(a.header("access-control-allow-origin"), None);
+}
+
+async fn post(app: &TestApp, extra: Vec<(&'static str, &'static str)>) -> common::Answer {
+    let mut headers = vec![TUS, ("upload-length", "5")];
+    headers.extend(extra);
+    app.call("POST", "/files/", &headers, Body::empty()).await
+}
+
+#[tokio::test]
+async fn locations_are_absolute_from_the_host_asked() {
+    let app = TestApp::new().await;
+    let a = post(&app, vec![("host", "ferry.example:8080")]).await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let location = a.location();
+    assert!(
+        location.starts_with("http://ferry.example:8080/files/"),
+        "{location}"
+    );
+    assert_eq!(app.offset(&location).await, 0, "the absolute URL works");
+    // A proxy's word counts only with --behind-proxy.
+    let forwarded = vec![
+        ("host", "10.0.0.5:3000"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "uploads.example"),
+    ];
+    let a = post(&app, forwarded.clone()).await;
+    assert!(a.location().starts_with("http://10.0.0.5:3000/files/"));
+    // Hosts that are not a plain authority leave the URL relative.
+    for bad in ["evil.example/path", "user@evil.example", "a b"] {
+        let a = post(&app, vec![("host", bad)]).await;
+        assert!(
+            a.location().starts_with("/files/"),
+            "{bad}: {}",
+            a.location()
+        );
+    }
+    let a = post(&app, vec![]).await;
+    assert!(a.location().starts_with("/files/"), "no host, relative");
+
+    let proxied = TestApp::with(|c| c.behind_proxy = true).await;
+    let a = post(&proxied, forwarded).await;
+    assert!(
+        a.location().starts_with("https://uploads.example/files/"),
+        "{}",
+        a.location()
+    );
+    let a = post(
+        &proxied,
+        vec![
+            ("host", "10.0.0.5:3000"),
+            (
+                "forwarded",
+                "for=192.0.2.1;proto=https;host=\"public.example\", for=10.0.0.1",
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        a.location().starts_with("https://public.example/files/"),
+        "{}",
+        a.location()
+    );
+    let a = post(
+        &proxied,
+        vec![("host", "h.example"), ("x-forwarded-proto", "gopher")],
+    )
+    .await;
+    assert!(a.location().starts_with("/files/"), "only http and https");
+}
+
+#[tokio::test]
+async fn a_wrong_offset_answer_says_the_right_one() {
+    let app = TestApp::new().await;
+    let path = app.create(20, &[]).await;
+    app.patch(&path, 0, bytes(7, 1), &[]).await;
+    let a = app.patch(&path, 3, bytes(5, 2), &[]).await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.code(), "offset_mismatch");
+    assert_eq!(a.header("upload-offset"), Some("7"));
+    assert_eq!(app.offset(&path).await, 7);
+}
+
+#[tokio::test]
+async fn a_checksum_of_the_wrong_length_is_460_and_keeps_nothing() {
+    let app = TestApp::new().await;
+    let path = app.create(10, &[]).await;
+    // A SHA-1 digest has 20 bytes; this one has 3, so it can never match.
+    let a = app
+        .patch(&path, 0, bytes(10, 1), &[("upload-checksum", "sha1 AAAA")])
+        .await;
+    assert_eq!(a.status.as_u16(), 460);
+    assert_eq!(a.code(), "checksum_mismatch");
+    assert_eq!(app.offset(&path).await, 0);
+}
+
+#[tokio::test]
+async fn creation_with_a_body_of_the_wrong_type_is_415_and_creates_nothing() {
+    let app = TestApp::new().await;
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                TUS,
+                ("upload-length", "10"),
+                ("content-type", "text/plain"),
+                ("content-length", "5"),
+            ],
+            b"hello".to_vec(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(a.code(), "unsupported_content_type");
+    assert!(a.header("location").is_none());
+    // An empty body of any type is no body.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                TUS,
+                ("upload-length", "10"),
+                ("content-type", "text/plain"),
+                ("content-length", "0"),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn parts_sent_without_a_session_can_be_joined_by_whoever_holds_their_urls() {
+    let app = TestApp::new().await;
+    // Parts made anonymously (a script without cookies), then the final
+    // from a client that has since been given a session.
+    let a = app.create(3, &[("upload-concat", "partial")]).await;
+    let b = app.create(2, &[("upload-concat", "partial")]).await;
+    app.patch(&a, 0, b"hel".to_vec(), &[]).await;
+    app.patch(&b, 0, b"lo".to_vec(), &[]).await;
+    let fin = format!("final;{a} {b}");
+    let session = app.session("AAAAAAAAAAAAAAAAAAAAAw");
+    let r = app
+        .call(
+            "POST",
+            "/files/",
+            &[TUS, ("upload-concat", &fin), (session.0, &session.1)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(app.download(&r.location()).await.body.as_ref(), b"hello");
 }

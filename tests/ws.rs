@@ -5,7 +5,7 @@
 mod common;
 
 use common::server::Server;
-use common::{bytes, sha256_hex};
+use common::{bytes, path_of, sha256_hex};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,7 +21,7 @@ async fn create(server: &Server, length: usize) -> String {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    resp.headers()["location"].to_str().unwrap().to_string()
+    path_of(resp.headers()["location"].to_str().unwrap())
 }
 
 /// The real binary over a data folder in `dir` (started off the runtime).

@@ -10,7 +10,7 @@ use super::listing::refresh_uploaded;
 use super::xhr::{send, sleep};
 use crate::page::state::{Activity, Uploads};
 use crate::protocol::events::{EventKind, EventPage, LiveEvent};
-use crate::protocol::{EVENTS, EVENTS_POLL};
+use crate::protocol::{events_poll_url, EVENTS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::Cell;
@@ -101,10 +101,8 @@ async fn poll(m: Uploads, after: Option<u64>) {
     m.live.set("poll");
     let mut cursor = after;
     loop {
-        let url = match cursor {
-            Some(c) => format!("{EVENTS_POLL}?after={c}&timeout=25"),
-            None => EVENTS_POLL.to_string(),
-        };
+        // The first look answers at once; later ones wait up to 25 s.
+        let url = events_poll_url(cursor, 25);
         let page = match send("GET", &url, &[], None, None, None).await {
             Ok(reply) if reply.status == 200 => reply
                 .text()

@@ -3,8 +3,9 @@
 //! than the chosen number run, trying a failed attempt again with back-off
 //! until it stops making progress, cancelling and retrying on request.
 //!
-//! What this module must not know: how a file travels (that is
-//! `transfer`), or the wire (`tus`).
+//! What this module must not know: how a file's bytes travel (that is
+//! `transfer`); of the wire it only asks `tus` to delete what the user
+//! cancelled.
 
 use super::transfer::{self, Job};
 use super::xhr::sleep;

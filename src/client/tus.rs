@@ -80,6 +80,7 @@ pub async fn create(
     }
     let url = reply
         .header("location")
+        .map(|l| rules::upload_path(&l))
         .ok_or_else(|| Failure::Retry("No Location in the answer".into()))?;
     let offset = rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref());
     Ok(Created { url, offset })

@@ -35,11 +35,6 @@ impl Error {
         Error::of(ErrorCode::NotFound)
     }
 
-    /// A request field (`name`) that is missing, malformed or out of range.
-    pub fn invalid(name: &str, problem: impl fmt::Display) -> Self {
-        Error::new(ErrorCode::InvalidHeader, format!("{name}: {problem}."))
-    }
-
     /// An internal failure: reported without details, which are kept for
     /// the log.
     pub fn internal(context: &str, err: impl fmt::Display) -> Self {
@@ -72,12 +67,6 @@ impl Error {
                 tracing::error!("{detail}");
             }
         }
-    }
-
-    /// Whether the server, not the client, is at fault (so the error is
-    /// worth an operator's attention in the log).
-    pub fn is_server_side(&self) -> bool {
-        self.code.status() >= 500
     }
 }
 
@@ -130,6 +119,6 @@ mod tests {
         let e = Error::internal("opening /srv/data/x", "permission denied");
         assert_eq!(e.message, ErrorCode::Internal.message());
         assert!(e.to_string().contains("permission denied"));
-        assert!(e.is_server_side());
+        assert_eq!(e.code.status(), 500);
     }
 }

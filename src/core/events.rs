@@ -1,7 +1,8 @@
 //! The event log: upload created, progress (coalesced), completed, deleted
 //! and expired, stored with increasing IDs for a configurable time and
-//! scoped to the upload's owner. `EventStore` is the seam (SQLite here; a
-//! shared database lets every instance see every event); `Events` adds
+//! scoped to the upload's owner. `EventStore` is the seam (`store::sql`
+//! keeps it in the database, so a shared one lets every instance see every
+//! event); `Events` adds
 //! coalescing and wakes the listeners of the owner concerned, and no one
 //! else: a thousand idle listeners cost an event nothing.
 

@@ -1,6 +1,7 @@
 //! How catalogue errors become HTTP responses: the status from the
 //! catalogue, `{"error":"<code>","message":"..."}` as the body, and the
-//! `Tus-Resumable` header that every tus response carries.
+//! `Tus-Resumable` header (tus clients read every error of Ferry's as a tus
+//! answer; others ignore it). The error's detail is logged here, once.
 
 use crate::core::error::Error;
 use crate::protocol::error::ErrorBody;

@@ -14,6 +14,7 @@ use crate::core::error::{Error, ErrorCode};
 use crate::core::{
     AppendRequest, BodyStream, Concat, CreateRequest, Owner, UploadId, UploadService,
 };
+use crate::protocol::key;
 use crate::protocol::metadata::Metadata;
 use crate::server::state::AppState;
 use axum::body::Body;
@@ -21,8 +22,6 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,11 +144,12 @@ pub async fn upload(
             continue; // the empty part browsers send when no file was chosen
         }
         let mime = field.content_type().unwrap_or("").to_string();
-        let metadata = match Metadata::parse(&format!(
-            "filename {},filetype {}",
-            STANDARD.encode(&name),
-            STANDARD.encode(&mime)
-        )) {
+        // Parsed back as a tus client's would be: the same limits hold.
+        let pairs = [
+            (key::FILENAME, name.as_str()),
+            (key::FILETYPE, mime.as_str()),
+        ];
+        let metadata = match Metadata::parse(&Metadata::from_pairs(pairs).encode()) {
             Ok(m) => m,
             Err(e) => return failure(e.into()),
         };
@@ -216,7 +216,8 @@ pub async fn upload(
         }
     }
     let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/?uploaded={stored}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("/?{}={stored}", crate::protocol::FORM_DONE_KEY))
+    {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp

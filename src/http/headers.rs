@@ -1,22 +1,39 @@
 //! Typed parsing of request headers, in one place: strict integers,
 //! `Upload-Concat`, `Upload-Checksum`, the tus version, the method override
 //! and the PATCH media type. Each parser answers a catalogue error that
-//! names the header; handlers never read header text themselves.
+//! names the header. (Two one-line headers are read where they are used:
+//! `Upload-Defer-Length` in `tus/create.rs`, `Last-Event-ID` in
+//! `events.rs`.)
 
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::{ChecksumAlgorithm, ChunkChecksum, Concat, UploadId};
-use crate::protocol::{OFFSET_OCTET_STREAM, TUS_VERSION};
+use crate::protocol::header;
+use crate::protocol::{concat, FILES, OFFSET_OCTET_STREAM, TUS_VERSION};
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-/// The error for a header that is missing, malformed or out of range.
+/// The error for a header that is missing, malformed or out of range; the
+/// message names it as people write it (`Upload-Offset`).
 pub fn header_error(name: &str, problem: impl std::fmt::Display) -> Error {
     Error::new(
         ErrorCode::InvalidHeader,
-        format!("Header {name}: {problem}."),
+        format!("Header {}: {problem}.", display_name(name)),
     )
+}
+
+/// `upload-offset` as `Upload-Offset`.
+fn display_name(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_ascii_uppercase().to_string() + &chars.as_str().to_ascii_lowercase()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// A header as text; `None` when absent.
@@ -59,12 +76,12 @@ pub(crate) fn u64_header(headers: &HeaderMap, name: &str) -> Result<Option<u64>>
 /// Parses `Upload-Concat`: `partial`, or `final;` and the URLs of the parts.
 pub fn parse_concat(value: &str) -> Result<Concat> {
     let value = value.trim();
-    if value == "partial" {
+    if value == concat::PARTIAL {
         return Ok(Concat::Partial);
     }
-    let Some(list) = value.strip_prefix("final;") else {
+    let Some(list) = value.strip_prefix(concat::FINAL_PREFIX) else {
         return Err(header_error(
-            "Upload-Concat",
+            header::UPLOAD_CONCAT,
             "expected \"partial\" or \"final;<urls>\"",
         ));
     };
@@ -74,7 +91,7 @@ pub fn parse_concat(value: &str) -> Result<Concat> {
         .map(|url| {
             let path = url.split(['?', '#']).next().unwrap_or("");
             let id = path
-                .rsplit_once("/files/")
+                .rsplit_once(&format!("{FILES}/"))
                 .map(|(_, id)| id)
                 .and_then(UploadId::parse);
             id.ok_or_else(|| {
@@ -106,7 +123,7 @@ pub fn parse_concat(value: &str) -> Result<Concat> {
 /// The method a request means: its own, or for a POST the one in
 /// `X-HTTP-Method-Override` (for clients that cannot send PATCH or DELETE).
 pub(crate) fn effective_method(req: &Request) -> Result<Method> {
-    let Some(over) = req.headers().get("x-http-method-override") else {
+    let Some(over) = req.headers().get(header::METHOD_OVERRIDE) else {
         return Ok(req.method().clone());
     };
     let wanted = over.to_str().unwrap_or("").trim().to_ascii_uppercase();
@@ -129,7 +146,7 @@ pub(crate) fn effective_method(req: &Request) -> Result<Method> {
 /// Every tus request but OPTIONS (and downloads, which plain browsers
 /// make) must say it speaks 1.0.0.
 pub(crate) fn check_version(headers: &HeaderMap) -> Result<()> {
-    match headers.get("tus-resumable").map(|v| v.as_bytes()) {
+    match headers.get(header::TUS_RESUMABLE).map(|v| v.as_bytes()) {
         Some(v) if v == TUS_VERSION.as_bytes() => Ok(()),
         _ => Err(Error::new(
             ErrorCode::UnsupportedVersion,
@@ -146,11 +163,54 @@ pub(crate) fn is_offset_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
 }
 
+/// Where the client reached this server, as `scheme://host[:port]`, to
+/// make absolute URLs of: the request's `Host` (or HTTP/2 authority), and
+/// with `behind_proxy` what the proxy says in `Forwarded` or
+/// `X-Forwarded-Proto`/`X-Forwarded-Host`. `None` when the host is missing
+/// or is not a plain authority (then URLs stay relative).
+pub fn public_base(
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    behind_proxy: bool,
+) -> Option<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (mut scheme, mut host) = (None, None);
+    if behind_proxy {
+        if let Some(forwarded) = text("forwarded") {
+            // The first proxy's element: `for=...;proto=https;host=...`.
+            let first = forwarded.split(',').next().unwrap_or("");
+            for pair in first.split(';') {
+                if let Some((k, v)) = pair.trim().split_once('=') {
+                    let v = v.trim().trim_matches('"');
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "proto" => scheme = Some(v.to_string()),
+                        "host" => host = Some(v.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let first = |v: &str| v.split(',').next().unwrap_or("").trim().to_string();
+        scheme = scheme.or_else(|| text("x-forwarded-proto").map(first));
+        host = host.or_else(|| text("x-forwarded-host").map(first));
+    }
+    let host = host
+        .or_else(|| text("host").map(str::to_string))
+        .or_else(|| uri.authority().map(|a| a.as_str().to_string()))?;
+    let scheme = scheme
+        .unwrap_or_else(|| "http".to_string())
+        .to_ascii_lowercase();
+    // Only a host and port: nothing that could carry a path, user or space.
+    let authority: axum::http::uri::Authority = host.parse().ok()?;
+    let plain = authority.as_str() == host && !host.contains('@') && !host.is_empty();
+    (plain && matches!(scheme.as_str(), "http" | "https")).then(|| format!("{scheme}://{host}"))
+}
+
 /// Parses `Upload-Checksum: <algorithm> <base64 digest>`.
 pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
     let (name, value) = header.trim().split_once(' ').ok_or_else(|| {
         header_error(
-            "Upload-Checksum",
+            header::UPLOAD_CHECKSUM,
             "expected \"<algorithm> <base64 digest>\"",
         )
     })?;
@@ -166,11 +226,17 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
     })?;
     let expected = STANDARD
         .decode(value.trim())
-        .map_err(|_| header_error("Upload-Checksum", "the digest is not base64"))?;
+        .map_err(|_| header_error(header::UPLOAD_CHECKSUM, "the digest is not base64"))?;
     if expected.len() != algorithm.digest_len() {
-        return Err(header_error(
-            "Upload-Checksum",
-            format!("a {name} digest has {} bytes", algorithm.digest_len()),
+        // It can never match: the checksum fails (460, as tus says), not
+        // the header's form.
+        return Err(Error::new(
+            ErrorCode::ChecksumMismatch,
+            format!(
+                "A {name} digest has {} bytes, not {}; none of the bytes were kept.",
+                algorithm.digest_len(),
+                expected.len()
+            ),
         ));
     }
     Ok(ChunkChecksum {
@@ -182,6 +248,17 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_shown_as_people_write_them() {
+        assert_eq!(display_name(header::UPLOAD_OFFSET), "Upload-Offset");
+        assert_eq!(display_name("content-length"), "Content-Length");
+        let e = header_error(header::UPLOAD_DEFER_LENGTH, "the only allowed value is 1");
+        assert_eq!(
+            e.message,
+            "Header Upload-Defer-Length: the only allowed value is 1."
+        );
+    }
 
     #[test]
     fn integers_are_parsed_strictly() {
@@ -241,7 +318,8 @@ mod tests {
         );
         assert_eq!(
             parse_checksum("md5 AAAA").unwrap_err().code,
-            ErrorCode::InvalidHeader
+            ErrorCode::ChecksumMismatch,
+            "a digest of the wrong length can never match"
         );
     }
 }

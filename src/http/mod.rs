@@ -1,5 +1,11 @@
-//! The HTTP face of Ferry: one `router(state)` that serves the page, its
-//! assets, the server functions and the API. Handlers here are thin.
+//! The HTTP face of Ferry (server only): one `router(state)` that serves
+//! the page, its assets, the server functions and the API, shaped as
+//! sub-routers whose layers are their policy. Handlers here are thin: they
+//! parse (`headers`), call `UploadService`, and map the answer (`error`).
+//!
+//! What it must not know: the rules of uploads (offsets, lengths, quotas,
+//! ownership of parts, expiry: the core decides), or how bytes and records
+//! are stored.
 
 mod download;
 pub mod error;
@@ -17,7 +23,7 @@ mod ws;
 pub use serve::{serve, ServeOptions};
 
 use crate::app::{shell, App};
-use crate::protocol;
+use crate::protocol::{self, header as tus_header};
 use crate::server::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -69,7 +75,7 @@ fn open(state: &AppState) -> Router<AppState> {
 fn signed_in(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(tus::routes())
-        .route("/files/{id}/ws", get(ws::upgrade))
+        .route(&format!("{}/{{id}}/ws", protocol::FILES), get(ws::upgrade))
         .route(protocol::EVENTS, get(events::stream))
         .route(protocol::EVENTS_POLL, get(events::poll))
         .merge(form(state))
@@ -157,31 +163,31 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 [header::AUTHORIZATION, header::CONTENT_TYPE]
                     .into_iter()
                     .chain(names(&[
-                        "tus-resumable",
-                        "upload-length",
-                        "upload-defer-length",
-                        "upload-offset",
-                        "upload-metadata",
-                        "upload-checksum",
-                        "upload-concat",
-                        "x-http-method-override",
-                        "x-requested-with",
+                        tus_header::TUS_RESUMABLE,
+                        tus_header::UPLOAD_LENGTH,
+                        tus_header::UPLOAD_DEFER_LENGTH,
+                        tus_header::UPLOAD_OFFSET,
+                        tus_header::UPLOAD_METADATA,
+                        tus_header::UPLOAD_CHECKSUM,
+                        tus_header::UPLOAD_CONCAT,
+                        tus_header::METHOD_OVERRIDE,
+                        tus_header::REQUESTED_WITH,
                     ]))
                     .collect::<Vec<_>>(),
             )
             .expose_headers(names(&[
                 "location",
-                "upload-offset",
-                "upload-length",
-                "upload-defer-length",
-                "upload-metadata",
-                "upload-expires",
-                "upload-concat",
-                "tus-resumable",
-                "tus-version",
-                "tus-extension",
-                "tus-max-size",
-                "tus-checksum-algorithm",
+                tus_header::UPLOAD_OFFSET,
+                tus_header::UPLOAD_LENGTH,
+                tus_header::UPLOAD_DEFER_LENGTH,
+                tus_header::UPLOAD_METADATA,
+                tus_header::UPLOAD_EXPIRES,
+                tus_header::UPLOAD_CONCAT,
+                tus_header::TUS_RESUMABLE,
+                tus_header::TUS_VERSION,
+                tus_header::TUS_EXTENSION,
+                tus_header::TUS_MAX_SIZE,
+                tus_header::TUS_CHECKSUM_ALGORITHM,
             ]))
             .max_age(std::time::Duration::from_secs(86400)),
     )

@@ -74,6 +74,19 @@ pub fn metadata(file: &FileFingerprint, sha256: Option<&str>) -> String {
     Metadata::from_pairs(pairs).encode()
 }
 
+/// The path of an upload's `Location`: the server answers absolute URLs
+/// (for clients that cannot follow relative ones); the page, served by the
+/// same server, keeps the path, which also makes its WebSocket address.
+pub fn upload_path(location: &str) -> String {
+    match location.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains('/') => match rest.find('/') {
+            Some(at) => rest[at..].to_string(),
+            None => "/".to_string(),
+        },
+        _ => location.to_string(),
+    }
+}
+
 /// Reads an offset or length header's value.
 pub fn parse_offset(value: Option<&str>) -> Option<u64> {
     value?.parse().ok()
@@ -127,6 +140,17 @@ pub fn retry_message(reason: &str, attempt: u32, delay_ms: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_become_paths() {
+        assert_eq!(upload_path("http://h.example:3000/files/abc"), "/files/abc");
+        assert_eq!(
+            upload_path("https://h.example/files/abc?x=1"),
+            "/files/abc?x=1"
+        );
+        assert_eq!(upload_path("/files/abc"), "/files/abc");
+        assert_eq!(upload_path("http://h.example"), "/");
+    }
 
     fn file() -> FileFingerprint {
         FileFingerprint {

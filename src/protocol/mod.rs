@@ -29,6 +29,19 @@ pub const EVENTS_POLL: &str = "/events/poll";
 /// The form upload that works without JavaScript.
 pub const FORM_UPLOAD: &str = "/upload/form";
 
+/// The query key of the page a form upload returns to, with how many files
+/// it stored: `/?uploaded=N`.
+pub const FORM_DONE_KEY: &str = "uploaded";
+
+/// The address of a long poll for events after `after`, waiting at most
+/// `timeout_secs` (`/events/poll?after=N&timeout=S`).
+pub fn events_poll_url(after: Option<u64>, timeout_secs: u64) -> String {
+    match after {
+        Some(after) => format!("{EVENTS_POLL}?after={after}&timeout={timeout_secs}"),
+        None => EVENTS_POLL.to_string(),
+    }
+}
+
 /// The address of one upload (its tus URL, and its download once complete).
 pub fn upload_url(id: &str) -> String {
     format!("{FILES}/{id}")
@@ -55,6 +68,13 @@ pub mod header {
     pub const UPLOAD_EXPIRES: &str = "upload-expires";
     pub const METHOD_OVERRIDE: &str = "x-http-method-override";
     pub const REQUESTED_WITH: &str = "x-requested-with";
+}
+
+/// `Upload-Concat`: `partial`, or `final;` then the parts' URLs separated by
+/// spaces.
+pub mod concat {
+    pub const PARTIAL: &str = "partial";
+    pub const FINAL_PREFIX: &str = "final;";
 }
 
 /// The `Upload-Metadata` keys Ferry reads and its page writes.

@@ -156,6 +156,12 @@ pub struct Config {
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Trust `Forwarded` and `X-Forwarded-Proto`/`X-Forwarded-Host` when
+    /// building absolute upload URLs: set it when Ferry runs behind a
+    /// reverse proxy that sets them (and strips what clients send).
+    #[arg(long, env = "FERRY_BEHIND_PROXY")]
+    pub behind_proxy: bool,
+
     /// Where upload records and events are kept: `sqlite://PATH` (default:
     /// `sqlite://<data-dir>/ferry.db`), or `postgres://USER:PASSWORD@HOST/DB`
     /// for several instances sharing one database.

@@ -2,7 +2,7 @@
 //! flags and the environment (nothing else does), `bootstrap` builds the
 //! stores, locker, event log and service a configuration asks for, and
 //! `state` is the one `AppState` handlers receive. `limits` holds what
-//! clients may take at once.
+//! clients may take at once, `values` the kinds of values flags take.
 //!
 //! It must not know how requests are routed or answered (`http` does).
 

@@ -8,7 +8,8 @@ use crate::store::lock::pg::{PgLocker, PREEMPT_CHANNEL};
 use sqlx::postgres::PgListener;
 use std::time::Duration;
 
-const EVENTS_CHANNEL: &str = "ferry_events";
+/// The channel every stored event is announced on, with its owner.
+pub(crate) const EVENTS_CHANNEL: &str = "ferry_events";
 
 /// Listens for the other instances: requests to stop writing an upload,
 /// and news in the event log. Reconnects after a lost connection, for as

@@ -11,7 +11,8 @@ use crate::page::state::Uploads;
 use leptos::prelude::*;
 
 /// The form: a real `<form>` that posts the files without JavaScript, and
-/// a drop zone that hands them to the engine once the page is hydrated.
+/// a drop zone that hands them to the browser client once the page is
+/// hydrated.
 #[component]
 pub fn DropForm() -> impl IntoView {
     let model = expect_context::<Uploads>();
@@ -35,7 +36,7 @@ pub fn DropForm() -> impl IntoView {
         <form
             id="upload-form"
             method="post"
-            action="/upload/form"
+            action=crate::protocol::FORM_UPLOAD
             enctype="multipart/form-data"
             on:submit=on_submit
         >
@@ -72,7 +73,7 @@ pub fn UploadedNotice() -> impl IntoView {
     let count = move || {
         query
             .read()
-            .get("uploaded")
+            .get(crate::protocol::FORM_DONE_KEY)
             .and_then(|n| n.parse::<u32>().ok())
     };
     view! {

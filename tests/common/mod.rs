@@ -321,3 +321,13 @@ pub fn audit(data_dir: &Path) -> Vec<String> {
     }
     problems
 }
+
+/// The path of an upload's `Location` (the server answers absolute URLs).
+pub fn path_of(location: &str) -> String {
+    match location.split_once("://") {
+        Some((_, rest)) => rest
+            .find('/')
+            .map_or("/".into(), |at| rest[at..].to_string()),
+        None => location.to_string(),
+    }
+}

@@ -73,8 +73,14 @@ impl Server {
         self.base.trim_start_matches("http://")
     }
 
+    /// The URL of `path` on this server (an absolute URL, as `Location`
+    /// answers, is already one).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        }
     }
 
     /// Starts a PATCH of `data[offset..]` on a raw socket, with `headers`
@@ -132,7 +138,7 @@ impl Server {
             .send()
             .unwrap();
         assert_eq!(created.status(), 201);
-        let path = created.headers()["location"].to_str().unwrap().to_string();
+        let path = super::path_of(created.headers()["location"].to_str().unwrap());
         let data = super::bytes(n, seed);
         let r = client
             .patch(self.url(&path))

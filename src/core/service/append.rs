@@ -167,7 +167,7 @@ impl UploadService {
 
     /// How far an upload of unknown length may grow in one request: the
     /// largest upload, the owner's quota and the disk's reserve.
-    pub(super) async fn open_limit(&self, record: &UploadRecord) -> Result<u64> {
+    async fn open_limit(&self, record: &UploadRecord) -> Result<u64> {
         let mut limit = self.config.max_size;
         if let Some((reserve, space)) = self.reserve_and_space().await {
             limit = limit.min(record.offset + space.free.saturating_sub(reserve));
@@ -180,11 +180,11 @@ impl UploadService {
         Ok(limit)
     }
 
-    pub(super) fn overflow(&self, record: &UploadRecord, limit: u64) -> Error {
+    fn overflow(&self, record: &UploadRecord, limit: u64) -> Error {
         match record.length {
             Some(length) => Error::new(
                 ErrorCode::BodyExceedsLength,
-                format!("The body goes past the upload's length of {length} bytes; nothing of it was stored."),
+                format!("The body goes past the upload's length of {length} bytes; nothing past it was stored."),
             ),
             None if limit < self.config.max_size => Error::new(
                 ErrorCode::QuotaExceeded,
@@ -195,7 +195,7 @@ impl UploadService {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn write_body(
+    async fn write_body(
         &self,
         lock: UploadLock,
         record: &mut UploadRecord,

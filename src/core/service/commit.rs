@@ -1,6 +1,7 @@
 //! The commit protocol: what the blob store made durable is recorded with
 //! the running hash and the store's state in one update; an upload whose
-//! last byte is committed is hashed, verified and announced complete.
+//! last byte is committed gets its whole-file SHA-256 and is announced
+//! complete.
 
 use super::append::CommitHook;
 use super::{storage, UploadService};

@@ -43,7 +43,10 @@ impl UploadService {
                 }
                 Err(e) => return Err(e),
             };
-            if part.owner != req.owner {
+            // A part uploaded without a session or token is anyone's who
+            // holds its URL (the URL is the capability, as in tusd); a
+            // part with an owner is only its owner's.
+            if !part.owner.is_anonymous() && part.owner != req.owner {
                 return Err(Error::new(
                     ErrorCode::Forbidden,
                     format!("Part {pid} belongs to someone else."),
@@ -105,7 +108,7 @@ impl UploadService {
     }
 
     /// Copies the parts into a final upload's blob and completes its record.
-    pub(super) async fn assemble(
+    async fn assemble(
         &self,
         lock: &UploadLock,
         record: &mut UploadRecord,

@@ -45,7 +45,7 @@ impl UploadService {
             .map_err(|e| Error::internal("creating an upload", e))?
     }
 
-    pub(super) async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
+    async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
         crate::core::names::clean_names(&mut req.metadata);
         if let Concat::Final(parts) = &req.concat {
             let parts = parts.clone();
@@ -85,7 +85,7 @@ impl UploadService {
     /// shares those bytes. `None` when there is no such upload, or when it
     /// is deleted before its bytes could be shared (the bytes are then sent
     /// again, never lost).
-    pub(super) async fn create_instant(
+    async fn create_instant(
         &self,
         req: &CreateRequest,
         now: Millis,

@@ -1,15 +1,23 @@
-//! Ending an upload: deletion (taking the writer's lock away), and the
-//! sweep that expires abandoned uploads in bounded batches.
+//! Ending an upload: when an unfinished one expires (`expiry`: set at
+//! creation and at every commit, cleared when it completes, checked by
+//! `get`), deletion (taking the writer's lock away), and the sweep that
+//! expires abandoned uploads in bounded batches.
 
 use super::{millis, storage, UploadService};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::id::UploadId;
-use crate::core::record::{now_millis, UploadRecord, UploadState};
+use crate::core::record::{now_millis, Millis, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use std::time::Duration;
 use tokio::time::Instant;
 
 impl UploadService {
+    /// When an unfinished upload touched at `now` expires: `--expire-after`
+    /// of idleness.
+    pub(super) fn expiry(&self, now: Millis) -> Millis {
+        now.saturating_add(millis(self.config.expire_after))
+    }
+
     /// Removes a record and, when no other record shares them, its bytes.
     /// The caller holds the upload's lock.
     pub(super) async fn remove(&self, record: &UploadRecord) -> Result<bool> {
@@ -35,7 +43,7 @@ impl UploadService {
             .map_err(|e| Error::internal("deleting an upload", e))?
     }
 
-    pub(super) async fn delete_whole(&self, id: &UploadId) -> Result<()> {
+    async fn delete_whole(&self, id: &UploadId) -> Result<()> {
         let _lock = self
             .locks
             .lock_preempting(id.as_str(), Duration::from_secs(10))

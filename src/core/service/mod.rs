@@ -9,7 +9,7 @@ use crate::core::events::Events;
 use crate::core::id::UploadId;
 use crate::core::lock::Locker;
 use crate::core::meta::{ListCursor, MetaStore};
-use crate::core::record::{now_millis, Millis, Owner, UploadRecord, UploadState};
+use crate::core::record::{now_millis, Owner, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -140,11 +140,6 @@ impl UploadService {
         if record.is_complete() {
             self.events.record(EventKind::Completed, record).await;
         }
-    }
-
-    /// When an unfinished upload touched at `now` expires.
-    pub(super) fn expiry(&self, now: Millis) -> Millis {
-        now.saturating_add(millis(self.config.expire_after))
     }
 
     pub(super) fn durable(&self) -> bool {

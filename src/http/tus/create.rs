@@ -2,13 +2,15 @@
 //! creation-defer-length and concatenation).
 
 use super::super::headers::{
-    header_error, header_str, is_offset_stream, parse_checksum, parse_concat, u64_header,
+    header_error, header_str, is_offset_stream, parse_checksum, parse_concat, public_base,
+    u64_header,
 };
 use super::{body_stream, set, set_expires, Result};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
+use crate::protocol::header;
 use crate::protocol::metadata::Metadata;
-use crate::protocol::upload_url;
+use crate::protocol::{upload_url, OFFSET_OCTET_STREAM};
 use crate::server::state::AppState;
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -16,22 +18,24 @@ use axum::response::{IntoResponse, Response};
 
 pub(super) async fn create(state: &AppState, owner: Owner, req: Request) -> Result<Response> {
     let headers = req.headers();
-    let concat = match header_str(headers, "Upload-Concat")? {
+    let concat = match header_str(headers, header::UPLOAD_CONCAT)? {
         Some(v) => parse_concat(v)?,
         None => Concat::None,
     };
-    let length = u64_header(headers, "Upload-Length")?;
-    let deferred = match header_str(headers, "Upload-Defer-Length")? {
+    let length = u64_header(headers, header::UPLOAD_LENGTH)?;
+    let deferred = match header_str(headers, header::UPLOAD_DEFER_LENGTH)? {
         None => false,
         Some("1") => true,
         Some(_) => {
-            return Err(header_error("Upload-Defer-Length", "the only allowed value is 1").into())
+            return Err(
+                header_error(header::UPLOAD_DEFER_LENGTH, "the only allowed value is 1").into(),
+            )
         }
     };
     match (length, deferred, &concat) {
         (Some(_), true, _) => {
             return Err(header_error(
-                "Upload-Length",
+                header::UPLOAD_LENGTH,
                 "give either Upload-Length or Upload-Defer-Length, not both",
             )
             .into())
@@ -43,16 +47,28 @@ pub(super) async fn create(state: &AppState, owner: Owner, req: Request) -> Resu
         .into()),
         _ => {}
     }
-    let metadata = match header_str(headers, "Upload-Metadata")? {
+    let metadata = match header_str(headers, header::UPLOAD_METADATA)? {
         Some(v) => Metadata::parse(v).map_err(Error::from)?,
         None => Metadata::default(),
     };
+    let content_length = u64_header(headers, "Content-Length")?;
+    let has_body = content_length.is_some_and(|n| n > 0)
+        || headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+    if has_body && !is_offset_stream(headers) && !matches!(concat, Concat::Final(_)) {
+        return Err(Error::new(
+            ErrorCode::UnsupportedContentType,
+            format!(
+                "The first bytes of an upload must be sent as Content-Type: {OFFSET_OCTET_STREAM}; nothing was created."
+            ),
+        )
+        .into());
+    }
     let with_body = is_offset_stream(headers) && !matches!(concat, Concat::Final(_));
-    let checksum = match (with_body, header_str(headers, "Upload-Checksum")?) {
+    let checksum = match (with_body, header_str(headers, header::UPLOAD_CHECKSUM)?) {
         (true, Some(v)) => Some(parse_checksum(v)?),
         _ => None,
     };
-    let content_length = u64_header(headers, "Content-Length")?;
+    let base = public_base(headers, req.uri(), state.config.behind_proxy);
 
     let mut record = state
         .uploads
@@ -91,9 +107,15 @@ pub(super) async fn create(state: &AppState, owner: Owner, req: Request) -> Resu
     }
 
     let mut resp = StatusCode::CREATED.into_response();
-    set(&mut resp, "location", upload_url(record.id.as_str()));
+    // Absolute, for the clients and tools that cannot follow a relative one.
+    let path = upload_url(record.id.as_str());
+    set(
+        &mut resp,
+        "location",
+        base.map_or(path.clone(), |b| format!("{b}{path}")),
+    );
     if with_body || record.is_complete() {
-        set(&mut resp, "upload-offset", record.offset);
+        set(&mut resp, header::UPLOAD_OFFSET, record.offset);
     }
     set_expires(&mut resp, &record);
     Ok(resp)

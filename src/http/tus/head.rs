@@ -3,7 +3,8 @@
 
 use super::{set, set_expires, Result};
 use crate::core::{Concat, UploadId};
-use crate::protocol::upload_url;
+use crate::protocol::header;
+use crate::protocol::{concat, upload_url};
 use crate::server::state::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,23 +14,24 @@ pub(super) async fn head(state: &AppState, id: &UploadId) -> Result<Response> {
     let mut resp = StatusCode::OK.into_response();
     let is_final = matches!(record.concat, Concat::Final(_));
     if !is_final || record.is_complete() {
-        set(&mut resp, "upload-offset", record.offset);
+        set(&mut resp, header::UPLOAD_OFFSET, record.offset);
     }
     match record.length {
-        Some(length) => set(&mut resp, "upload-length", length),
-        None => set(&mut resp, "upload-defer-length", 1),
+        Some(length) => set(&mut resp, header::UPLOAD_LENGTH, length),
+        None => set(&mut resp, header::UPLOAD_DEFER_LENGTH, 1),
     }
     if !record.metadata.is_empty() {
-        set(&mut resp, "upload-metadata", record.metadata.encode());
+        set(&mut resp, header::UPLOAD_METADATA, record.metadata.encode());
     }
     match &record.concat {
         Concat::None => {}
-        Concat::Partial => set(&mut resp, "upload-concat", "partial"),
+        Concat::Partial => set(&mut resp, header::UPLOAD_CONCAT, concat::PARTIAL),
         Concat::Final(parts) => set(
             &mut resp,
-            "upload-concat",
+            header::UPLOAD_CONCAT,
             format!(
-                "final;{}",
+                "{}{}",
+                concat::FINAL_PREFIX,
                 parts
                     .iter()
                     .map(|id| upload_url(id.as_str()))

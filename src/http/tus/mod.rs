@@ -13,7 +13,8 @@ use super::error::ApiError;
 use super::headers::{check_version, effective_method};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{BodyStream, ChecksumAlgorithm, Owner, UploadId, UploadRecord};
-use crate::protocol::{TUS_EXTENSIONS, TUS_VERSION};
+use crate::protocol::header;
+use crate::protocol::{FILES, TUS_EXTENSIONS, TUS_VERSION};
 use crate::server::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -26,27 +27,27 @@ use futures_util::TryStreamExt;
 /// The routes under `/files`.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/files", any(collection))
-        .route("/files/", any(collection))
-        .route("/files/{id}", any(resource))
+        .route(FILES, any(collection))
+        .route(&format!("{FILES}/"), any(collection))
+        .route(&format!("{FILES}/{{id}}"), any(resource))
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-pub(super) fn unsupported_version_response(err: ApiError) -> Response {
+fn unsupported_version_response(err: ApiError) -> Response {
     let mut resp = err.into_response();
     resp.headers_mut()
-        .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+        .insert(header::TUS_VERSION, HeaderValue::from_static(TUS_VERSION));
     resp
 }
 
-pub(super) fn parse_id(id: &str) -> Result<UploadId> {
+fn parse_id(id: &str) -> Result<UploadId> {
     UploadId::parse(id).ok_or_else(|| Error::not_found().into())
 }
 
-pub(super) fn with_tus(mut resp: Response) -> Response {
+fn with_tus(mut resp: Response) -> Response {
     resp.headers_mut()
-        .insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+        .insert(header::TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
     resp
 }
 
@@ -61,21 +62,30 @@ pub(super) fn set_expires(resp: &mut Response, record: &UploadRecord) {
         // HTTP dates end with the year 9999.
         let ms = ms.clamp(0, 253_402_300_799_000) as u64;
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-        set(resp, "upload-expires", httpdate::fmt_http_date(t));
+        set(resp, header::UPLOAD_EXPIRES, httpdate::fmt_http_date(t));
     }
 }
 
-pub(super) fn options(state: &AppState) -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    set(&mut resp, "tus-version", TUS_VERSION);
-    set(&mut resp, "tus-extension", TUS_EXTENSIONS);
-    set(&mut resp, "tus-max-size", state.uploads.config().max_size);
-    set(&mut resp, "tus-checksum-algorithm", ChecksumAlgorithm::ALL);
+fn options(state: &AppState) -> Response {
+    // 200 rather than 204: some clients treat only 200 as success here.
+    let mut resp = StatusCode::OK.into_response();
+    set(&mut resp, header::TUS_VERSION, TUS_VERSION);
+    set(&mut resp, header::TUS_EXTENSION, TUS_EXTENSIONS);
+    set(
+        &mut resp,
+        header::TUS_MAX_SIZE,
+        state.uploads.config().max_size,
+    );
+    set(
+        &mut resp,
+        header::TUS_CHECKSUM_ALGORITHM,
+        ChecksumAlgorithm::ALL,
+    );
     resp
 }
 
 /// `/files`: OPTIONS and POST (creation).
-pub(super) async fn collection(
+async fn collection(
     State(state): State<AppState>,
     Extension(owner): Extension<Owner>,
     req: Request,
@@ -98,11 +108,7 @@ pub(super) async fn collection(
 }
 
 /// `/files/{id}`: OPTIONS, HEAD, PATCH, DELETE and GET (download).
-pub(super) async fn resource(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
+async fn resource(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
     let method = match effective_method(&req) {
         Ok(m) => m,
         Err(e) => return ApiError(e).into_response(),
@@ -128,7 +134,7 @@ pub(super) async fn resource(
     with_tus(result.unwrap_or_else(IntoResponse::into_response))
 }
 
-pub(super) fn method_not_allowed(allowed: &'static str) -> ApiError {
+fn method_not_allowed(allowed: &'static str) -> ApiError {
     Error::new(
         ErrorCode::MethodNotAllowed,
         format!("Use one of {allowed} here."),

@@ -8,6 +8,7 @@ use super::super::headers::{
 use super::{body_stream, set, set_expires, Result};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, UploadId};
+use crate::protocol::header;
 use crate::protocol::OFFSET_OCTET_STREAM;
 use crate::server::state::AppState;
 use axum::extract::Request;
@@ -23,23 +24,35 @@ pub(super) async fn patch(state: &AppState, id: &UploadId, req: Request) -> Resu
         )
         .into());
     }
-    let offset = u64_header(headers, "Upload-Offset")?
-        .ok_or_else(|| header_error("Upload-Offset", "missing"))?;
+    let offset = u64_header(headers, header::UPLOAD_OFFSET)?
+        .ok_or_else(|| header_error(header::UPLOAD_OFFSET, "missing"))?;
     let append = AppendRequest {
         offset,
-        declare_length: u64_header(headers, "Upload-Length")?,
-        checksum: header_str(headers, "Upload-Checksum")?
+        declare_length: u64_header(headers, header::UPLOAD_LENGTH)?,
+        checksum: header_str(headers, header::UPLOAD_CHECKSUM)?
             .map(parse_checksum)
             .transpose()?,
         content_length: u64_header(headers, "Content-Length")?,
         ..AppendRequest::default()
     };
-    let record = state
+    let record = match state
         .uploads
         .append(id, append, body_stream(req.into_body()))
-        .await?;
+        .await
+    {
+        Ok(record) => record,
+        Err(e) if e.code == ErrorCode::OffsetMismatch => {
+            // Say where the upload is, so the client resumes without a HEAD.
+            let mut resp = super::super::error::ApiError(e).into_response();
+            if let Ok(current) = state.uploads.get(id).await {
+                set(&mut resp, header::UPLOAD_OFFSET, current.offset);
+            }
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    set(&mut resp, "upload-offset", record.offset);
+    set(&mut resp, header::UPLOAD_OFFSET, record.offset);
     set_expires(&mut resp, &record);
     Ok(resp)
 }

@@ -1,4 +1,5 @@
-//! What several instances need of PostgreSQL beyond records and events:
+//! `PgLocker`: locks that hold across instances sharing one PostgreSQL
+//! database.
 //!
 //! - **Locks that hold across instances.** `PgLocker` takes a session-level
 //!   advisory lock per upload, all of them on one connection of this
@@ -11,11 +12,8 @@
 //!   and the next lock opens a new session.
 //! - **Asking a holder elsewhere to give way.** A DELETE on one instance
 //!   while another writes the upload sends `NOTIFY ferry_preempt`; the
-//!   holder's instance hears it and stops its writer, which records what it
-//!   has and lets go.
-//! - **Waking event listeners everywhere.** Every stored event sends
-//!   `NOTIFY ferry_events` with its owner; each instance wakes that owner's
-//!   `/events` streams at once instead of at their next poll.
+//!   holder's instance hears it (in `store::cluster`) and stops its writer,
+//!   which records what it has and lets go.
 
 use super::local::LocalLocker;
 use crate::core::error::{Error, Result};

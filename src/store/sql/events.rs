@@ -55,7 +55,8 @@ impl EventStore for SqlStore {
             .map_err(failed)?;
         if self.backend == Backend::Postgres {
             // Other instances wake this owner's listeners (sent at commit).
-            sqlx::query("SELECT pg_notify('ferry_events', $1)")
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::store::cluster::EVENTS_CHANNEL)
                 .bind(owner.as_str())
                 .execute(&mut *tx)
                 .await
