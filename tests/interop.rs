@@ -17,6 +17,11 @@ fn interop_dir() -> PathBuf {
 
 /// Runs a client program and parses the JSON line it prints.
 fn run_client(program: &Path, args: &[&str]) -> serde_json::Value {
+    run_client_with(program, args, &[])
+}
+
+/// `run_client` with environment variables for the client.
+fn run_client_with(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
     assert!(
         program.exists() || program.is_relative(),
         "{} is missing: run `make test` (or scripts/setup.sh test) to install the interop clients",
@@ -24,6 +29,7 @@ fn run_client(program: &Path, args: &[&str]) -> serde_json::Value {
     );
     let out = Command::new(program)
         .args(args)
+        .envs(envs.iter().copied())
         .current_dir(interop_dir())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
@@ -39,13 +45,20 @@ fn run_client(program: &Path, args: &[&str]) -> serde_json::Value {
 }
 
 fn node(args: &[&str]) -> serde_json::Value {
+    node_speaking(None, args)
+}
+
+/// tus-js-client speaking `protocol` (`ietf-draft-03`, `ietf-draft-05`), or
+/// tus 1.0 when `None`.
+fn node_speaking(protocol: Option<&str>, args: &[&str]) -> serde_json::Value {
     assert!(
         interop_dir().join("node_modules/tus-js-client").exists(),
         "tus-js-client is not installed: run `make test` (or scripts/setup.sh test)"
     );
     let mut all = vec!["tus_js_client.mjs"];
     all.extend_from_slice(args);
-    run_client(Path::new("node"), &all)
+    let envs: Vec<(&str, &str)> = protocol.map(|p| ("TUS_PROTOCOL", p)).into_iter().collect();
+    run_client_with(Path::new("node"), &all, &envs)
 }
 
 fn python(args: &[&str]) -> serde_json::Value {
@@ -142,6 +155,56 @@ fn tus_js_client_terminates_an_upload() {
     let (path, _) = f.file("gone.bin", 8 * MIB, 4);
     let r = node(&["terminate", &f.endpoint(), &path, &MIB.to_string()]);
     assert_eq!(r["after"]["status"].as_u64(), Some(404), "{r}");
+}
+
+#[test]
+fn tus_js_client_speaks_the_ietf_drafts() {
+    let f = fixture();
+    for (i, protocol) in ["ietf-draft-03", "ietf-draft-05"].into_iter().enumerate() {
+        let (path, content) = f.file(&format!("{protocol}.bin"), 12 * MIB + 321, 6 + i as u8);
+        let r = node_speaking(
+            Some(protocol),
+            &["upload", &f.endpoint(), &path, &(2 * MIB).to_string()],
+        );
+        assert!(r["patches"].as_u64().unwrap() >= 6, "{protocol}: {r}");
+        let version = if protocol == "ietf-draft-03" {
+            "5"
+        } else {
+            "6"
+        };
+        assert_eq!(
+            r["interop"],
+            serde_json::json!([version]),
+            "{protocol} spoke the draft: {r}"
+        );
+        assert_eq!(
+            sha256_hex(&f.download(r["url"].as_str().unwrap())),
+            sha256_hex(&content),
+            "{protocol}"
+        );
+
+        let size = 20 * MIB;
+        let (path, content) = f.file(&format!("{protocol}-resume.bin"), size, 8 + i as u8);
+        let r = node_speaking(
+            Some(protocol),
+            &["resume", &f.endpoint(), &path, &(2 * MIB).to_string()],
+        );
+        let from = r["resumedFrom"].as_u64().unwrap();
+        assert!(
+            from >= (size as u64) * 4 / 10,
+            "{protocol}: resumed from {from}"
+        );
+        assert_eq!(
+            r["sentAfterResume"].as_u64().unwrap(),
+            size as u64 - from,
+            "{protocol}: no byte sent twice"
+        );
+        assert_eq!(
+            sha256_hex(&f.download(r["url"].as_str().unwrap())),
+            sha256_hex(&content),
+            "{protocol}"
+        );
+    }
 }
 
 #[test]

@@ -6,11 +6,12 @@
 //! `events.rs`.)
 
 use crate::core::error::{Error, ErrorCode, Result};
-use crate::core::{ChecksumAlgorithm, ChunkChecksum, Concat, UploadId};
+use crate::core::{ChecksumAlgorithm, ChunkChecksum, Concat, UploadId, UploadRecord};
 use crate::protocol::header;
 use crate::protocol::{concat, FILES, OFFSET_OCTET_STREAM, TUS_VERSION};
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -204,6 +205,23 @@ pub fn public_base(
     let authority: axum::http::uri::Authority = host.parse().ok()?;
     let plain = authority.as_str() == host && !host.contains('@') && !host.is_empty();
     (plain && matches!(scheme.as_str(), "http" | "https")).then(|| format!("{scheme}://{host}"))
+}
+
+/// Sets a response header, when `value` is a valid header value.
+pub(crate) fn set(resp: &mut Response, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        resp.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// `Upload-Expires`: when an unfinished upload expires, as an HTTP date.
+pub(crate) fn set_expires(resp: &mut Response, record: &UploadRecord) {
+    if let Some(ms) = record.expires_at {
+        // HTTP dates end with the year 9999.
+        let ms = ms.clamp(0, 253_402_300_799_000) as u64;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        set(resp, header::UPLOAD_EXPIRES, httpdate::fmt_http_date(t));
+    }
 }
 
 /// Parses `Upload-Checksum: <algorithm> <base64 digest>`.

@@ -10,26 +10,31 @@
 mod download;
 pub mod error;
 mod events;
+mod files;
 mod form;
 pub mod guard;
 pub mod headers;
 mod health;
+mod ietf;
 mod pages;
 mod serve;
 pub mod session;
-pub mod tus;
+mod tus;
 mod ws;
 
 pub use serve::{serve, ServeOptions};
 
 use crate::app::{shell, App};
+use crate::core::BodyStream;
 use crate::protocol::{self, header as tus_header};
 use crate::server::state::AppState;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 use axum::Router;
+use futures_util::TryStreamExt;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -74,7 +79,7 @@ fn open(state: &AppState) -> Router<AppState> {
 /// assets. Every request gets its `Owner` here.
 fn signed_in(state: &AppState) -> Router<AppState> {
     Router::new()
-        .merge(tus::routes())
+        .merge(files::routes())
         .route(&format!("{}/{{id}}/ws", protocol::FILES), get(ws::upgrade))
         .route(protocol::EVENTS, get(events::stream))
         .route(protocol::EVENTS_POLL, get(events::poll))
@@ -128,6 +133,17 @@ fn pages(state: &AppState) -> Router<AppState> {
     Router::new().leptos_routes_with_handler(generate_route_list(App), get(render))
 }
 
+/// A request body as the core reads it; a body that sent nothing for too
+/// long (the connection's idle timeout) ends with `TimedOut`.
+pub(crate) fn body_stream(body: Body) -> BodyStream {
+    Box::pin(body.into_data_stream().map_err(
+        |e| match e.into_inner().downcast::<std::io::Error>() {
+            Ok(io) => *io,
+            Err(other) => std::io::Error::other(other),
+        },
+    ))
+}
+
 /// Cross-origin access for the configured origins: preflights answered, the
 /// tus request headers allowed and its response headers exposed.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -172,6 +188,9 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                         tus_header::UPLOAD_CONCAT,
                         tus_header::METHOD_OVERRIDE,
                         tus_header::REQUESTED_WITH,
+                        protocol::ietf::INTEROP_VERSION,
+                        protocol::ietf::UPLOAD_COMPLETE,
+                        protocol::ietf::UPLOAD_INCOMPLETE,
                     ]))
                     .collect::<Vec<_>>(),
             )
@@ -188,6 +207,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 tus_header::TUS_EXTENSION,
                 tus_header::TUS_MAX_SIZE,
                 tus_header::TUS_CHECKSUM_ALGORITHM,
+                protocol::ietf::INTEROP_VERSION,
+                protocol::ietf::UPLOAD_COMPLETE,
+                protocol::ietf::UPLOAD_INCOMPLETE,
+                protocol::ietf::UPLOAD_LIMIT,
             ]))
             .max_age(std::time::Duration::from_secs(86400)),
     )

@@ -6,6 +6,9 @@
 // Scenarios: upload (a file stream in chunks), resume (abort part-way, then
 // resume from the stored URL in a new Upload), parallel (three partial
 // uploads concatenated), terminate (abort with termination).
+//
+// TUS_PROTOCOL=ietf-draft-03 or ietf-draft-05 speaks the IETF draft
+// (interop versions 5 and 6) instead of tus 1.0.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tus from "tus-js-client";
@@ -14,6 +17,15 @@ const [scenario, endpoint, file, chunkArg] = process.argv.slice(2);
 const chunkSize = Number(chunkArg ?? 5 * 1024 * 1024);
 const size = fs.statSync(file).size;
 const metadata = { filename: path.basename(file), filetype: "application/octet-stream" };
+// The draft's interop versions the server answered with (none for tus).
+const interop = new Set();
+const protocol = {
+  ...(process.env.TUS_PROTOCOL ? { protocol: process.env.TUS_PROTOCOL } : {}),
+  onAfterResponse: (_req, res) => {
+    const v = res.getHeader("Upload-Draft-Interop-Version");
+    if (v) interop.add(v);
+  },
+};
 
 function upload(input, options) {
   return new Promise((resolve, reject) => {
@@ -21,6 +33,7 @@ function upload(input, options) {
       endpoint,
       chunkSize,
       metadata,
+      ...protocol,
       retryDelays: [0, 200, 500],
       ...options,
       onError: reject,
@@ -55,6 +68,7 @@ switch (scenario) {
         endpoint,
         chunkSize,
         metadata,
+        ...protocol,
         uploadSize: size,
         onError: reject,
         onSuccess: () => reject(new Error("finished before it could be interrupted")),
@@ -87,6 +101,7 @@ switch (scenario) {
         endpoint,
         chunkSize,
         metadata,
+        ...protocol,
         uploadSize: size,
         onError: reject,
         onChunkComplete: () => {
@@ -101,4 +116,4 @@ switch (scenario) {
   default:
     throw new Error(`unknown scenario ${scenario}`);
 }
-console.log(JSON.stringify(result));
+console.log(JSON.stringify({ ...result, interop: [...interop] }));

@@ -1,11 +1,13 @@
 //! `POST /files`: creating an upload (tus creation, creation-with-upload,
 //! creation-defer-length and concatenation).
 
+use super::super::body_stream;
 use super::super::headers::{
     header_error, header_str, is_offset_stream, parse_checksum, parse_concat, public_base,
     u64_header,
 };
-use super::{body_stream, set, set_expires, Result};
+use super::super::headers::{set, set_expires};
+use super::Result;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
 use crate::protocol::header;
@@ -16,7 +18,11 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub(super) async fn create(state: &AppState, owner: Owner, req: Request) -> Result<Response> {
+pub(in crate::http) async fn create(
+    state: &AppState,
+    owner: Owner,
+    req: Request,
+) -> Result<Response> {
     let headers = req.headers();
     let concat = match header_str(headers, header::UPLOAD_CONCAT)? {
         Some(v) => parse_concat(v)?,

@@ -6,7 +6,7 @@ use crate::server::state::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub(super) async fn delete(state: &AppState, id: &UploadId) -> Result<Response> {
+pub(in crate::http) async fn delete(state: &AppState, id: &UploadId) -> Result<Response> {
     state.uploads.delete(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,7 +1,8 @@
 //! `HEAD /files/{id}`: where an upload stands (offset, length, metadata,
 //! expiry, concatenation).
 
-use super::{set, set_expires, Result};
+use super::super::headers::{set, set_expires};
+use super::Result;
 use crate::core::{Concat, UploadId};
 use crate::protocol::header;
 use crate::protocol::{concat, upload_url};
@@ -9,7 +10,7 @@ use crate::server::state::AppState;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub(super) async fn head(state: &AppState, id: &UploadId) -> Result<Response> {
+pub(in crate::http) async fn head(state: &AppState, id: &UploadId) -> Result<Response> {
     let record = state.uploads.get(id).await?;
     let mut resp = StatusCode::OK.into_response();
     let is_final = matches!(record.concat, Concat::Final(_));

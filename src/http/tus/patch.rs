@@ -2,10 +2,12 @@
 //! streams to the core; a body that would pass the upload's length is
 //! refused by the core before a byte past it is written.
 
+use super::super::body_stream;
 use super::super::headers::{
     header_error, header_str, is_offset_stream, parse_checksum, u64_header,
 };
-use super::{body_stream, set, set_expires, Result};
+use super::super::headers::{set, set_expires};
+use super::Result;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, UploadId};
 use crate::protocol::header;
@@ -15,7 +17,11 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-pub(super) async fn patch(state: &AppState, id: &UploadId, req: Request) -> Result<Response> {
+pub(in crate::http) async fn patch(
+    state: &AppState,
+    id: &UploadId,
+    req: Request,
+) -> Result<Response> {
     let headers = req.headers();
     if !is_offset_stream(headers) {
         return Err(Error::new(

@@ -1,0 +1,470 @@
+#![cfg(feature = "ssr")]
+//! The IETF draft "Resumable Uploads for HTTP" on `/files/`, against
+//! `router()`: every interop version Ferry speaks (3 to 8), its headers,
+//! completeness, lengths, limits, problem details, and uploads that cross
+//! from tus to the draft and back.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::StatusCode;
+use common::*;
+
+const PARTIAL: (&str, &str) = ("content-type", "application/partial-upload");
+
+fn v(n: u8) -> (&'static str, &'static str) {
+    let value: &'static str = match n {
+        2 => "2",
+        3 => "3",
+        4 => "4",
+        5 => "5",
+        6 => "6",
+        7 => "7",
+        8 => "8",
+        _ => "99",
+    };
+    ("upload-draft-interop-version", value)
+}
+
+/// The completeness header of version `n` saying `complete`.
+fn complete(n: u8, complete: bool) -> (&'static str, &'static str) {
+    match (n, complete) {
+        (3, true) => ("upload-incomplete", "?0"),
+        (3, false) => ("upload-incomplete", "?1"),
+        (_, true) => ("upload-complete", "?1"),
+        (_, false) => ("upload-complete", "?0"),
+    }
+}
+
+/// Whether an answer says the upload is complete, in version `n`'s words.
+fn says_complete(a: &Answer, n: u8) -> bool {
+    if n == 3 {
+        a.header("upload-incomplete") == Some("?0")
+    } else {
+        a.header("upload-complete") == Some("?1")
+    }
+}
+
+fn problem(a: &Answer) -> serde_json::Value {
+    assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    serde_json::from_slice(&a.body).unwrap()
+}
+
+#[tokio::test]
+async fn every_version_creates_appends_and_completes() {
+    let app = TestApp::new().await;
+    let data = bytes(3000, 1);
+    for n in 3..=8u8 {
+        let total = data.len().to_string();
+        let created = app
+            .call(
+                "POST",
+                "/files/",
+                &[v(n), complete(n, false), ("upload-length", &total)],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "v{n}: {:?}",
+            created.body
+        );
+        assert!(!says_complete(&created, n), "v{n}");
+        assert_eq!(created.header("upload-offset"), Some("0"), "v{n}");
+        assert_eq!(created.header("upload-draft-interop-version"), Some(v(n).1));
+        let limit = created.header("upload-limit").unwrap();
+        assert!(limit.contains("max-size="), "v{n}: {limit}");
+        assert!(
+            limit.contains(if n <= 6 { "expires=" } else { "max-age=" }),
+            "v{n}: {limit}"
+        );
+        let url = created.location();
+
+        let head = app.call("HEAD", &url, &[v(n)], Body::empty()).await;
+        assert_eq!(head.status, StatusCode::NO_CONTENT, "v{n}");
+        assert_eq!(head.header("upload-offset"), Some("0"));
+        assert_eq!(head.header("upload-length"), Some(total.as_str()));
+        assert_eq!(head.header("cache-control"), Some("no-store"));
+        assert!(!says_complete(&head, n));
+
+        let first = app
+            .call(
+                "PATCH",
+                &url,
+                &[v(n), PARTIAL, ("upload-offset", "0"), complete(n, false)],
+                data[..1000].to_vec(),
+            )
+            .await;
+        assert!(first.status.is_success(), "v{n}: {:?}", first.body);
+        assert_eq!(first.header("upload-offset"), Some("1000"));
+        assert!(!says_complete(&first, n));
+
+        let last = app
+            .call(
+                "PATCH",
+                &url,
+                &[v(n), PARTIAL, ("upload-offset", "1000"), complete(n, true)],
+                data[1000..].to_vec(),
+            )
+            .await;
+        assert!(last.status.is_success(), "v{n}: {:?}", last.body);
+        assert_eq!(last.header("upload-offset"), Some(total.as_str()));
+        assert!(says_complete(&last, n), "v{n}");
+        assert_eq!(
+            app.download(&url).await.body.as_ref(),
+            data.as_slice(),
+            "v{n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_whole_file_in_the_creation_request_is_complete_with_its_length() {
+    let app = TestApp::new().await;
+    let data = bytes(5000, 2);
+    for n in [3u8, 5, 8] {
+        let a = app
+            .call(
+                "POST",
+                "/files/",
+                &[
+                    v(n),
+                    complete(n, true),
+                    ("content-type", "image/png"),
+                    ("content-disposition", "inline; filename=\"cat.png\""),
+                    ("content-length", "5000"),
+                ],
+                data.clone(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "v{n}: {:?}", a.body);
+        assert!(says_complete(&a, n));
+        assert_eq!(a.header("upload-offset"), Some("5000"));
+        assert_eq!(a.header("upload-length"), Some("5000"));
+        let url = a.location();
+        let got = app.download(&url).await;
+        assert_eq!(got.body.as_ref(), data.as_slice());
+        assert!(got
+            .header("content-disposition")
+            .unwrap()
+            .contains("cat.png"));
+    }
+    // An empty file, completed by its creation.
+    let a = app
+        .call("POST", "/files/", &[v(8), complete(8, true)], Body::empty())
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    assert!(says_complete(&a, 8));
+    assert_eq!(a.header("upload-length"), Some("0"));
+}
+
+#[tokio::test]
+async fn a_wrong_offset_is_409_with_the_drafts_problem() {
+    let app = TestApp::new().await;
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(6), complete(6, false)],
+            Body::empty(),
+        )
+        .await;
+    let url = a.location();
+    app.call(
+        "PATCH",
+        &url,
+        &[v(6), PARTIAL, ("upload-offset", "0"), complete(6, false)],
+        bytes(10, 3),
+    )
+    .await;
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(6), PARTIAL, ("upload-offset", "4"), complete(6, false)],
+            bytes(10, 3),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.header("upload-offset"), Some("10"));
+    assert_eq!(a.header("upload-complete"), Some("?0"));
+    let p = problem(&a);
+    assert_eq!(
+        p["type"],
+        "https://iana.org/assignments/http-problem-types#mismatching-upload-offset"
+    );
+    assert_eq!(p["expected-offset"], 10);
+    assert_eq!(p["provided-offset"], 4);
+    assert_eq!(p["error"], "offset_mismatch");
+    assert_eq!(p["status"], 409);
+}
+
+#[tokio::test]
+async fn lengths_must_agree() {
+    let app = TestApp::new().await;
+    // Upload-Length against a completing Content-Length.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                v(8),
+                complete(8, true),
+                ("upload-length", "10"),
+                ("content-length", "5"),
+            ],
+            bytes(5, 1),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        problem(&a)["type"],
+        "https://iana.org/assignments/http-problem-types#inconsistent-upload-length"
+    );
+    // A completing append that ends short of the known length.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(8), complete(8, false), ("upload-length", "10")],
+            Body::empty(),
+        )
+        .await;
+    let url = a.location();
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[
+                v(8),
+                PARTIAL,
+                ("upload-offset", "0"),
+                complete(8, true),
+                ("content-length", "4"),
+            ],
+            bytes(4, 1),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        problem(&a)["type"],
+        "https://iana.org/assignments/http-problem-types#inconsistent-upload-length"
+    );
+    assert_eq!(app.offset_of(&url, 8).await, 0, "nothing was appended");
+    // Bytes past the length are refused and not kept.
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(8), PARTIAL, ("upload-offset", "0"), complete(8, false)],
+            bytes(15, 1),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{:?}", a.body);
+    assert!(app.offset_of(&url, 8).await <= 10);
+}
+
+#[tokio::test]
+async fn completed_uploads_take_no_more_and_a_lost_answer_can_be_asked_again() {
+    let app = TestApp::new().await;
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(7), complete(7, true), ("content-length", "6")],
+            b"abcdef".to_vec(),
+        )
+        .await;
+    let url = a.location();
+    let more = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(7), PARTIAL, ("upload-offset", "6"), complete(7, true)],
+            b"gh".to_vec(),
+        )
+        .await;
+    assert_eq!(more.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        problem(&more)["type"],
+        "https://iana.org/assignments/http-problem-types#completed-upload"
+    );
+    let again = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(7), PARTIAL, ("upload-offset", "6"), complete(7, true)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT, "{:?}", again.body);
+    assert_eq!(again.header("upload-complete"), Some("?1"));
+    assert_eq!(app.download(&url).await.body.as_ref(), b"abcdef");
+}
+
+#[tokio::test]
+async fn version_rules_are_enforced() {
+    let app = TestApp::new().await;
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(8), complete(8, false)],
+            Body::empty(),
+        )
+        .await;
+    let url = a.location();
+    // Interop 6 and later append application/partial-upload only.
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(6), ("upload-offset", "0"), complete(6, false)],
+            bytes(3, 1),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(problem(&a)["error"], "unsupported_content_type");
+    // Interop 7 and later: an append must say whether it completes.
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(7), PARTIAL, ("upload-offset", "0")],
+            bytes(3, 1),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    // Interop 5 and earlier: no content type needed, and an append that
+    // does not say is the last one.
+    let a = app
+        .call("PATCH", &url, &[v(5), ("upload-offset", "0")], bytes(3, 1))
+        .await;
+    assert!(a.status.is_success(), "{:?}", a.body);
+    assert_eq!(a.header("upload-complete"), Some("?1"));
+    assert_eq!(app.download(&url).await.body.len(), 3);
+    // A creation request must say whether it carries the whole upload.
+    let a = app.call("POST", "/files/", &[v(8)], Body::empty()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    // HEAD must not carry an append's headers (up to interop 6).
+    let a = app
+        .call("HEAD", &url, &[v(6), ("upload-offset", "0")], Body::empty())
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    // Versions Ferry does not speak are refused, as the draft's requests.
+    for n in [2u8, 99] {
+        let a = app
+            .call("POST", "/files/", &[v(n), complete(8, true)], Body::empty())
+            .await;
+        assert_eq!(a.status.as_u16(), 412, "v{n}");
+        assert_eq!(problem(&a)["error"], "unsupported_version");
+    }
+    // A tus client whose platform adds the draft's headers stays tus.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[TUS, v(6), complete(6, true), ("upload-length", "3")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(a.header("tus-resumable"), Some("1.0.0"));
+    assert_eq!(a.header("upload-draft-interop-version"), None);
+}
+
+#[tokio::test]
+async fn an_upload_crosses_between_tus_and_the_draft() {
+    let app = TestApp::new().await;
+    let data = bytes(2000, 5);
+    // Started with tus, finished with the draft.
+    let url = app.create(2000, &[]).await;
+    app.patch(&url, 0, data[..700].to_vec(), &[]).await;
+    let head = app.call("HEAD", &url, &[v(6)], Body::empty()).await;
+    assert_eq!(head.header("upload-offset"), Some("700"));
+    assert_eq!(head.header("upload-complete"), Some("?0"));
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(6), PARTIAL, ("upload-offset", "700"), complete(6, true)],
+            data[700..].to_vec(),
+        )
+        .await;
+    assert!(a.status.is_success(), "{:?}", a.body);
+    assert_eq!(app.download(&url).await.body.as_ref(), data.as_slice());
+    // Started with the draft, inspected and finished with tus.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                v(8),
+                complete(8, false),
+                ("upload-length", "2000"),
+                ("content-length", "500"),
+            ],
+            data[..500].to_vec(),
+        )
+        .await;
+    let url = a.location();
+    assert_eq!(app.offset(&url).await, 500);
+    let a = app.patch(&url, 500, data[500..].to_vec(), &[]).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.download(&url).await.body.as_ref(), data.as_slice());
+}
+
+#[tokio::test]
+async fn cancelling_removes_the_upload() {
+    let app = TestApp::new().await;
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(8), complete(8, false)],
+            Body::empty(),
+        )
+        .await;
+    let url = a.location();
+    let d = app.call("DELETE", &url, &[v(8)], Body::empty()).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    let h = app.call("HEAD", &url, &[v(8)], Body::empty()).await;
+    assert_eq!(h.status, StatusCode::NOT_FOUND);
+    let again = app.call("DELETE", &url, &[v(8)], Body::empty()).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(problem(&again)["error"], "not_found");
+}
+
+#[tokio::test]
+async fn options_announce_the_drafts_limits() {
+    let app = TestApp::with(|c| c.max_size = 4096).await;
+    let a = app.call("OPTIONS", "/files/", &[v(8)], Body::empty()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("upload-limit"), Some("min-size=0, max-size=4096"));
+    assert_eq!(a.header("accept-patch"), Some("application/partial-upload"));
+    assert_eq!(
+        a.header("tus-version"),
+        Some("1.0.0"),
+        "and tus's, for tus clients"
+    );
+    // The limit is enforced like tus's.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(8), complete(8, false), ("upload-length", "5000")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem(&a)["error"], "upload_too_large");
+}
+
+impl TestApp {
+    /// The offset a draft HEAD reports.
+    async fn offset_of(&self, url: &str, n: u8) -> u64 {
+        let a = self.call("HEAD", url, &[v(n)], Body::empty()).await;
+        a.header("upload-offset").unwrap().parse().unwrap()
+    }
+}
