@@ -461,10 +461,287 @@ async fn options_announce_the_drafts_limits() {
     assert_eq!(problem(&a)["error"], "upload_too_large");
 }
 
+fn digest(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha-256=:{}:", b64(&sha2::Sha256::digest(data)))
+}
+
+#[tokio::test]
+async fn digests_are_checked() {
+    let app = TestApp::new().await;
+    let data = bytes(4000, 7);
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(8), complete(8, false), ("upload-length", "4000")],
+            Body::empty(),
+        )
+        .await;
+    let url = a.location();
+    // Content-Digest: a request whose bytes do not match keeps none.
+    let wrong = digest(b"something else");
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[
+                v(8),
+                PARTIAL,
+                ("upload-offset", "0"),
+                complete(8, false),
+                ("content-digest", &wrong),
+            ],
+            data[..1000].to_vec(),
+        )
+        .await;
+    assert_eq!(a.status.as_u16(), 460, "{:?}", a.body);
+    assert_eq!(problem(&a)["error"], "checksum_mismatch");
+    assert_eq!(app.offset_of(&url, 8).await, 0);
+    let right = digest(&data[..1000]);
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[
+                v(8),
+                PARTIAL,
+                ("upload-offset", "0"),
+                complete(8, false),
+                ("content-digest", &right),
+            ],
+            data[..1000].to_vec(),
+        )
+        .await;
+    assert!(a.status.is_success(), "{:?}", a.body);
+    assert_eq!(app.offset_of(&url, 8).await, 1000);
+
+    // Repr-Digest: the finished file is held to it...
+    let whole = digest(&data);
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                v(8),
+                complete(8, true),
+                ("content-length", "4000"),
+                ("repr-digest", &whole),
+            ],
+            data.clone(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let first = a.location();
+    // ...which makes the same file again an instant upload...
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                v(8),
+                complete(8, true),
+                ("content-length", "4000"),
+                ("repr-digest", &whole),
+            ],
+            data.clone(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    assert_ne!(a.location(), first);
+    assert_eq!(
+        app.download(&a.location()).await.body.as_ref(),
+        data.as_slice()
+    );
+    // ...and a file that is not what it promised is removed.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                v(8),
+                complete(8, true),
+                ("content-length", "4000"),
+                ("repr-digest", &wrong),
+            ],
+            data.clone(),
+        )
+        .await;
+    assert_eq!(a.status.as_u16(), 460, "{:?}", a.body);
+    let gone = app
+        .call("HEAD", &a.location(), &[v(8)], Body::empty())
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn from_interop_7_a_new_request_ends_the_one_in_progress() {
+    let app = TestApp::new().await;
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[v(8), complete(8, false), ("upload-length", "100")],
+            Body::empty(),
+        )
+        .await;
+    let url = a.location();
+    // An append whose client went quiet: 10 bytes, then nothing.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(bytes(10, 1))).await.unwrap();
+    let stalled = Body::from_stream(tokio_stream_of(rx));
+    let router = app.router.clone();
+    let req = axum::http::Request::builder()
+        .method("PATCH")
+        .uri(&url)
+        .header(v(8).0, v(8).1)
+        .header(PARTIAL.0, PARTIAL.1)
+        .header("upload-offset", "0")
+        .header("upload-complete", "?0")
+        .body(stalled)
+        .unwrap();
+    let pending = tokio::spawn(async move {
+        use tower::ServiceExt;
+        router.oneshot(req).await.unwrap()
+    });
+    // Once the stalled append has taken its bytes (the channel has room
+    // again), and a moment to hand them to the writer, it goes quiet.
+    let room = tx.reserve().await.unwrap();
+    drop(room);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let head = app.call("HEAD", &url, &[v(8)], Body::empty()).await;
+    assert_eq!(head.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        head.header("upload-offset"),
+        Some("10"),
+        "the old append was ended and kept its bytes"
+    );
+    let old = pending.await.unwrap();
+    assert!(
+        !old.status().is_success(),
+        "the old append was ended: {}",
+        old.status()
+    );
+    drop(tx);
+    let a = app
+        .call(
+            "PATCH",
+            &url,
+            &[v(8), PARTIAL, ("upload-offset", "10"), complete(8, true)],
+            bytes(90, 2),
+        )
+        .await;
+    assert!(a.status.is_success(), "{:?}", a.body);
+    assert_eq!(app.download(&url).await.body.len(), 100);
+}
+
+fn tokio_stream_of(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
 impl TestApp {
     /// The offset a draft HEAD reports.
     async fn offset_of(&self, url: &str, n: u8) -> u64 {
         let a = self.call("HEAD", url, &[v(n)], Body::empty()).await;
         a.header("upload-offset").unwrap().parse().unwrap()
     }
+}
+
+/// Sends raw bytes to the real binary and reads the whole answer.
+fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    socket.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the final answer's head and its (empty or short) body are in.
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = &text[..end];
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if !head.starts_with("HTTP/1.1 1") && answer.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn the_real_binary_speaks_the_draft_over_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::server::Server::start(&dir.path().join("data"), &[]);
+    let addr = server.addr().to_string();
+    let data = bytes(1000, 9);
+    let mut request = format!(
+        "POST /files/ HTTP/1.1\r\nHost: {addr}\r\nUpload-Draft-Interop-Version: 6\r\n\
+         Upload-Complete: ?0\r\nUpload-Length: 3000\r\nContent-Length: 1000\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(&data);
+    let answer = raw_exchange(&addr, &request);
+    // No informational answer comes first (see http::ietf on 104): the
+    // final answer carries the upload's URL and where it stands.
+    assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    let location = answer
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(": ")?;
+            name.eq_ignore_ascii_case("location").then_some(value)
+        })
+        .expect("a Location")
+        .trim()
+        .to_string();
+    assert!(
+        location.starts_with(&format!("http://{addr}/files/")),
+        "{location}"
+    );
+    assert!(lower.contains("upload-offset: 1000\r\n"), "{answer}");
+    assert!(lower.contains("upload-complete: ?0\r\n"), "{answer}");
+    assert!(lower.contains("upload-draft-interop-version: 6\r\n"));
+
+    let path = common::path_of(&location);
+    let rest = bytes(2000, 10);
+    let mut request = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nUpload-Draft-Interop-Version: 6\r\n\
+         Upload-Offset: 1000\r\nUpload-Complete: ?1\r\n\
+         Content-Type: application/partial-upload\r\nContent-Length: 2000\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(&rest);
+    let answer = raw_exchange(&addr, &request);
+    assert!(answer.starts_with("HTTP/1.1 204 "), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("upload-complete: ?1\r\n"),
+        "{answer}"
+    );
+    let got = reqwest::blocking::get(server.url(&path))
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(got.len(), 3000);
+    assert_eq!(&got[..1000], data.as_slice());
+    assert_eq!(&got[1000..], rest.as_slice());
 }

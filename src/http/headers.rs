@@ -224,6 +224,31 @@ pub(crate) fn set_expires(resp: &mut Response, record: &UploadRecord) {
     }
 }
 
+/// The SHA-256 in an RFC 9530 digest field (`Content-Digest`,
+/// `Repr-Digest`): a structured dictionary such as
+/// `sha-256=:<base64>:, sha-512=:<base64>:`. `None` when the field has no
+/// SHA-256 (other algorithms are not checked); an error when it has one
+/// that is not 32 bytes of base64.
+pub fn parse_sha256_digest(name: &str, value: &str) -> Result<Option<Vec<u8>>> {
+    for member in value.split(',') {
+        let Some((algorithm, digest)) = member.trim().split_once('=') else {
+            continue;
+        };
+        if !algorithm.trim().eq_ignore_ascii_case("sha-256") {
+            continue;
+        }
+        let bytes = digest
+            .trim()
+            .strip_prefix(':')
+            .and_then(|d| d.strip_suffix(':'))
+            .and_then(|d| STANDARD.decode(d).ok())
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| header_error(name, "sha-256 must be 32 bytes as :base64:"))?;
+        return Ok(Some(bytes));
+    }
+    Ok(None)
+}
+
 /// Parses `Upload-Checksum: <algorithm> <base64 digest>`.
 pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
     let (name, value) = header.trim().split_once(' ').ok_or_else(|| {
@@ -266,6 +291,22 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_fields_give_their_sha256() {
+        let sha = STANDARD.encode([7u8; 32]);
+        let field = format!("sha-512=:AAAA:, sha-256=:{sha}:");
+        assert_eq!(
+            parse_sha256_digest("content-digest", &field).unwrap(),
+            Some(vec![7u8; 32])
+        );
+        assert_eq!(
+            parse_sha256_digest("content-digest", "md5=:AAAA:").unwrap(),
+            None
+        );
+        assert!(parse_sha256_digest("content-digest", "sha-256=:AAAA:").is_err());
+        assert!(parse_sha256_digest("content-digest", "sha-256=nocolons").is_err());
+    }
 
     #[test]
     fn header_names_are_shown_as_people_write_them() {

@@ -124,6 +124,16 @@ impl Metadata {
         }
     }
 
+    /// This metadata with `key` set to `value` (replacing what it had).
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        let value = (!value.is_empty()).then(|| value.as_bytes().to_vec());
+        match self.pairs.iter_mut().find(|(k, _)| k == key) {
+            Some(pair) => pair.1 = value,
+            None => self.pairs.push((key.to_string(), value)),
+        }
+        self
+    }
+
     /// The canonical header form (what HEAD answers).
     pub fn encode(&self) -> String {
         self.pairs

@@ -48,6 +48,18 @@ pub struct AppendRequest {
 }
 
 impl UploadService {
+    /// Asks whoever writes this upload now to stop, and waits until it has
+    /// (it commits what it received and lets go): for protocols in which a
+    /// client's newest request wins over one it gave up on. Nothing to wait
+    /// for when nobody writes.
+    pub async fn stop_writer(&self, id: &UploadId) -> Result<()> {
+        self.locks
+            .lock_preempting(id.as_str(), std::time::Duration::from_secs(10))
+            .await
+            .map(drop)
+            .ok_or_else(|| Error::new(ErrorCode::UploadLocked, "The upload is busy; try again."))
+    }
+
     /// Appends a request body at the upload's current offset. The body is
     /// streamed to the `BlobStore` through a bounded buffer; whatever
     /// happens to the request (the client drops, the server is asked to

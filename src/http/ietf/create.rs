@@ -8,7 +8,9 @@ use super::{refuse_header, Interop};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
 use crate::http::body_stream;
-use crate::http::headers::{header_error, header_str, parse_concat, public_base, set, u64_header};
+use crate::http::headers::{
+    header_error, header_str, parse_concat, parse_sha256_digest, public_base, set, u64_header,
+};
 use crate::protocol::ietf;
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{header, key, upload_url};
@@ -127,7 +129,17 @@ async fn create(
         (None, Some(true), Some(cl)) => Some(cl),
         _ => None,
     };
-    let metadata = metadata_of(headers)?;
+    let mut metadata = metadata_of(headers)?;
+    // A whole-file SHA-256 promised in `Repr-Digest` is kept with the
+    // upload: it allows an instant upload, and the finished file is held
+    // to it.
+    if let Some(value) = header_str(headers, "repr-digest")? {
+        if let Some(sha) = parse_sha256_digest("repr-digest", value)? {
+            let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+            metadata = metadata.with(key::SHA256, &hex);
+        }
+    }
+    let checksum = super::resource::digest_checksum(headers)?;
     let base = public_base(headers, req.uri(), state.config.behind_proxy);
     let mut record = state
         .uploads
@@ -142,9 +154,12 @@ async fn create(
 
     let finish_empty = complete == Some(true) && !record.is_complete();
     let mut failure = None;
-    if (has_body || finish_empty) && !matches!(record.concat, Concat::Final(_)) {
+    // An instant upload (its SHA-256 already stored) takes no bytes.
+    let takes_bytes = !record.is_complete() && !matches!(record.concat, Concat::Final(_));
+    if (has_body || finish_empty) && takes_bytes {
         let append = AppendRequest {
             offset: 0,
+            checksum,
             content_length,
             length_at_end: complete == Some(true) && record.length.is_none(),
             ..AppendRequest::default()
@@ -163,6 +178,11 @@ async fn create(
                 }
                 failure = Some(e);
             }
+        }
+    }
+    if failure.is_none() {
+        if let Err(e) = super::resource::verify_repr_digest(state, &record).await {
+            failure = Some(e);
         }
     }
     if failure.is_none() && complete == Some(true) && !record.is_complete() {

@@ -5,9 +5,9 @@ use super::create::unsupported;
 use super::problem::{problem, Standing};
 use super::{refuse_header, Interop};
 use crate::core::error::{Error, ErrorCode};
-use crate::core::{AppendRequest, UploadId};
+use crate::core::{AppendRequest, ChecksumAlgorithm, ChunkChecksum, UploadId};
 use crate::http::body_stream;
-use crate::http::headers::{header_error, set, u64_header};
+use crate::http::headers::{header_error, parse_sha256_digest, set, u64_header};
 use crate::protocol::ietf;
 use crate::server::state::AppState;
 use axum::extract::Request;
@@ -28,6 +28,13 @@ pub(in crate::http) async fn resource(
     let Some(id) = UploadId::parse(id) else {
         return problem(v, Error::not_found(), Standing::default());
     };
+    // From interop 7, a client's new request ends the one it gave up on, so
+    // the offset it is told is the one its next append must give.
+    if v.0 >= 7 && matches!(method, Method::HEAD | Method::PATCH) {
+        if let Err(e) = state.uploads.stop_writer(&id).await {
+            return problem(v, e, Standing::default());
+        }
+    }
     let result = match method {
         Method::HEAD => head(state, v, &id, req.headers()).await,
         Method::PATCH => return patch(state, v, &id, req).await,
@@ -167,8 +174,10 @@ async fn append(
             ));
         }
     }
+    let checksum = digest_checksum(headers)?;
     let append = AppendRequest {
         offset,
+        checksum,
         declare_length: if record.length.is_none() {
             declared.or(ends_at)
         } else {
@@ -192,7 +201,44 @@ async fn append(
             ),
         ));
     }
+    verify_repr_digest(state, &record).await?;
     Ok(done(state, v, &record))
+}
+
+/// `Content-Digest` (RFC 9530) with a SHA-256: this request's bytes are
+/// checked before any is kept, as `Upload-Checksum` is for tus.
+pub(super) fn digest_checksum(headers: &HeaderMap) -> Result<Option<ChunkChecksum>, Error> {
+    let Some(value) = headers.get("content-digest") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| header_error("content-digest", "not visible ASCII"))?;
+    Ok(
+        parse_sha256_digest("content-digest", value)?.map(|expected| ChunkChecksum {
+            algorithm: ChecksumAlgorithm::Sha256,
+            expected,
+        }),
+    )
+}
+
+/// A finished upload whose SHA-256 is not the one its creation promised in
+/// `Repr-Digest` failed: it is removed, and the client told.
+pub(super) async fn verify_repr_digest(
+    state: &AppState,
+    record: &crate::core::UploadRecord,
+) -> Result<(), Error> {
+    let (Some(promised), Some(got)) = (record.metadata.sha256(), record.sha256.as_deref()) else {
+        return Ok(());
+    };
+    if !record.is_complete() || promised == got {
+        return Ok(());
+    }
+    state.uploads.delete(&record.id).await?;
+    Err(Error::new(
+        ErrorCode::ChecksumMismatch,
+        format!("The upload's SHA-256 is {got}, not the {promised} its Repr-Digest promised; it was removed."),
+    ))
 }
 
 /// A successful append's answer.
