@@ -191,6 +191,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                         protocol::ietf::INTEROP_VERSION,
                         protocol::ietf::UPLOAD_COMPLETE,
                         protocol::ietf::UPLOAD_INCOMPLETE,
+                        "content-disposition",
+                        "content-digest",
+                        "repr-digest",
+                        "want-repr-digest",
                     ]))
                     .collect::<Vec<_>>(),
             )

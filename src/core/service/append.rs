@@ -45,6 +45,10 @@ pub struct AppendRequest {
     pub checkpoint_bytes: Option<u64>,
     /// Called with the durable offset after every commit.
     pub on_commit: Option<CommitHook>,
+    /// Reaching the upload's length does not finish it: a later request
+    /// says so (the IETF draft from interop 7, where only
+    /// `Upload-Complete: ?1` completes an upload).
+    pub hold_at_length: bool,
 }
 
 impl UploadService {
@@ -281,7 +285,8 @@ impl UploadService {
                     ));
                 }
                 Err(_) if Instant::now() < idle_at => {
-                    self.commit(record, writer, &hasher, position, hook).await?;
+                    self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                        .await?;
                     since_checkpoint = 0;
                     last_checkpoint = Instant::now();
                     continue;
@@ -306,7 +311,8 @@ impl UploadService {
             since_checkpoint += len;
             let due = since_checkpoint >= checkpoint_bytes || last_checkpoint.elapsed() >= interval;
             if checkpoints && due {
-                self.commit(record, writer, &hasher, position, hook).await?;
+                self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                    .await?;
                 since_checkpoint = 0;
                 last_checkpoint = Instant::now();
             }
@@ -319,19 +325,21 @@ impl UploadService {
                         let _ = writer.discard().await;
                         return Err(Error::new(
                             ErrorCode::ChecksumMismatch,
-                            "The bytes received do not match Upload-Checksum; they were discarded.",
+                            "The bytes received do not match their checksum; none of them were kept.",
                         ));
                     }
                 }
                 if req.length_at_end && record.length.is_none() {
                     record.length = Some(position);
                 }
-                self.commit(record, writer, &hasher, position, hook).await
+                self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                    .await
             }
             End::Broken(err) => {
                 if checkpoints {
                     // Keep what arrived: the client resumes from it.
-                    self.commit(record, writer, &hasher, position, hook).await?;
+                    self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                        .await?;
                 } else {
                     let _ = writer.discard().await;
                 }

@@ -23,13 +23,14 @@ impl UploadService {
         hasher: &ResumableSha256,
         position: u64,
         hook: Option<&CommitHook>,
+        hold_at_length: bool,
     ) -> Result<()> {
         if record.is_complete() && record.offset == position {
             // A checkpoint finished the upload already (the body ended
             // right at it): nothing is left to store or announce.
             return Ok(());
         }
-        let last = record.length == Some(position);
+        let last = record.length == Some(position) && !hold_at_length;
         // Store the bytes, then force them to disk while the record is
         // written: the two syncs overlap (and the file system may fold them
         // into one journal commit). Nothing is acknowledged before both are

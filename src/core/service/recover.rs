@@ -66,7 +66,7 @@ impl UploadService {
             .append_at(&record.blob_key, end, record.blob_state.as_deref())
             .await
             .map_err(storage("opening a blob"))?;
-        self.commit(record, writer.as_mut(), &hasher, end, None)
+        self.commit(record, writer.as_mut(), &hasher, end, None, false)
             .await?;
         Ok(true)
     }

@@ -35,11 +35,18 @@ pub(in crate::http) async fn collection(
             ErrorCode::MethodNotAllowed,
             "Create an upload with POST; it is then at its own URL.",
         );
-        return problem(v, e, Standing::default());
+        return problem(v, e, collection_standing());
     }
     create(state, owner, v, req)
         .await
-        .unwrap_or_else(|e| problem(v, e, Standing::default()))
+        .unwrap_or_else(|e| problem(v, e, collection_standing()))
+}
+
+fn collection_standing() -> Standing {
+    Standing {
+        collection: true,
+        ..Standing::default()
+    }
 }
 
 /// Answers a version this server does not speak.
@@ -47,10 +54,9 @@ pub(super) fn unsupported(v: Interop) -> Response {
     let e = Error::new(
         ErrorCode::UnsupportedVersion,
         format!(
-            "This server speaks Upload-Draft-Interop-Version {} to {} (and tus 1.0.0), not {}.",
+            "This server speaks Upload-Draft-Interop-Version {} to {} (and tus 1.0.0), not that one.",
             ietf::VERSIONS.start(),
             ietf::VERSIONS.end(),
-            v.0
         ),
     );
     problem(v, e, Standing::default())
@@ -114,8 +120,12 @@ async fn create(
     }
     let declared = u64_header(headers, ietf::UPLOAD_LENGTH)?;
     let content_length = u64_header(headers, "content-length")?;
-    let has_body = content_length.is_some_and(|n| n > 0)
-        || headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+    // A body of unannounced length (chunked, or an HTTP/2 stream) is a
+    // body until it is seen to be empty.
+    let has_body = match content_length {
+        Some(n) => n > 0,
+        None => !http_body::Body::is_end_stream(req.body()),
+    };
     let length = match (declared, complete, content_length) {
         (Some(l), Some(true), Some(cl)) if l != cl => {
             return Err(Error::new(
@@ -162,6 +172,7 @@ async fn create(
             checksum,
             content_length,
             length_at_end: complete == Some(true) && record.length.is_none(),
+            hold_at_length: v.holds_at_length() && complete != Some(true),
             ..AppendRequest::default()
         };
         match state
@@ -201,7 +212,7 @@ async fn create(
             e,
             Standing {
                 offset: Some(record.offset),
-                provided: None,
+                ..Standing::default()
             },
         ),
         None => StatusCode::CREATED.into_response(),

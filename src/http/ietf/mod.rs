@@ -6,10 +6,12 @@
 //! an upload started with one protocol can be inspected or finished with
 //! the other.
 //!
-//! Completion: the draft completes an upload only when a request says
-//! `Upload-Complete: ?1`; Ferry also completes it when its bytes reach a
-//! length the client declared, as tusd does (tus-js-client 4.3 sends `?0`
-//! on its last PATCH when reading a file stream, and relies on that).
+//! Completion: from interop 7 an upload completes only when a request says
+//! `Upload-Complete: ?1` (bytes that reach the declared length are held
+//! until one does). Up to interop 6 it also completes when its bytes reach
+//! a length the client declared, as tusd does: tus-js-client 4.3 (interop
+//! 5 and 6) sends `?0` on its last PATCH when reading a file stream, and
+//! relies on that.
 //!
 //! No 104 (Upload Resumption Supported) is sent: hyper 1 has no server API
 //! for informational responses (hyperium/hyper#4114 is open), and Ferry's
@@ -58,15 +60,37 @@ impl Interop {
         ietf::VERSIONS.contains(&self.0)
     }
 
+    /// Whether bytes reaching the declared length wait for a request that
+    /// says the upload is complete (from interop 7).
+    fn holds_at_length(self) -> bool {
+        self.0 >= 7
+    }
+
+    /// The status of a successful append or creation: 201 up to interop 6
+    /// (which asks for it when the upload is not complete, and recommends
+    /// it otherwise), 204 after, as the later drafts' examples answer.
+    fn appended(self) -> axum::http::StatusCode {
+        if self.0 <= 6 {
+            axum::http::StatusCode::CREATED
+        } else {
+            axum::http::StatusCode::NO_CONTENT
+        }
+    }
+
+    /// The completeness header this version uses.
+    fn completeness_name(self) -> &'static str {
+        if self.0 == 3 {
+            ietf::UPLOAD_INCOMPLETE
+        } else {
+            ietf::UPLOAD_COMPLETE
+        }
+    }
+
     /// What the request says about completeness: `Some(true)` when it ends
     /// the upload, `Some(false)` when more is to come, `None` when it does
     /// not say.
     fn completeness(self, headers: &HeaderMap) -> Result<Option<bool>> {
-        let (name, invert) = if self.0 == 3 {
-            (ietf::UPLOAD_INCOMPLETE, true)
-        } else {
-            (ietf::UPLOAD_COMPLETE, false)
-        };
+        let (name, invert) = (self.completeness_name(), self.0 == 3);
         let Some(value) = headers.get(name) else {
             return Ok(None);
         };
@@ -105,7 +129,9 @@ impl Interop {
     /// `Upload-Limit`: the largest upload and, for an unfinished one, how
     /// long it has left (`expires` in interop 6, `max-age` after).
     fn limits(self, state: &AppState, record: Option<&UploadRecord>) -> String {
-        let mut limits = format!("min-size=0, max-size={}", state.uploads.config().max_size);
+        // A structured-field integer has at most 15 digits.
+        let max = state.uploads.config().max_size.min(999_999_999_999_999);
+        let mut limits = format!("min-size=0, max-size={max}");
         let left = record
             .filter(|r| !r.is_complete())
             .and_then(|r| r.expires_at)

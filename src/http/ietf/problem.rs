@@ -17,6 +17,8 @@ pub(super) struct Standing {
     pub offset: Option<u64>,
     /// The offset the request gave, for `mismatching-upload-offset`.
     pub provided: Option<u64>,
+    /// Whether the request was for `/files/` rather than an upload.
+    pub collection: bool,
 }
 
 /// The problem type, status and extra members of a core error.
@@ -33,6 +35,8 @@ fn classify(e: &Error, at: Standing) -> (Option<&'static str>, u16, Map<String, 
             (Some(problem::MISMATCHING_OFFSET), 409, extra)
         }
         ErrorCode::UploadComplete => (Some(problem::COMPLETED_UPLOAD), 400, extra),
+        // 460 is tus's own; draft clients know only standard statuses.
+        ErrorCode::ChecksumMismatch => (None, 400, extra),
         ErrorCode::BodyExceedsLength | ErrorCode::LengthAlreadySet => {
             (Some(problem::INCONSISTENT_LENGTH), 400, extra)
         }
@@ -44,24 +48,47 @@ fn classify(e: &Error, at: Standing) -> (Option<&'static str>, u16, Map<String, 
 pub(super) fn problem(v: Interop, e: Error, at: Standing) -> Response {
     e.log();
     let (kind, status, extra) = classify(&e, at);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // RFC 9457: the title summarises the type; for `about:blank`, it is
+    // the status's own phrase.
+    let title = match kind {
+        Some(problem::MISMATCHING_OFFSET) => {
+            "offset from request does not match offset of resource"
+        }
+        Some(problem::COMPLETED_UPLOAD) => "upload is already completed",
+        Some(problem::INCONSISTENT_LENGTH) => "inconsistent length values for upload",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
     let mut body = Map::new();
     body.insert("type".into(), json!(kind.unwrap_or("about:blank")));
-    body.insert("title".into(), json!(e.code.message()));
-    body.insert("status".into(), json!(status));
+    body.insert("title".into(), json!(title));
+    body.insert("status".into(), json!(status.as_u16()));
     body.insert("detail".into(), json!(e.message));
     body.insert("error".into(), json!(e.code.as_str()));
     body.extend(extra);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, Value::Object(body).to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(ietf::PROBLEM_JSON),
     );
-    set(&mut resp, ietf::INTEROP_VERSION, v.0);
+    if v.is_supported() {
+        set(&mut resp, ietf::INTEROP_VERSION, v.0);
+    }
     if let Some(offset) = at.offset {
         set(&mut resp, ietf::UPLOAD_OFFSET, offset);
-        // The request did not finish the upload.
+    }
+    // The request did not finish the upload (from interop 7 every answer
+    // says so; before, those that say where it stands).
+    if at.offset.is_some() || v.0 >= 7 {
         v.set_complete(&mut resp, false);
+    }
+    if e.code == ErrorCode::MethodNotAllowed {
+        let allow = if at.collection {
+            "POST, OPTIONS"
+        } else {
+            "HEAD, PATCH, DELETE, GET, OPTIONS"
+        };
+        set(&mut resp, "allow", allow);
     }
     resp
 }
@@ -75,6 +102,7 @@ mod tests {
         let at = Standing {
             offset: Some(7),
             provided: Some(3),
+            collection: false,
         };
         let (kind, status, extra) = classify(&Error::of(ErrorCode::OffsetMismatch), at);
         assert_eq!((kind, status), (Some(problem::MISMATCHING_OFFSET), 409));

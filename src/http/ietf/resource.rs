@@ -28,9 +28,11 @@ pub(in crate::http) async fn resource(
     let Some(id) = UploadId::parse(id) else {
         return problem(v, Error::not_found(), Standing::default());
     };
-    // From interop 7, a client's new request ends the one it gave up on, so
-    // the offset it is told is the one its next append must give.
-    if v.0 >= 7 && matches!(method, Method::HEAD | Method::PATCH) {
+    // A client's new request ends the one it gave up on (the draft allows it
+    // in every version and asks for it from 7), so the offset it is told is
+    // the one its next append must give, even while the old request's
+    // connection lingers.
+    if matches!(method, Method::HEAD | Method::PATCH) {
         if let Err(e) = state.uploads.stop_writer(&id).await {
             return problem(v, e, Standing::default());
         }
@@ -61,8 +63,14 @@ fn refuse_append_headers(v: Interop, headers: &HeaderMap) -> Result<(), Error> {
         }
         if v.says_completeness(headers) {
             return Err(refuse_header(
-                ietf::UPLOAD_COMPLETE,
+                v.completeness_name(),
                 "only a creation or an append says whether it completes the upload",
+            ));
+        }
+        if headers.contains_key(ietf::UPLOAD_LENGTH) {
+            return Err(refuse_header(
+                ietf::UPLOAD_LENGTH,
+                "only a creation or an append says a length",
             ));
         }
     }
@@ -111,6 +119,7 @@ async fn patch(state: &AppState, v: Interop, id: &UploadId, req: Request) -> Res
             let at = Standing {
                 offset,
                 provided: Some(provided),
+                ..Standing::default()
             };
             problem(v, e, at)
         }
@@ -185,6 +194,7 @@ async fn append(
         },
         content_length,
         length_at_end: complete && record.length.is_none() && declared.or(ends_at).is_none(),
+        hold_at_length: v.holds_at_length() && !complete,
         ..AppendRequest::default()
     };
     let record = state
@@ -243,7 +253,7 @@ pub(super) async fn verify_repr_digest(
 
 /// A successful append's answer.
 fn done(state: &AppState, v: Interop, record: &crate::core::UploadRecord) -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let mut resp = v.appended().into_response();
     v.describe(state, &mut resp, record);
     resp
 }
