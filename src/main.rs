@@ -49,7 +49,18 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         max_header_bytes: usize::try_from(state.config.max_header_bytes).unwrap_or(usize::MAX),
         body_timeout: state.config.body_timeout,
         max_connections: state.config.max_connections as usize,
+        metrics: Some(state.metrics.clone()),
     };
+    if let Some(addr) = state.config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        tokio::spawn(ferry::http::metrics::serve_alone(
+            listener,
+            state.metrics.clone(),
+        ));
+    }
     ferry::http::serve(listener, router(state), options, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -16,6 +16,7 @@ pub mod id;
 pub mod lock;
 pub mod meta;
 pub mod names;
+pub mod observe;
 pub mod record;
 pub mod service;
 

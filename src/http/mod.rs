@@ -16,6 +16,7 @@ pub mod guard;
 pub mod headers;
 mod health;
 mod ietf;
+pub mod metrics;
 mod pages;
 mod serve;
 pub mod session;
@@ -56,7 +57,13 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors(&state.config.cors_origin) {
         site = site.layer(cors);
     }
+    if state.config.metrics_addr.is_none() {
+        // Outside the uploader's session and token, like /healthz; with
+        // --metrics-addr it is served there instead.
+        site = site.route("/metrics", get(metrics::metrics));
+    }
     site.route("/healthz", get(health::healthz))
+        .layer(from_fn_with_state(state.clone(), metrics::count))
         .layer(from_fn_with_state(state.clone(), guard::rate_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

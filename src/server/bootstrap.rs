@@ -6,6 +6,7 @@
 
 use super::config::{Config, Storage};
 use super::limits::{Limits, RateLimit};
+use super::metrics::Metrics;
 use super::state::AppState;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{BlobStore, Events, FsyncPolicy, Locker, UploadService};
@@ -20,7 +21,9 @@ use std::time::{Duration, Instant};
 /// upload's record with its stored bytes. With PostgreSQL, locks are taken
 /// in the database and this instance listens to the others.
 pub async fn state(config: Config) -> Result<AppState, Error> {
+    let metrics = Arc::new(Metrics::new());
     let (uploads, session_key) = uploads(&config).await?;
+    let uploads = uploads.observed_by(metrics.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name("ferry")
         .site_root(config.site_root.as_str())
@@ -37,6 +40,7 @@ pub async fn state(config: Config) -> Result<AppState, Error> {
         rate_limit: RateLimit::new(config.rate_limit, config.rate_burst),
         limits: Arc::new(Limits::new(&config)),
         session_key: Arc::new(session_key),
+        metrics,
         config: Arc::new(config),
         leptos_options,
         started: Instant::now(),

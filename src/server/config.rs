@@ -156,6 +156,11 @@ pub struct Config {
     #[arg(long, env = "FERRY_SECURE_COOKIES")]
     pub secure_cookies: bool,
 
+    /// Serve `/metrics` (Prometheus) on this address only, instead of on
+    /// the main one, e.g. `127.0.0.1:9090` to keep it off the internet.
+    #[arg(long, env = "FERRY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Trust `Forwarded` and `X-Forwarded-Proto`/`X-Forwarded-Host` when
     /// building absolute upload URLs: set it when Ferry runs behind a
     /// reverse proxy that sets them (and strips what clients send).

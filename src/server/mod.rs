@@ -9,6 +9,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod limits;
+pub mod metrics;
 pub mod state;
 pub mod values;
 

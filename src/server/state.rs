@@ -3,6 +3,7 @@
 
 use super::config::Config;
 use super::limits::{Limits, RateLimit};
+use super::metrics::Metrics;
 use crate::core::UploadService;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The key that signs session cookies, the same on every instance.
     pub session_key: Arc<String>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -9,6 +9,7 @@ use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::hash::{ChunkChecksum, ChunkHasher, ResumableSha256};
 use crate::core::id::UploadId;
 use crate::core::lock::UploadLock;
+use crate::core::observe::Observer;
 use crate::core::record::{Concat, UploadRecord};
 use futures_util::StreamExt;
 use std::io;
@@ -80,6 +81,7 @@ impl UploadService {
                 "Another request is writing this upload right now; retry once it is done.",
             )
         })?;
+        let _writing = Writing::start(self.observer.clone());
         let mut record = self.get(id).await?;
         if matches!(record.concat, Concat::Final(_)) {
             return Err(Error::new(
@@ -346,6 +348,22 @@ impl UploadService {
                 Err(err)
             }
         }
+    }
+}
+
+/// An append in progress, as the observer counts them.
+struct Writing(Arc<dyn Observer>);
+
+impl Writing {
+    fn start(observer: Arc<dyn Observer>) -> Self {
+        observer.writing(1);
+        Writing(observer)
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.writing(-1);
     }
 }
 

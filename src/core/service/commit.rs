@@ -8,6 +8,7 @@ use super::{storage, UploadService};
 use crate::core::blob::{BlobWriter, Commit, Durability};
 use crate::core::error::{Error, Result};
 use crate::core::hash::ResumableSha256;
+use crate::core::observe::StorageOp;
 use crate::core::record::{now_millis, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use futures_util::StreamExt;
@@ -45,10 +46,14 @@ impl UploadService {
             (true, false) => Commit::Finish(Durability::Cached),
             (false, _) => Commit::Checkpoint(Durability::Cached),
         };
+        let started = std::time::Instant::now();
         if let Err(e) = writer.commit(how).await {
             let _ = writer.discard().await;
             return Err(Error::storage("storing upload bytes", e));
         }
+        self.observer
+            .storage(StorageOp::StoreBytes, started.elapsed());
+        let received = position.saturating_sub(record.offset);
         debug_assert_eq!(writer.committed(), position);
         // What to take the record back to if the overlapped sync fails.
         let before = overlap.then(|| record.clone());
@@ -63,6 +68,7 @@ impl UploadService {
             record.hash_state = Some(hasher.to_bytes());
             record.expires_at = Some(self.expiry(now));
         }
+        let started = std::time::Instant::now();
         match before {
             None => self.meta.update(record).await?,
             Some(before) => {
@@ -81,6 +87,9 @@ impl UploadService {
                 updated?;
             }
         }
+        self.observer
+            .storage(StorageOp::RecordUpdate, started.elapsed());
+        self.observer.received(received);
         if let Err(e) = writer.settle().await {
             tracing::warn!(id = %record.id, "cleaning up after a commit: {e}");
         }
@@ -89,7 +98,7 @@ impl UploadService {
         } else {
             EventKind::Progress
         };
-        self.events.record(kind, record).await;
+        self.note(kind, record).await;
         if let Some(hook) = hook {
             (hook.0)(record.offset);
         }

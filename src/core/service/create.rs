@@ -136,6 +136,19 @@ impl UploadService {
         bytes: u64,
         new_upload: bool,
     ) -> Result<()> {
+        let checked = self.room_for(owner, bytes, new_upload).await;
+        if let Err(e) = &checked {
+            if matches!(
+                e.code,
+                ErrorCode::StorageFull | ErrorCode::TooManyUnfinished | ErrorCode::QuotaExceeded
+            ) {
+                self.observer.refused(e.code);
+            }
+        }
+        checked
+    }
+
+    async fn room_for(&self, owner: &Owner, bytes: u64, new_upload: bool) -> Result<()> {
         if let Some((reserve, space)) = self.reserve_and_space().await {
             if space.free < reserve.saturating_add(bytes) {
                 tracing::warn!(

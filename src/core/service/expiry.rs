@@ -53,7 +53,7 @@ impl UploadService {
         if !self.remove(&record).await? {
             return Err(Error::not_found());
         }
-        self.events.record(EventKind::Deleted, &record).await;
+        self.note(EventKind::Deleted, &record).await;
         tracing::info!(%id, "upload deleted");
         Ok(())
     }
@@ -94,7 +94,7 @@ impl UploadService {
                         .map_err(storage("deleting an expired blob"))?;
                 }
                 tracing::info!(id = %record.id, "upload expired");
-                self.events.record(EventKind::Expired, &record).await;
+                self.note(EventKind::Expired, &record).await;
                 count += 1;
             }
             // A full batch of which none expired (all being written) would

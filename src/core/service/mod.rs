@@ -9,6 +9,7 @@ use crate::core::events::Events;
 use crate::core::id::UploadId;
 use crate::core::lock::Locker;
 use crate::core::meta::{ListCursor, MetaStore};
+use crate::core::observe::{Observer, Unobserved};
 use crate::core::record::{now_millis, Owner, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use bytes::Bytes;
@@ -98,6 +99,7 @@ pub struct UploadService {
     locks: Arc<dyn Locker>,
     events: Events,
     config: Arc<ServiceConfig>,
+    observer: Arc<dyn Observer>,
 }
 
 fn storage(context: &str) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -122,7 +124,22 @@ impl UploadService {
             locks,
             events,
             config: Arc::new(config),
+            observer: Arc::new(Unobserved),
         }
+    }
+
+    /// This service, telling `observer` what happens (metrics).
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Records an event of an upload and tells the observer.
+    pub(super) async fn note(&self, kind: EventKind, record: &UploadRecord) {
+        if kind != EventKind::Progress {
+            self.observer.upload(kind);
+        }
+        self.events.record(kind, record).await;
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -136,9 +153,9 @@ impl UploadService {
 
     /// Records a new record's events: created, and completed when it is.
     pub(super) async fn announce_new(&self, record: &UploadRecord) {
-        self.events.record(EventKind::Created, record).await;
+        self.note(EventKind::Created, record).await;
         if record.is_complete() {
-            self.events.record(EventKind::Completed, record).await;
+            self.note(EventKind::Completed, record).await;
         }
     }
 

@@ -118,6 +118,7 @@ impl Registry {
 pub(super) struct Watched {
     pub(super) io: TcpStream,
     pub(super) conn: Arc<Conn>,
+    pub(super) metrics: Option<Arc<crate::server::metrics::Metrics>>,
 }
 
 impl AsyncRead for Watched {
@@ -126,11 +127,22 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let (Some(m), Poll::Ready(Ok(()))) = (&self.metrics, &poll) {
+            m.traffic((buf.filled().len() - before) as u64, 0);
+        }
+        poll
     }
 }
 
 impl Watched {
+    fn count_written(&self, poll: &Poll<std::io::Result<usize>>) {
+        if let (Some(m), Poll::Ready(Ok(n))) = (&self.metrics, poll) {
+            m.traffic(0, *n as u64);
+        }
+    }
+
     pub(super) fn note<T>(&self, poll: &Poll<std::io::Result<T>>) {
         match poll {
             Poll::Pending => {
@@ -154,6 +166,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.io).poll_write(cx, buf);
         self.note(&poll);
+        self.count_written(&poll);
         poll
     }
 
@@ -164,6 +177,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         self.note(&poll);
+        self.count_written(&poll);
         poll
     }
 

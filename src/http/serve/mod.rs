@@ -37,7 +37,7 @@ use body::*;
 use conn::*;
 
 /// Connection-level limits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ServeOptions {
     /// A client has this long to send a whole request head, from the
     /// moment its connection opened or its last answer was sent.
@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// The most connections open at once.
     pub max_connections: usize,
+    /// Where connections and their bytes are counted.
+    pub metrics: Option<std::sync::Arc<crate::server::metrics::Metrics>>,
 }
 
 /// Most HTTP/2 streams one connection may have open at once.
@@ -105,6 +107,7 @@ pub async fn serve(
     let registry = Arc::new(Registry::default());
     let reaper = {
         let registry = registry.clone();
+        let options = options.clone();
         let every = (options.header_timeout.min(options.body_timeout) / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
@@ -142,9 +145,13 @@ pub async fn serve(
         next_id += 1;
         let id = next_id;
         registry.lock().insert(id, conn.clone());
+        if let Some(m) = &options.metrics {
+            m.connection(1);
+        }
         let io = Watched {
             io: stream,
             conn: conn.clone(),
+            metrics: options.metrics.clone(),
         };
         let service = {
             let app = app.clone();
@@ -171,6 +178,7 @@ pub async fn serve(
             .into_owned();
         let served = graceful.watch(served);
         let registry = registry.clone();
+        let metrics = options.metrics.clone();
         tokio::spawn(async move {
             tokio::select! {
                 ended = served => {
@@ -183,6 +191,9 @@ pub async fn serve(
                 }
             }
             registry.lock().remove(&id);
+            if let Some(m) = &metrics {
+                m.connection(-1);
+            }
         });
     }
     drop(listener);
