@@ -98,3 +98,59 @@ export class FaultProxy {
     });
   }
 }
+
+/** A proxy that refuses upload requests larger than `limit` bytes with a
+ * bare 413, as nginx does past its `client_max_body_size`, and passes
+ * everything else. It records the largest PATCH body it let through. */
+export class SizeLimitProxy {
+  private server: net.Server | null = null;
+  private sockets = new Set<net.Socket>();
+  refused = 0;
+  largestPassed = 0;
+
+  constructor(private targetPort: number, private limit: number) {}
+
+  async start(port: number) {
+    this.server = net.createServer((client) => this.handle(client));
+    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+  }
+
+  async stop() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  private handle(client: net.Socket) {
+    const upstream = net.connect(this.targetPort, "127.0.0.1");
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", end);
+    upstream.on("close", end);
+    upstream.on("data", (d) => client.write(d));
+    let refusing = false;
+    client.on("data", (chunk: Buffer) => {
+      if (refusing) return; // the refused request's body goes nowhere
+      const text = chunk.toString("latin1");
+      if (text.startsWith("PATCH /files/")) {
+        const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text)?.[1] ?? 0);
+        if (length > this.limit) {
+          this.refused++;
+          refusing = true;
+          client.end("HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+          upstream.destroy();
+          return;
+        }
+        this.largestPassed = Math.max(this.largestPassed, length);
+      }
+      upstream.write(chunk);
+    });
+  }
+}

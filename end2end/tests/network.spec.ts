@@ -2,7 +2,7 @@ import { test, expect } from "@playwright/test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tus from "tus-js-client";
-import { FaultProxy } from "./faultproxy";
+import { FaultProxy, SizeLimitProxy } from "./faultproxy";
 import { MIB, expectServerCopy, makeFile, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
 
 const SEED = Number(process.env.FERRY_FAULT_SEED ?? Date.now() % 100000);
@@ -25,6 +25,36 @@ test("the page's engine uploads byte-identical files through a faulty network", 
     }
     console.log(`faulty network (page, seed ${SEED}): ${proxy.total} faults injected`, proxy.faults);
     expect(proxy.total).toBeGreaterThan(0);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test("a proxy that refuses large requests makes the page send smaller ones, and it remembers", async ({ page, request }) => {
+  test.setTimeout(120_000);
+  // Like nginx's default client_max_body_size of 1 MiB.
+  const proxy = new SizeLimitProxy(3000, 1 * MIB);
+  await proxy.start(3112);
+  try {
+    const dir = tempDir();
+    const first = makeFile(dir, "big-a.bin", 5 * MIB + 3, 7);
+    await openPage(page, "http://127.0.0.1:3112");
+    await setSetting(page, "setting-chunk", 8);
+    await setSetting(page, "setting-instant", 0);
+    await page.setInputFiles("#file-input", [first]);
+    await expect(row(page, path.basename(first))).toHaveAttribute("data-status", "done", { timeout: 90_000 });
+    await expectServerCopy(request, (await row(page, path.basename(first)).getAttribute("data-url"))!, first);
+    expect(proxy.refused).toBeGreaterThan(0);
+    expect(proxy.largestPassed).toBeLessThanOrEqual(1 * MIB);
+    const limit = await page.evaluate(() => localStorage.getItem("ferry.chunk-limit.v1"));
+    expect(Number(limit)).toBeLessThanOrEqual(1 * MIB);
+    // The next file starts at the size that passed: no more refusals.
+    const refusedBefore = proxy.refused;
+    const second = makeFile(dir, "big-b.bin", 3 * MIB, 8);
+    await page.setInputFiles("#file-input", [second]);
+    await expect(row(page, path.basename(second))).toHaveAttribute("data-status", "done", { timeout: 90_000 });
+    await expectServerCopy(request, (await row(page, path.basename(second)).getAttribute("data-url"))!, second);
+    expect(proxy.refused).toBe(refusedBefore);
   } finally {
     await proxy.stop();
   }

@@ -175,7 +175,7 @@ async fn run(m: Uploads, row: Row) {
                 break;
             }
             Err(Failure::Cancelled) => return,
-            Err(Failure::Fatal(msg)) => {
+            Err(Failure::Fatal(msg) | Failure::TooLargeOnTheWay(msg)) => {
                 row.status.set(Status::Failed);
                 row.message.set(Some(msg.clone()));
                 m.announce.set(format!("{}: {msg}", row.file.name));

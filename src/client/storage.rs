@@ -14,6 +14,19 @@ use std::collections::BTreeMap;
 const SETTINGS: &str = "ferry.settings.v1";
 const LANG: &str = "ferry.lang.v1";
 const RESUME: &str = "ferry.resume.v1";
+const CHUNK_LIMIT: &str = "ferry.chunk-limit.v1";
+
+/// The largest request something on the way to the server let through, as
+/// far as this browser has learnt (see `remember_chunk_limit`).
+pub fn chunk_limit() -> Option<u64> {
+    read(CHUNK_LIMIT)
+}
+
+/// Remembers that requests above `bytes` were refused on the way, so later
+/// uploads start at a size that passes.
+pub fn remember_chunk_limit(bytes: u64) {
+    write(CHUNK_LIMIT, &bytes);
+}
 
 /// An unfinished upload remembered for its file.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use super::{sha, storage, ws};
 use crate::page::i18n::{t, Msg};
 use crate::page::speed::Speedometer;
 use crate::page::state::{Row, Settings, Status, Transport, Uploads};
-use crate::page::tus::{metadata, Failure};
+use crate::page::tus::{metadata, smaller_chunk, Failure, MIN_CHUNK};
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -90,7 +90,11 @@ pub async fn attempt(
     progressed: &Cell<bool>,
 ) -> Result<(), Failure> {
     let size = row.file.size;
-    let chunk = settings.chunk_mib.max(1) as u64 * MIB;
+    // The setting, or less when a proxy on the way refused larger requests.
+    let mut chunk = settings.chunk_mib.max(1) as u64 * MIB;
+    if let Some(limit) = storage::chunk_limit() {
+        chunk = chunk.min(limit.max(MIN_CHUNK));
+    }
 
     let url = match row.url.get_untracked() {
         Some(url) => url,
@@ -150,9 +154,26 @@ pub async fn attempt(
         let speed = job.speed.clone();
         let on_progress =
             Box::new(move |loaded: f64| report(&r, &speed, (base + loaded as u64).min(end)));
-        offset = tus::patch(&url, base, &body, on_progress, &job.request, &job.cancelled)
-            .await
-            .inspect_err(|_| row.sent.set(base))?;
+        offset =
+            match tus::patch(&url, base, &body, on_progress, &job.request, &job.cancelled).await {
+                Ok(offset) => offset,
+                Err(Failure::TooLargeOnTheWay(why)) => {
+                    // Nothing reached the server: the same bytes, in less.
+                    row.sent.set(base);
+                    match smaller_chunk(chunk) {
+                        Some(smaller) => {
+                            chunk = smaller;
+                            storage::remember_chunk_limit(smaller);
+                            continue;
+                        }
+                        None => return Err(Failure::Fatal(why)),
+                    }
+                }
+                Err(e) => {
+                    row.sent.set(base);
+                    return Err(e);
+                }
+            };
         row.sent.set(offset);
         progressed.set(true);
     }

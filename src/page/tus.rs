@@ -29,6 +29,19 @@ pub enum Failure {
     Fatal(String),
     /// The person cancelled.
     Cancelled,
+    /// Something on the way (a proxy, not Ferry) refused a request this
+    /// large with 413: a smaller one may pass.
+    TooLargeOnTheWay(String),
+}
+
+/// The smallest PATCH the page falls back to when something on the way
+/// refuses larger ones.
+pub const MIN_CHUNK: u64 = 256 * 1024;
+
+/// The next chunk size to try after a 413 from something on the way: half,
+/// down to `MIN_CHUNK`; `None` when there is nothing smaller to try.
+pub fn smaller_chunk(chunk: u64) -> Option<u64> {
+    (chunk > MIN_CHUNK).then(|| (chunk / 2).max(MIN_CHUNK))
 }
 
 /// Where uploads are created: the collection, with the trailing slash the
@@ -96,6 +109,13 @@ pub fn parse_offset(value: Option<&str>) -> Option<u64> {
 /// `status` 0 means no answer; `message` is the server's, when its body
 /// was Ferry's JSON error.
 pub fn refusal(status: u16, message: Option<String>) -> Failure {
+    if status == 413 && message.is_none() {
+        // Ferry's own 413 always carries its JSON error; a bare one comes
+        // from a proxy that limits request sizes.
+        return Failure::TooLargeOnTheWay(
+            "Something between this page and the server refuses requests this large".into(),
+        );
+    }
     let message = message.unwrap_or_else(|| format!("The server answered {status}"));
     match status {
         0 | 409 | 423 | 500..=599 => Failure::Retry(message),
@@ -140,6 +160,25 @@ pub fn retry_message(reason: &str, attempt: u32, delay_ms: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_413_asks_for_smaller_requests() {
+        assert!(matches!(refusal(413, None), Failure::TooLargeOnTheWay(_)));
+        assert!(
+            matches!(refusal(413, Some("Too large.".into())), Failure::Fatal(_)),
+            "Ferry's own 413 is final"
+        );
+        assert_eq!(smaller_chunk(8 << 20), Some(4 << 20));
+        assert_eq!(smaller_chunk(300 * 1024), Some(MIN_CHUNK));
+        assert_eq!(smaller_chunk(MIN_CHUNK), None);
+        let mut chunk = 64 << 20;
+        let mut steps = 0;
+        while let Some(next) = smaller_chunk(chunk) {
+            chunk = next;
+            steps += 1;
+        }
+        assert_eq!((chunk, steps), (MIN_CHUNK, 8));
+    }
 
     #[test]
     fn locations_become_paths() {
