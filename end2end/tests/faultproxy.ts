@@ -154,3 +154,59 @@ export class SizeLimitProxy {
     });
   }
 }
+
+/** A proxy that swallows the first upload request after its first
+ * `after` bytes: it neither forwards the rest nor closes the connection,
+ * as a broken middlebox does. Everything else passes. */
+export class SwallowProxy {
+  private server: net.Server | null = null;
+  private sockets = new Set<net.Socket>();
+  swallowed = 0;
+
+  constructor(private targetPort: number, private after = 64 * 1024) {}
+
+  async start(port: number) {
+    this.server = net.createServer((client) => this.handle(client));
+    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+  }
+
+  async stop() {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  private handle(client: net.Socket) {
+    const upstream = net.connect(this.targetPort, "127.0.0.1");
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", end);
+    upstream.on("close", end);
+    upstream.on("data", (d) => client.write(d));
+    let swallowing = false;
+    let seen = 0;
+    client.on("data", (chunk: Buffer) => {
+      if (swallowing) {
+        seen += chunk.length;
+        if (seen > this.after) return; // swallowed: never forwarded, never closed
+        upstream.write(chunk.subarray(0, Math.max(0, this.after - (seen - chunk.length))));
+        return;
+      }
+      if (this.swallowed === 0 && chunk.toString("latin1").startsWith("PATCH /files/")) {
+        this.swallowed++;
+        swallowing = true;
+        seen = chunk.length;
+        upstream.write(chunk.subarray(0, Math.min(chunk.length, this.after)));
+        return;
+      }
+      upstream.write(chunk);
+    });
+  }
+}

@@ -2,7 +2,7 @@ import { test, expect } from "@playwright/test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tus from "tus-js-client";
-import { FaultProxy, SizeLimitProxy } from "./faultproxy";
+import { FaultProxy, SizeLimitProxy, SwallowProxy } from "./faultproxy";
 import { MIB, expectServerCopy, makeFile, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
 
 const SEED = Number(process.env.FERRY_FAULT_SEED ?? Date.now() % 100000);
@@ -55,6 +55,27 @@ test("a proxy that refuses large requests makes the page send smaller ones, and 
     await expect(row(page, path.basename(second))).toHaveAttribute("data-status", "done", { timeout: 90_000 });
     await expectServerCopy(request, (await row(page, path.basename(second)).getAttribute("data-url"))!, second);
     expect(proxy.refused).toBe(refusedBefore);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test("a request that stops moving is given up and resumed from the server's offset", async ({ page, request }) => {
+  test.setTimeout(90_000);
+  const proxy = new SwallowProxy(3000);
+  await proxy.start(3113);
+  try {
+    const dir = tempDir();
+    const file = makeFile(dir, "stalled.bin", 3 * MIB + 5, 9);
+    await openPage(page, "http://127.0.0.1:3113");
+    await setSetting(page, "setting-chunk", 1);
+    await setSetting(page, "setting-instant", 0);
+    const started = Date.now();
+    await page.setInputFiles("#file-input", [file]);
+    await expect(row(page, path.basename(file))).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+    await expectServerCopy(request, (await row(page, path.basename(file)).getAttribute("data-url"))!, file);
+    expect(proxy.swallowed).toBe(1);
+    console.log(`stalled request recovered; the upload took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await proxy.stop();
   }

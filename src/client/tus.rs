@@ -8,10 +8,12 @@
 //! What this module must not know: rows, signals, the queue or storage;
 //! callers decide what an answer means for the page.
 
-use super::xhr::{send, NetError, Reply, Slot};
+use super::xhr::{send, sleep, NetError, Reply, Slot};
 use crate::page::tus::{self as rules, Failure};
 use crate::protocol::header;
+use leptos::task::spawn_local;
 use std::cell::Cell;
+use std::rc::Rc;
 use web_sys::Blob;
 
 /// What HEAD says about an upload.
@@ -98,7 +100,36 @@ pub async fn patch(
     cancelled: &Cell<bool>,
 ) -> Result<u64, Failure> {
     let headers = rules::patch_headers(offset);
-    let reply = send(
+    // A watchdog gives the request up when nothing moves for
+    // `rules::STALL_MS`: no byte leaves and no answer comes (a proxy or a
+    // network that swallows a connection without closing it).
+    let last = Rc::new(Cell::new(js_sys::Date::now()));
+    let stalled = Rc::new(Cell::new(false));
+    let done = Rc::new(Cell::new(false));
+    let progress: Box<dyn Fn(f64)> = {
+        let last = last.clone();
+        Box::new(move |loaded| {
+            last.set(js_sys::Date::now());
+            progress(loaded)
+        })
+    };
+    {
+        let (last, stalled, done, slot) =
+            (last.clone(), stalled.clone(), done.clone(), slot.clone());
+        spawn_local(async move {
+            while !done.get() {
+                sleep(1000).await;
+                if !done.get() && rules::is_stalled(js_sys::Date::now(), last.get()) {
+                    stalled.set(true);
+                    if let Some(xhr) = slot.borrow().as_ref() {
+                        let _ = xhr.abort();
+                    }
+                    break;
+                }
+            }
+        });
+    }
+    let sent = send(
         "PATCH",
         url,
         &headers,
@@ -106,8 +137,14 @@ pub async fn patch(
         Some(progress),
         Some(slot),
     )
-    .await
-    .map_err(|e| network(e, cancelled))?;
+    .await;
+    done.set(true);
+    if stalled.get() && !cancelled.get() {
+        return Err(Failure::Retry(
+            "Nothing moved for 15 s: trying again from where the server is".into(),
+        ));
+    }
+    let reply = sent.map_err(|e| network(e, cancelled))?;
     if reply.status != 204 {
         return Err(refused(&reply));
     }

@@ -34,6 +34,17 @@ pub enum Failure {
     TooLargeOnTheWay(String),
 }
 
+/// How long a PATCH may go without a byte leaving the browser or an answer
+/// arriving before it is given up as stalled and tried again from the
+/// server's offset.
+pub const STALL_MS: f64 = 15_000.0;
+
+/// Whether a request whose last sign of life was at `last_ms` has stalled
+/// by `now_ms`.
+pub fn is_stalled(now_ms: f64, last_ms: f64) -> bool {
+    now_ms - last_ms >= STALL_MS
+}
+
 /// The smallest PATCH the page falls back to when something on the way
 /// refuses larger ones.
 pub const MIN_CHUNK: u64 = 256 * 1024;
@@ -160,6 +171,14 @@ pub fn retry_message(reason: &str, attempt: u32, delay_ms: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn silence_for_the_stall_time_is_a_stall() {
+        assert!(!is_stalled(1_000.0, 0.0));
+        assert!(!is_stalled(STALL_MS - 1.0, 0.0));
+        assert!(is_stalled(STALL_MS, 0.0));
+        assert!(!is_stalled(100_000.0, 100_000.0 - STALL_MS + 1.0));
+    }
 
     #[test]
     fn a_bare_413_asks_for_smaller_requests() {
