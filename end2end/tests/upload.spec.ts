@@ -42,6 +42,28 @@ test("three files with a PNG: thumbnail, 100 %, identical server copies", async 
   await expect(page.getByTestId("uploaded-item")).toHaveCount(3);
 });
 
+test("the page says what its buttons do, counts an empty file honestly and shows one file picker", async ({ page, request }) => {
+  const dir = tempDir();
+  const empty = makeFile(dir, "empty.txt", 0, 1);
+  const small = makeFile(dir, "small.txt", 1000, 2);
+  await openPage(page);
+  // Once hydrated, the drop zone is the picker; the native input is kept
+  // for assistive tools only.
+  await expect(page.locator("#file-input")).toHaveClass(/sr-only/);
+  await page.setInputFiles("#file-input", [empty, small]);
+  for (const name of ["empty.txt", "small.txt"]) {
+    await expect(row(page, name)).toHaveAttribute("data-status", "done");
+    await expect(row(page, name).getByTestId("percent")).toHaveText("100%");
+    // On a finished file the button removes the server's copy, and says so.
+    await expect(row(page, name).getByTestId("cancel")).toHaveText("Remove from server");
+  }
+  await expectServerCopy(request, (await row(page, "empty.txt").getAttribute("data-url"))!, empty);
+  const url = (await row(page, "small.txt").getAttribute("data-url"))!;
+  await row(page, "small.txt").getByTestId("cancel").click();
+  await expect(row(page, "small.txt")).toHaveCount(0);
+  await expect.poll(async () => (await request.head(url, { headers: { "Tus-Resumable": "1.0.0" } })).status()).toBe(404);
+});
+
 test("a 64 MiB file in 4 MiB chunks takes at least 16 PATCH requests", async ({ page, request }) => {
   const dir = tempDir();
   const file = makeFile(dir, "big.bin", 64 * MIB, 3);

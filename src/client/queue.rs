@@ -213,6 +213,10 @@ async fn run(m: Uploads, row: Row) {
 /// server copy deleted.
 pub fn cancel(m: Uploads, id: u32) {
     let Some(row) = m.row(id) else { return };
+    let said = match row.status.get_untracked() {
+        Status::Done | Status::AlreadyUploaded => Msg::RemoveFromServer,
+        _ => Msg::Cancel,
+    };
     if let Some(job) = JOBS.with(|jobs| jobs.borrow_mut().remove(&id)) {
         job.cancel();
     }
@@ -227,7 +231,7 @@ pub fn cancel(m: Uploads, id: u32) {
     m.announce.set(format!(
         "{}: {}",
         row.file.name,
-        t(m.lang.get_untracked(), Msg::Cancel)
+        t(m.lang.get_untracked(), said)
     ));
     pump(m);
 }

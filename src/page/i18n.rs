@@ -44,6 +44,7 @@ pub enum Msg {
     Total,
     CancelAll,
     Cancel,
+    RemoveFromServer,
     Retry,
     Waiting,
     Checking,
@@ -93,6 +94,7 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             Total => "Total",
             CancelAll => "Cancel all",
             Cancel => "Cancel",
+            RemoveFromServer => "Remove from server",
             Retry => "Retry",
             Waiting => "Waiting",
             Checking => "Checking",
@@ -135,6 +137,7 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             Total => "总计",
             CancelAll => "全部取消",
             Cancel => "取消",
+            RemoveFromServer => "从服务器删除",
             Retry => "重试",
             Waiting => "等待中",
             Checking => "检查中",
@@ -174,6 +177,20 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
 /// done.
 pub fn percent(done: u64, all: u64) -> u64 {
     done.saturating_mul(100).checked_div(all).unwrap_or(100)
+}
+
+/// A file row's percentage: an empty file is 0 % until it is on the
+/// server, and 100 % once it is (it has no bytes to count).
+pub fn row_percent(sent: u64, size: u64, on_server: bool) -> u64 {
+    if size == 0 {
+        if on_server {
+            100
+        } else {
+            0
+        }
+    } else {
+        percent(sent, size)
+    }
 }
 
 /// A byte count for people: `0 B`, `1.5 KB`, `2.3 GB` (decimal units).
@@ -239,6 +256,13 @@ pub fn format_time_left(lang: Lang, secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_file_is_not_done_before_it_is() {
+        assert_eq!(row_percent(0, 0, false), 0);
+        assert_eq!(row_percent(0, 0, true), 100);
+        assert_eq!(row_percent(5, 10, false), 50);
+    }
 
     #[test]
     fn sizes_speeds_and_times() {

@@ -5,7 +5,9 @@
 //! What this module must not know: how the numbers it shows are produced.
 
 use super::actions;
-use crate::page::i18n::{format_size, format_speed, format_time_left, percent, t, Msg};
+use crate::page::i18n::{
+    format_size, format_speed, format_time_left, percent, row_percent, t, Msg,
+};
 use crate::page::state::{Row, Status, Uploads};
 use leptos::prelude::*;
 
@@ -140,7 +142,10 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 <div class="name" title=name.clone()>{name.clone()}</div>
                 <div class="meta">
                     <span class="status">{status_text}</span>
-                    <span data-testid="percent">{move || format!("{}%", percent(shown(), size))}</span>
+                    <span data-testid="percent">{move || {
+                        let on_server = matches!(status.get(), Status::Done | Status::AlreadyUploaded);
+                        format!("{}%", row_percent(shown(), size, on_server))
+                    }}</span>
                     <span>{move || {
                         let l = lang.get();
                         format!("{} / {}", format_size(l, shown()), format_size(l, size))
@@ -181,7 +186,12 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 </Show>
                 <button type="button" class="secondary" data-testid="cancel"
                     on:click=move |_| actions::cancel(model, id)>
-                    {move || t(lang.get(), Msg::Cancel)}
+                    // On a finished file the button removes the server's
+                    // copy, and says so.
+                    {move || t(lang.get(), match status.get() {
+                        Status::Done | Status::AlreadyUploaded => Msg::RemoveFromServer,
+                        _ => Msg::Cancel,
+                    })}
                 </button>
             </div>
         </li>

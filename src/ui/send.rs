@@ -57,7 +57,10 @@ pub fn DropForm() -> impl IntoView {
                     {move || t(lang.get(), Msg::DropHere)} " · " {move || t(lang.get(), Msg::PickerHint)}
                 </span>
             </label>
-            <input id="file-input" type="file" name="files" multiple=true on:change=on_change/>
+            // The drop zone above opens the picker; once the page is
+            // hydrated the native input is kept only for assistive tools.
+            <input id="file-input" type="file" name="files" multiple=true on:change=on_change
+                class:sr-only=move || model.hydrated.get()/>
             <button type="submit" class:hidden=move || model.hydrated.get()>
                 {move || t(lang.get(), Msg::Upload)}
             </button>
