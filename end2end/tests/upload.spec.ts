@@ -64,6 +64,48 @@ test("the page says what its buttons do, counts an empty file honestly and shows
   await expect.poll(async () => (await request.head(url, { headers: { "Tus-Resumable": "1.0.0" } })).status()).toBe(404);
 });
 
+test("pause keeps the server's copy and resume sends only the rest", async ({ page, request }) => {
+  test.setTimeout(120_000);
+  const dir = tempDir();
+  const file = makeFile(dir, "pausable.bin", 24 * MIB + 5, 11);
+  const seen = watchRequests(page);
+  await openPage(page);
+  await setSetting(page, "setting-chunk", 1);
+  await setSetting(page, "setting-instant", 0);
+  // A slow uplink (about 4 MB/s), so there is time to pause.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MIB,
+  });
+  await page.setInputFiles("#file-input", [file]);
+  const r = row(page, "pausable.bin");
+  await expect.poll(() => seen.patches().length, { timeout: 30_000 }).toBeGreaterThan(2);
+  await r.getByTestId("pause").click();
+  await expect(r).toHaveAttribute("data-status", "paused");
+  await expect(r.getByTestId("resume")).toBeVisible();
+  const url = (await r.getAttribute("data-url"))!;
+  const offset = async () =>
+    Number((await request.head(url, { headers: { "Tus-Resumable": "1.0.0" } })).headers()["upload-offset"]);
+  // The cut request's bytes are kept by the server; then nothing moves.
+  await page.waitForTimeout(1000);
+  const at = await offset();
+  expect(at).toBeGreaterThan(0);
+  expect(at).toBeLessThan(24 * MIB + 5);
+  const patchesWhilePaused = seen.patches().length;
+  await page.waitForTimeout(1500);
+  expect(await offset()).toBe(at);
+  expect(seen.patches().length).toBe(patchesWhilePaused);
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+  });
+  await r.getByTestId("resume").click();
+  await expect(r).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+  await expectServerCopy(request, url, file);
+  const resumed = seen.patches().slice(patchesWhilePaused);
+  expect(resumed.length).toBeGreaterThan(0);
+  expect(resumed[0].offset).toBe(at);
+});
+
 test("a 64 MiB file in 4 MiB chunks takes at least 16 PATCH requests", async ({ page, request }) => {
   const dir = tempDir();
   const file = makeFile(dir, "big.bin", 64 * MIB, 3);

@@ -27,6 +27,8 @@ mod ws;
 mod xhr;
 
 pub use listing::{delete_uploaded, load_more};
-pub use queue::{add_from_drop, add_from_input, cancel, cancel_all, retry};
+pub use queue::{
+    add_from_drop, add_from_input, cancel, cancel_all, pause, pause_all, resume, resume_all, retry,
+};
 pub use start::init;
 pub use storage::{save_lang, save_settings};

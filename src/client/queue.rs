@@ -32,10 +32,6 @@ fn job(id: u32) -> Option<Job> {
     JOBS.with(|jobs| jobs.borrow().get(&id).cloned())
 }
 
-fn is_cancelled(id: u32) -> bool {
-    job(id).is_none_or(|j| j.cancelled.get())
-}
-
 fn fingerprint(file: &File) -> FileFingerprint {
     FileFingerprint {
         name: file.name(),
@@ -159,15 +155,17 @@ fn pump(m: Uploads) {
 /// Sends one file to its end: attempts until it is done, cancelled, refused
 /// for good, or `MAX_ATTEMPTS` attempts in a row made no progress.
 async fn run(m: Uploads, row: Row) {
+    // This run's job, kept: a pause cancels it, and a resume starts a new
+    // run with a new job, so this one can never be revived.
+    let Some(job) = job(row.id) else { return };
     let mut attempt = 0u32;
     loop {
         let progressed = Cell::new(false);
-        let result = match job(row.id) {
-            Some(job) => {
-                let settings = m.settings.get_untracked();
-                transfer::attempt(settings, &row, &job, &progressed).await
-            }
-            None => Err(Failure::Cancelled),
+        let result = if job.cancelled.get() {
+            Err(Failure::Cancelled)
+        } else {
+            let settings = m.settings.get_untracked();
+            transfer::attempt(settings, &row, &job, &progressed).await
         };
         match result {
             Ok(()) => {
@@ -197,7 +195,7 @@ async fn run(m: Uploads, row: Row) {
                 row.message
                     .set(Some(retry_message(&reason, attempt, delay)));
                 sleep(delay).await;
-                if is_cancelled(row.id) {
+                if job.cancelled.get() {
                     return;
                 }
                 row.status.set(Status::Uploading);
@@ -234,6 +232,67 @@ pub fn cancel(m: Uploads, id: u32) {
         t(m.lang.get_untracked(), said)
     ));
     pump(m);
+}
+
+/// Pauses one file: its request in flight is aborted (the server keeps
+/// every byte it received), and it waits for `resume`.
+pub fn pause(m: Uploads, id: u32) {
+    let Some(row) = m.row(id) else { return };
+    if !row.status.get_untracked().can_pause() {
+        return;
+    }
+    if let Some(job) = job(id) {
+        job.cancel();
+    }
+    row.status.set(Status::Paused);
+    row.speed.set(0.0);
+    row.message.set(None);
+    m.announce.set(format!(
+        "{}: {}",
+        row.file.name,
+        t(m.lang.get_untracked(), Msg::Paused)
+    ));
+    pump(m);
+}
+
+/// Resumes a paused file: it rejoins the queue and, when its turn comes,
+/// asks the server where it stands and sends the rest.
+pub fn resume(m: Uploads, id: u32) {
+    let Some(row) = m.row(id) else { return };
+    if row.status.get_untracked() != Status::Paused {
+        return;
+    }
+    // A fresh job: the paused attempt, still winding down, keeps its own
+    // cancelled flag and cannot be revived by this one.
+    JOBS.with(|jobs| {
+        let mut jobs = jobs.borrow_mut();
+        if let Some(old) = jobs.get(&id) {
+            let fresh = Job::new(old.file.clone());
+            jobs.insert(id, fresh);
+        }
+    });
+    row.status.set(Status::Waiting);
+    pump(m);
+}
+
+/// Pauses every file that can be paused.
+pub fn pause_all(m: Uploads) {
+    for id in m
+        .rows
+        .with_untracked(|rows| rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    {
+        pause(m, id);
+    }
+}
+
+/// Resumes every paused file.
+pub fn resume_all(m: Uploads) {
+    for id in m
+        .rows
+        .with_untracked(|rows| rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    {
+        resume(m, id);
+    }
 }
 
 /// Cancels every file of the batch.

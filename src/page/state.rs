@@ -30,6 +30,9 @@ pub enum Status {
     AlreadyUploaded,
     /// Stopped by an error that retrying cannot fix.
     Failed,
+    /// Stopped by the person; the server keeps what it has, and resuming
+    /// continues from there.
+    Paused,
 }
 
 impl Status {
@@ -44,12 +47,19 @@ impl Status {
             Status::Done => "done",
             Status::AlreadyUploaded => "already-uploaded",
             Status::Failed => "failed",
+            Status::Paused => "paused",
         }
     }
 
     /// Whether the file takes one of the parallel upload slots.
     pub fn is_active(self) -> bool {
         matches!(self, Status::Hashing | Status::Uploading | Status::Retrying)
+    }
+
+    /// Whether the file can be paused: it is on its way or waiting for a
+    /// slot.
+    pub fn can_pause(self) -> bool {
+        self.is_active() || matches!(self, Status::Waiting | Status::Checking)
     }
 
     /// Whether the file has reached the end of its way.

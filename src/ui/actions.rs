@@ -7,8 +7,8 @@
 
 #[cfg(feature = "hydrate")]
 pub use crate::client::{
-    add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, retry,
-    save_lang, save_settings,
+    add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, pause,
+    pause_all, resume, resume_all, retry, save_lang, save_settings,
 };
 
 #[cfg(not(feature = "hydrate"))]
@@ -26,6 +26,10 @@ mod server_side {
     pub fn cancel(_: Uploads, _: u32) {}
     pub fn cancel_all(_: Uploads) {}
     pub fn retry(_: Uploads, _: u32) {}
+    pub fn pause(_: Uploads, _: u32) {}
+    pub fn resume(_: Uploads, _: u32) {}
+    pub fn pause_all(_: Uploads) {}
+    pub fn resume_all(_: Uploads) {}
     pub fn delete_uploaded(_: Uploads, _: String) {}
     pub fn load_more(_: Uploads) {}
     pub fn save_settings(_: &Settings) {}

@@ -50,6 +50,14 @@ pub fn Batch() -> impl IntoView {
                             String::new()
                         }
                     }}</span>
+                    <button type="button" class="secondary" data-testid="pause-all"
+                        on:click=move |_| actions::pause_all(model)>
+                        {move || t(lang.get(), Msg::PauseAll)}
+                    </button>
+                    <button type="button" class="secondary" data-testid="resume-all"
+                        on:click=move |_| actions::resume_all(model)>
+                        {move || t(lang.get(), Msg::ResumeAll)}
+                    </button>
                     <button type="button" class="secondary" data-testid="cancel-all"
                         on:click=move |_| actions::cancel_all(model)>
                         {move || t(lang.get(), Msg::CancelAll)}
@@ -116,6 +124,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 Status::Done => Msg::Done,
                 Status::AlreadyUploaded => Msg::AlreadyUploaded,
                 Status::Failed => Msg::Failed,
+                Status::Paused => Msg::Paused,
             },
         );
         if s == Status::Hashing {
@@ -178,6 +187,18 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 })}
             </div>
             <div class="actions">
+                <Show when=move || status.get().can_pause()>
+                    <button type="button" class="secondary" data-testid="pause"
+                        on:click=move |_| actions::pause(model, id)>
+                        {move || t(lang.get(), Msg::Pause)}
+                    </button>
+                </Show>
+                <Show when=move || status.get() == Status::Paused>
+                    <button type="button" class="secondary" data-testid="resume"
+                        on:click=move |_| actions::resume(model, id)>
+                        {move || t(lang.get(), Msg::Resume)}
+                    </button>
+                </Show>
                 <Show when=move || status.get() == Status::Failed>
                     <button type="button" class="secondary" data-testid="retry"
                         on:click=move |_| actions::retry(model, id)>
