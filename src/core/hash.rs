@@ -125,6 +125,11 @@ impl ResumableSha256 {
     }
 }
 
+/// Bytes as lowercase hex, as Ferry writes every digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The algorithms of `Upload-Checksum` that Ferry supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChecksumAlgorithm {
@@ -202,10 +207,6 @@ mod tests {
 
     fn reference(data: &[u8]) -> String {
         hex(&sha2::Sha256::digest(data))
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
     #[test]

@@ -54,10 +54,7 @@ impl Owner {
 
 fn short_hash(secret: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(secret.as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hash::hex(&sha2::Sha256::digest(secret.as_bytes())[..16])
 }
 
 /// Where an upload is in its life.

@@ -67,11 +67,7 @@ fn hmac_hex(key: &str, domain: &[u8], message: &str) -> String {
         Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
     mac.update(domain);
     mac.update(message.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::core::hash::hex(&mac.finalize().into_bytes())
 }
 
 /// A new session ID with its signed cookie value.

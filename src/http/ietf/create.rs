@@ -4,7 +4,7 @@
 //! request completes the upload; both given must agree.
 
 use super::problem::{problem, Standing};
-use super::{refuse_header, Interop};
+use super::Interop;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
 use crate::http::body_stream;
@@ -97,7 +97,7 @@ async fn create(
 ) -> Result<Response, Error> {
     let headers = req.headers();
     if headers.contains_key(ietf::UPLOAD_OFFSET) {
-        return Err(refuse_header(
+        return Err(header_error(
             ietf::UPLOAD_OFFSET,
             "a creation request starts at 0 and does not say so",
         ));
@@ -145,8 +145,7 @@ async fn create(
     // to it.
     if let Some(value) = header_str(headers, "repr-digest")? {
         if let Some(sha) = parse_sha256_digest("repr-digest", value)? {
-            let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-            metadata = metadata.with(key::SHA256, &hex);
+            metadata = metadata.with(key::SHA256, &crate::core::hash::hex(&sha));
         }
     }
     let checksum = super::resource::digest_checksum(headers)?;

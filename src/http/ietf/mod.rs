@@ -31,7 +31,7 @@ pub(super) use create::collection;
 pub(super) use resource::resource;
 
 use super::headers::set;
-use crate::core::error::{Error, Result};
+use crate::core::error::Result;
 use crate::core::UploadRecord;
 use crate::protocol::ietf::{self, bool_text, parse_bool};
 use crate::server::state::AppState;
@@ -149,9 +149,4 @@ impl Interop {
 pub(super) fn announce(state: &AppState, resp: &mut Response) {
     set(resp, ietf::UPLOAD_LIMIT, Interop(8).limits(state, None));
     set(resp, "accept-patch", ietf::PARTIAL_UPLOAD);
-}
-
-/// A request header that a draft request must not carry here.
-fn refuse_header(name: &str, why: &str) -> Error {
-    super::headers::header_error(name, why)
 }

@@ -3,7 +3,7 @@
 
 use super::create::unsupported;
 use super::problem::{problem, Standing};
-use super::{refuse_header, Interop};
+use super::Interop;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, ChecksumAlgorithm, ChunkChecksum, UploadId};
 use crate::http::body_stream;
@@ -56,19 +56,19 @@ pub(in crate::http) async fn resource(
 fn refuse_append_headers(v: Interop, headers: &HeaderMap) -> Result<(), Error> {
     if v.0 <= 6 {
         if headers.contains_key(ietf::UPLOAD_OFFSET) {
-            return Err(refuse_header(
+            return Err(header_error(
                 ietf::UPLOAD_OFFSET,
                 "only an append says an offset",
             ));
         }
         if v.says_completeness(headers) {
-            return Err(refuse_header(
+            return Err(header_error(
                 v.completeness_name(),
                 "only a creation or an append says whether it completes the upload",
             ));
         }
         if headers.contains_key(ietf::UPLOAD_LENGTH) {
-            return Err(refuse_header(
+            return Err(header_error(
                 ietf::UPLOAD_LENGTH,
                 "only a creation or an append says a length",
             ));
