@@ -16,20 +16,14 @@ function rng(seed: number) {
   };
 }
 
-export class FaultProxy {
+/** A TCP proxy to Ferry on `targetPort`: answers flow back untouched, and
+ * each kind of proxy decides in `forward` what becomes of the client's
+ * bytes. */
+abstract class Proxy {
   private server: net.Server | null = null;
   private sockets = new Set<net.Socket>();
-  readonly faults: Faults = { connections: 0, resets: 0, stalls: 0, cuts: 0 };
-  private random: () => number;
 
-  /** `rate`: the share of upload requests that get a fault. */
-  constructor(private targetPort: number, seed: number, private rate = 0.5) {
-    this.random = rng(seed);
-  }
-
-  get total() {
-    return this.faults.resets + this.faults.stalls + this.faults.cuts;
-  }
+  constructor(private targetPort: number) {}
 
   async start(port: number) {
     this.server = net.createServer((client) => this.handle(client));
@@ -42,7 +36,6 @@ export class FaultProxy {
   }
 
   private handle(client: net.Socket) {
-    this.faults.connections++;
     const upstream = net.connect(this.targetPort, "127.0.0.1");
     this.sockets.add(client);
     this.sockets.add(upstream);
@@ -57,6 +50,29 @@ export class FaultProxy {
     client.on("close", end);
     upstream.on("close", end);
     upstream.on("data", (d) => client.write(d));
+    this.forward(client, upstream, end);
+  }
+
+  /** Wires the client's bytes to `upstream`; `end` closes both sides. */
+  protected abstract forward(client: net.Socket, upstream: net.Socket, end: () => void): void;
+}
+
+export class FaultProxy extends Proxy {
+  readonly faults: Faults = { connections: 0, resets: 0, stalls: 0, cuts: 0 };
+  private random: () => number;
+
+  /** `rate`: the share of upload requests that get a fault. */
+  constructor(targetPort: number, seed: number, private rate = 0.5) {
+    super(targetPort);
+    this.random = rng(seed);
+  }
+
+  get total() {
+    return this.faults.resets + this.faults.stalls + this.faults.cuts;
+  }
+
+  protected forward(client: net.Socket, upstream: net.Socket, end: () => void) {
+    this.faults.connections++;
 
     let fault: "reset" | "stall" | "cut" | null = null;
     let after = 0;
@@ -102,39 +118,15 @@ export class FaultProxy {
 /** A proxy that refuses upload requests larger than `limit` bytes with a
  * bare 413, as nginx does past its `client_max_body_size`, and passes
  * everything else. It records the largest PATCH body it let through. */
-export class SizeLimitProxy {
-  private server: net.Server | null = null;
-  private sockets = new Set<net.Socket>();
+export class SizeLimitProxy extends Proxy {
   refused = 0;
   largestPassed = 0;
 
-  constructor(private targetPort: number, private limit: number) {}
-
-  async start(port: number) {
-    this.server = net.createServer((client) => this.handle(client));
-    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+  constructor(targetPort: number, private limit: number) {
+    super(targetPort);
   }
 
-  async stop() {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => this.server?.close(r));
-  }
-
-  private handle(client: net.Socket) {
-    const upstream = net.connect(this.targetPort, "127.0.0.1");
-    this.sockets.add(client);
-    this.sockets.add(upstream);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-    };
-    client.on("error", end);
-    upstream.on("error", end);
-    client.on("close", end);
-    upstream.on("close", end);
-    upstream.on("data", (d) => client.write(d));
+  protected forward(client: net.Socket, upstream: net.Socket, end: () => void) {
     let refusing = false;
     client.on("data", (chunk: Buffer) => {
       if (refusing) return; // the refused request's body goes nowhere
@@ -158,38 +150,14 @@ export class SizeLimitProxy {
 /** A proxy that swallows the first upload request after its first
  * `after` bytes: it neither forwards the rest nor closes the connection,
  * as a broken middlebox does. Everything else passes. */
-export class SwallowProxy {
-  private server: net.Server | null = null;
-  private sockets = new Set<net.Socket>();
+export class SwallowProxy extends Proxy {
   swallowed = 0;
 
-  constructor(private targetPort: number, private after = 64 * 1024) {}
-
-  async start(port: number) {
-    this.server = net.createServer((client) => this.handle(client));
-    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+  constructor(targetPort: number, private after = 64 * 1024) {
+    super(targetPort);
   }
 
-  async stop() {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => this.server?.close(r));
-  }
-
-  private handle(client: net.Socket) {
-    const upstream = net.connect(this.targetPort, "127.0.0.1");
-    this.sockets.add(client);
-    this.sockets.add(upstream);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-    };
-    client.on("error", end);
-    upstream.on("error", end);
-    client.on("close", end);
-    upstream.on("close", end);
-    upstream.on("data", (d) => client.write(d));
+  protected forward(client: net.Socket, upstream: net.Socket, end: () => void) {
     let swallowing = false;
     let seen = 0;
     client.on("data", (chunk: Buffer) => {
