@@ -157,11 +157,16 @@ pub(crate) fn check_version(headers: &HeaderMap) -> Result<()> {
 }
 
 pub(crate) fn is_offset_stream(headers: &HeaderMap) -> bool {
+    content_type_is(headers, OFFSET_OCTET_STREAM)
+}
+
+/// Whether `Content-Type` names `media_type` (its parameters aside).
+pub(crate) fn content_type_is(headers: &HeaderMap, media_type: &str) -> bool {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media_type))
 }
 
 /// Where the client reached this server, as `scheme://host[:port]`, to

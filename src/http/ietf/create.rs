@@ -9,7 +9,8 @@ use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
 use crate::http::body_stream;
 use crate::http::headers::{
-    header_error, header_str, parse_concat, parse_sha256_digest, public_base, set, u64_header,
+    content_type_is, header_error, header_str, parse_concat, parse_sha256_digest, public_base, set,
+    u64_header,
 };
 use crate::protocol::ietf;
 use crate::protocol::metadata::Metadata;
@@ -68,11 +69,11 @@ fn metadata_of(headers: &HeaderMap) -> crate::core::error::Result<Metadata> {
     if let Some(v) = header_str(headers, header::UPLOAD_METADATA)? {
         return Ok(Metadata::parse(v)?);
     }
+    // The upload protocols' own media types say nothing about the file.
     let mime = header_str(headers, "content-type")?
-        .filter(|t| {
-            let t = t.split(';').next().unwrap_or("").trim();
-            !t.eq_ignore_ascii_case(ietf::PARTIAL_UPLOAD)
-                && !t.eq_ignore_ascii_case(crate::protocol::OFFSET_OCTET_STREAM)
+        .filter(|_| {
+            !content_type_is(headers, ietf::PARTIAL_UPLOAD)
+                && !content_type_is(headers, crate::protocol::OFFSET_OCTET_STREAM)
         })
         .unwrap_or("");
     let name = header_str(headers, "content-disposition")?

@@ -7,11 +7,11 @@ use super::Interop;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, ChecksumAlgorithm, ChunkChecksum, UploadId};
 use crate::http::body_stream;
-use crate::http::headers::{header_error, parse_sha256_digest, set, u64_header};
+use crate::http::headers::{content_type_is, header_error, parse_sha256_digest, set, u64_header};
 use crate::protocol::ietf;
 use crate::server::state::AppState;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// `/files/{id}` for a draft request.
@@ -134,7 +134,7 @@ async fn append(
     req: Request,
 ) -> Result<Response, Error> {
     let headers = req.headers();
-    if v.0 >= 6 && !is_partial_upload(headers) {
+    if v.0 >= 6 && !content_type_is(headers, ietf::PARTIAL_UPLOAD) {
         return Err(Error::new(
             ErrorCode::UnsupportedContentType,
             format!(
@@ -256,14 +256,6 @@ fn done(state: &AppState, v: Interop, record: &crate::core::UploadRecord) -> Res
     let mut resp = v.appended().into_response();
     v.describe(state, &mut resp, record);
     resp
-}
-
-fn is_partial_upload(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(ietf::PARTIAL_UPLOAD))
 }
 
 /// Cancellation: the upload and its bytes are removed (the writer, if any,
