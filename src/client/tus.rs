@@ -140,9 +140,10 @@ pub async fn patch(
     .await;
     done.set(true);
     if stalled.get() && !cancelled.get() {
-        return Err(Failure::Retry(
-            "Nothing moved for 15 s: trying again from where the server is".into(),
-        ));
+        return Err(Failure::Retry(format!(
+            "Nothing moved for {} s: trying again from where the server is",
+            rules::STALL_MS / 1000.0
+        )));
     }
     let reply = sent.map_err(|e| network(e, cancelled))?;
     if reply.status != 204 {

@@ -322,12 +322,8 @@ pub fn audit(data_dir: &Path) -> Vec<String> {
     problems
 }
 
-/// The path of an upload's `Location` (the server answers absolute URLs).
+/// The path of an upload's `Location` (the server answers absolute URLs),
+/// as the page takes it.
 pub fn path_of(location: &str) -> String {
-    match location.split_once("://") {
-        Some((_, rest)) => rest
-            .find('/')
-            .map_or("/".into(), |at| rest[at..].to_string()),
-        None => location.to_string(),
-    }
+    ferry::page::tus::upload_path(location)
 }
