@@ -36,7 +36,7 @@ mod server {
     pub fn fail(e: crate::core::error::Error) -> ServerFnError {
         e.log();
         if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-            if let Ok(status) = axum::http::StatusCode::from_u16(e.code.status()) {
+            if let Ok(status) = axum::http::StatusCode::from_u16(e.status()) {
                 resp.set_status(status);
             }
         }
@@ -171,5 +171,17 @@ pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
             "That upload is not yours.",
         )));
     }
-    state.uploads.delete(&id).await.map_err(server::fail)
+    let parts: axum::http::request::Parts = leptos_axum::extract().await?;
+    let caller = crate::server::hooks::caller(
+        &state.config.hooks,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &parts.extensions,
+    );
+    state
+        .uploads
+        .terminate(&id, caller)
+        .await
+        .map_err(server::fail)
 }

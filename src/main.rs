@@ -35,6 +35,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot open the data folder {}: {e}", data_dir.display()))?;
     state.uploads.spawn_sweeper(sweep_every);
+    state.uploads.hooks().spawn_delivery();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -190,9 +190,9 @@ async fn record_suite(store: &SqlStore) {
     let b = record(&alice, 0, 2_000);
     let c = record(&bob, 0, 3_000);
     for r in [&a, &b, &c] {
-        store.insert(r).await.unwrap();
+        store.insert(r, &[]).await.unwrap();
     }
-    assert!(store.insert(&a).await.is_err(), "IDs are unique");
+    assert!(store.insert(&a, &[]).await.is_err(), "IDs are unique");
     assert_eq!(store.get(&a.id).await.unwrap().as_ref(), Some(&a));
     assert_eq!(store.get(&UploadId::random()).await.unwrap(), None);
 
@@ -255,13 +255,13 @@ async fn record_suite(store: &SqlStore) {
     // An instant upload shares a blob: deleting one keeps it in use.
     let mut shared = record(&alice, 1000, 4_000);
     shared.blob_key = a.blob_key.clone();
-    store.insert(&shared).await.unwrap();
-    let gone = store.delete(&a.id).await.unwrap().unwrap();
+    store.insert(&shared, &[]).await.unwrap();
+    let gone = store.delete(&a.id, &[]).await.unwrap().unwrap();
     assert!(gone.blob_in_use);
-    let gone = store.delete(&shared.id).await.unwrap().unwrap();
+    let gone = store.delete(&shared.id, &[]).await.unwrap().unwrap();
     assert!(!gone.blob_in_use);
     assert_eq!(gone.blob_key, a.blob_key);
-    assert!(store.delete(&a.id).await.unwrap().is_none());
+    assert!(store.delete(&a.id, &[]).await.unwrap().is_none());
 
     // Expired records are pruned after their retention.
     let mut e = b.clone();

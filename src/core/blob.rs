@@ -21,6 +21,18 @@ use std::pin::Pin;
 /// A stream of bytes read back from a blob.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// Where a blob's bytes can be found by the operator's own programs
+/// (hooks get it, to inspect or move finished files).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BlobLocation {
+    /// A file on the server's disk.
+    File { path: String },
+    /// An object in an S3 bucket (the object exists once the upload is
+    /// finished).
+    S3 { bucket: String, key: String },
+}
+
 /// Where upload bytes live.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -48,6 +60,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// answer `Unsupported`.
     async fn keys(&self) -> io::Result<Vec<String>> {
         Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Where the blob under `key` is, for the operator's programs.
+    fn location(&self, _key: &str) -> Option<BlobLocation> {
+        None
     }
     /// The size and free space of the disk under the store, when it has one.
     async fn space(&self) -> Option<Space> {

@@ -15,6 +15,9 @@ pub struct Error {
     /// What went wrong inside, for the server's log (whoever reports the
     /// error logs it; constructing one logs nothing).
     pub detail: Option<String>,
+    /// The HTTP status to answer instead of the code's own: a pre-hook's
+    /// refusal carries the status the operator's application chose.
+    pub status: Option<u16>,
 }
 
 impl Error {
@@ -23,7 +26,13 @@ impl Error {
             code,
             message: message.into(),
             detail: None,
+            status: None,
         }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        self.status.unwrap_or(self.code.status())
     }
 
     /// An error with the catalogue's own message for its code.

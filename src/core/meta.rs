@@ -3,6 +3,7 @@
 //! `store::sql` implements it for SQLite and PostgreSQL.
 
 use crate::core::error::Result;
+use crate::core::hooks::Delivery;
 use crate::core::id::UploadId;
 use crate::core::record::{Millis, Owner, UploadRecord};
 use async_trait::async_trait;
@@ -37,23 +38,36 @@ pub struct ListCursor {
 /// Where upload records live.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
+    /// Every change that reports to hooks takes `news`: the post-hook
+    /// deliveries that tell of it, stored in the same transaction (an
+    /// outbox, see `core::hooks`), so no change is made without them.
+    ///
     /// Stores a new record and takes a reference on its blob, in one
     /// transaction: a record of its own blob (`blob_key` is its ID) starts
     /// the blob's count; one that shares another's blob (an instant upload)
     /// adds to it, but only while the blob is still in use. Answers false,
     /// storing nothing, when the blob it would share is gone.
-    async fn insert(&self, rec: &UploadRecord) -> Result<bool>;
+    async fn insert(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool>;
     /// The record with this ID, if any.
     async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>>;
     /// Stores the mutable fields of an existing record (offset, length,
     /// state, hashes, times).
-    async fn update(&self, rec: &UploadRecord) -> Result<()>;
+    async fn update(&self, rec: &UploadRecord) -> Result<()> {
+        self.update_with(rec, &[]).await
+    }
+    /// `update`, with the deliveries that tell of it.
+    async fn update_with(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<()>;
     /// Removes a record and gives back its blob reference, atomically
     /// telling whether the blob is still used.
-    async fn delete(&self, id: &UploadId) -> Result<Option<Deleted>>;
+    async fn delete(&self, id: &UploadId, news: &[Delivery]) -> Result<Option<Deleted>>;
     /// Marks an active record expired (its bytes are about to go) and gives
     /// back its blob reference; `None` when it is no longer active.
-    async fn expire(&self, id: &UploadId, now: Millis) -> Result<Option<Deleted>>;
+    async fn expire(
+        &self,
+        id: &UploadId,
+        now: Millis,
+        news: &[Delivery],
+    ) -> Result<Option<Deleted>>;
     /// Which of these blob keys some record still references.
     async fn known_blobs(&self, keys: &[String]) -> Result<std::collections::HashSet<String>>;
     /// What an owner holds.

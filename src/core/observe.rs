@@ -3,6 +3,7 @@
 //! counted or exported; `server::metrics` implements it for Prometheus.
 
 use crate::core::error::ErrorCode;
+use crate::core::hooks::HookPoint;
 use crate::protocol::events::EventKind;
 use std::time::Duration;
 
@@ -38,6 +39,11 @@ pub trait Observer: Send + Sync + 'static {
     /// A request was refused for lack of room (quota, unfinished uploads,
     /// free space).
     fn refused(&self, _code: ErrorCode) {}
+    /// A hook was called (a pre-hook asked, or a post-hook delivered);
+    /// `answered` is false when it could not be.
+    fn hook(&self, _point: HookPoint, _answered: bool, _took: Duration) {}
+    /// Post-hook deliveries waiting, and dead.
+    fn deliveries(&self, _waiting: u64, _dead: u64) {}
 }
 
 /// Watches nothing.

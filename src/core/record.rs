@@ -159,6 +159,16 @@ impl UploadRecord {
         }
     }
 
+    /// This new record under another ID (one chosen before it was made,
+    /// and already shown to hooks), with its own blob named alike.
+    pub fn with_id(mut self, id: UploadId) -> Self {
+        if self.blob_key == self.id.as_str() {
+            self.blob_key = id.to_string();
+        }
+        self.id = id;
+        self
+    }
+
     pub fn is_complete(&self) -> bool {
         self.state == UploadState::Complete
     }

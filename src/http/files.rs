@@ -117,7 +117,10 @@ async fn resource(State(state): State<AppState>, Path(id): Path<String>, req: Re
         Ok(id) => match method {
             Method::HEAD => tus::head::head(&state, &id).await,
             Method::PATCH => tus::patch::patch(&state, &id, req).await,
-            Method::DELETE => tus::delete::delete(&state, &id).await,
+            Method::DELETE => {
+                let caller = super::headers::caller(&state, &req);
+                tus::delete::delete(&state, &id, caller).await
+            }
             Method::GET => download::download(&state, &id, req.headers()).await,
             _ => Err(method_not_allowed("OPTIONS, HEAD, PATCH, DELETE, GET")),
         },

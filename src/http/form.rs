@@ -115,6 +115,7 @@ pub async fn upload(
 ) -> Response {
     let read = Arc::new(AtomicU64::new(0));
     let handed = Arc::new(AtomicU64::new(0));
+    let caller = super::headers::caller(&state, &req);
     let req = req.map(|body| metered(body, read.clone(), handed.clone()));
     let mut form = match Multipart::from_request(req, &state).await {
         Ok(form) => form,
@@ -160,6 +161,7 @@ pub async fn upload(
                 length: None,
                 metadata,
                 concat: Concat::None,
+                caller: caller.clone(),
             })
             .await
         {
@@ -174,6 +176,7 @@ pub async fn upload(
         let request = AppendRequest {
             offset: 0,
             length_at_end: true,
+            caller: caller.clone(),
             ..AppendRequest::default()
         };
         let feed = async {
@@ -225,7 +228,7 @@ pub async fn upload(
 
 /// A page that says what went wrong, for a browser without JavaScript.
 fn failure(e: Error) -> Response {
-    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
     e.log();
     let page = super::pages::upload_failed(e.code.as_str(), &e.message);
     (status, Html(page)).into_response()

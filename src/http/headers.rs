@@ -9,6 +9,7 @@ use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::{ChecksumAlgorithm, ChunkChecksum, Concat, UploadId, UploadRecord};
 use crate::protocol::header;
 use crate::protocol::{concat, FILES, OFFSET_OCTET_STREAM, TUS_VERSION};
+use crate::server::state::AppState;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
@@ -386,4 +387,17 @@ mod tests {
             "a digest of the wrong length can never match"
         );
     }
+}
+
+/// The request as hooks see it (its effective method: an overridden POST
+/// is the PATCH or DELETE it stands for); `None` when no hook is called.
+pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Caller> {
+    let method = effective_method(req).unwrap_or_else(|_| req.method().clone());
+    crate::server::hooks::caller(
+        &state.config.hooks,
+        &method,
+        req.uri(),
+        req.headers(),
+        req.extensions(),
+    )
 }

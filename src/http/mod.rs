@@ -7,6 +7,7 @@
 //! ownership of parts, expiry: the core decides), or how bytes and records
 //! are stored.
 
+mod admin;
 mod download;
 pub mod error;
 mod events;
@@ -48,6 +49,8 @@ use tower_http::trace::TraceLayer;
 /// Its shape is its policy, one sub-router per kind of client with the
 /// layers that kind needs:
 /// - `/healthz`: rate limit only (no session, no token, no CORS);
+/// - `admin`: the operator's routes, behind the access token as a bearer
+///   token only;
 /// - `open`: the sign-in page and the icon, which need no token;
 /// - `signed_in`: everything else, behind the access token when one is
 ///   set; inside it, the server functions and the form upload are guarded
@@ -62,7 +65,8 @@ pub fn router(state: AppState) -> Router {
         // --metrics-addr it is served there instead.
         site = site.route("/metrics", get(metrics::metrics));
     }
-    site.route("/healthz", get(health::healthz))
+    site.merge(admin::routes(&state))
+        .route("/healthz", get(health::healthz))
         .layer(from_fn_with_state(state.clone(), metrics::count))
         .layer(from_fn_with_state(state.clone(), guard::rate_limit))
         .layer(TraceLayer::new_for_http())

@@ -37,6 +37,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<WsQuery>,
+    parts: axum::http::request::Parts,
     ws: WebSocketUpgrade,
 ) -> Response {
     let Some(id) = UploadId::parse(&id) else {
@@ -55,6 +56,14 @@ pub async fn upgrade(
         Err(e) => return ApiError(e).into_response(),
     };
     let offset = q.offset.unwrap_or(record.offset);
+    let caller = crate::server::hooks::caller(
+        &state.config.hooks,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &parts.extensions,
+    );
+    let place = (place, caller);
     ws.max_frame_size(MAX_FRAME)
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| session(state, id, offset, record.length, socket, place))
@@ -87,7 +96,7 @@ async fn session(
     offset: u64,
     length: Option<u64>,
     socket: WebSocket,
-    _place: Place,
+    (_place, caller): (Place, Option<crate::core::Caller>),
 ) {
     let idle = state.config.body_timeout;
     let (mut sink, mut incoming) = socket.split();
@@ -103,6 +112,7 @@ async fn session(
         on_commit: Some(CommitHook(Arc::new(move |at| {
             let _ = ack_tx.send(at);
         }))),
+        caller,
         ..AppendRequest::default()
     };
     let uploads = state.uploads.clone();

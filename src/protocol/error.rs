@@ -103,6 +103,12 @@ catalogue! {
     QuotaExceeded => "quota_exceeded", 507, "This would store more than your share of the server.";
     /// The owner has `--max-unfinished-per-owner` unfinished uploads.
     TooManyUnfinished => "too_many_unfinished", 429, "You have too many unfinished uploads; finish or delete some.";
+    /// The operator's application (a pre-hook) refused this; its own status
+    /// and message are answered instead of these.
+    HookRefused => "hook_refused", 403, "The server's application refused this.";
+    /// A pre-hook could not be asked (down, too slow, or answered nonsense):
+    /// nothing was done, and asking again later may work.
+    HookFailed => "hook_failed", 503, "The server could not check this with its application; try again later.";
     /// Too many event streams or WebSockets open at once.
     TooManyStreams => "too_many_streams", 429, "Too many streams are open at once; retry in a moment.";
     /// Something failed inside the server; details are in its log.

@@ -150,6 +150,15 @@ impl Metadata {
         self.pairs.is_empty()
     }
 
+    /// Every key with its value as text (invalid UTF-8 replaced; a key
+    /// alone has an empty value), in order.
+    pub fn texts(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.pairs.iter().map(|(k, v)| {
+            let text = v.as_deref().map_or("".into(), String::from_utf8_lossy);
+            (k.as_str(), text)
+        })
+    }
+
     /// The raw bytes of a key's value.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.pairs

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// in the database and this instance listens to the others.
 pub async fn state(config: Config) -> Result<AppState, Error> {
     let metrics = Arc::new(Metrics::new());
-    let (uploads, session_key) = uploads(&config).await?;
+    let (uploads, session_key) = uploads(&config, metrics.clone()).await?;
     let uploads = uploads.observed_by(metrics.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name("ferry")
@@ -51,7 +51,7 @@ pub async fn state(config: Config) -> Result<AppState, Error> {
 /// The service over the stores the configuration names, repaired after
 /// whatever stopped the last run, and the key that signs session cookies
 /// (kept in the database, so every instance shares it).
-async fn uploads(config: &Config) -> Result<(UploadService, String), Error> {
+async fn uploads(config: &Config, metrics: Arc<Metrics>) -> Result<(UploadService, String), Error> {
     let io = |e: std::io::Error| Error::storage("preparing the data folder", e);
     tokio::fs::create_dir_all(&config.data_dir)
         .await
@@ -92,7 +92,9 @@ async fn uploads(config: &Config) -> Result<(UploadService, String), Error> {
             Arc::new(locker)
         }
     };
-    let uploads = UploadService::new(blobs, meta, locks, events, service_config);
+    let hooks = super::hooks::build(&config.hooks, meta.clone(), metrics)
+        .map_err(|e| Error::new(ErrorCode::Internal, e))?;
+    let uploads = UploadService::new(blobs, meta, locks, events, service_config).with_hooks(hooks);
     let done = uploads.reconcile_all().await?;
     if done.fell_back > 0 {
         tracing::warn!(

@@ -1,6 +1,7 @@
 //! Server configuration: command-line flags, each also read from a
 //! `FERRY_*` environment variable. The doc comment of each field is its
-//! `--help` text.
+//! `--help` text. The `--hooks-*` flags are in `hooks::flags`, flattened
+//! in here; nothing else reads the environment.
 
 use super::values::*;
 pub use super::values::{Secret, Share};
@@ -198,6 +199,9 @@ pub struct Config {
     /// Where `cargo leptos watch` listens for the live-reload script.
     #[arg(long, env = "LEPTOS_RELOAD_PORT", default_value_t = 3001, hide = true)]
     pub leptos_reload_port: u32,
+
+    #[command(flatten)]
+    pub hooks: super::hooks::flags::HookFlags,
 }
 
 /// Where bytes go, as `--storage` says.

@@ -2,12 +2,14 @@
 //! `prometheus-client` crate): requests by route, method and status and
 //! their durations; bytes on the wire and bytes stored; uploads created,
 //! completed, deleted and expired; appends in progress; open connections;
-//! storage latencies; refusals for lack of room. The core reports through
+//! storage latencies; refusals for lack of room; hook calls, their
+//! latencies and the post-hook deliveries waiting and dead. The core reports through
 //! `core::observe::Observer`; the connection loop and a middleware report
 //! the rest. Labels take only bounded values (route patterns, methods,
 //! statuses, error codes), never IDs or addresses.
 
 use crate::core::error::ErrorCode;
+use crate::core::hooks::HookPoint;
 use crate::core::observe::{Observer, StorageOp};
 use crate::protocol::events::EventKind;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -42,6 +44,17 @@ struct OpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    point: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PointLabels {
+    point: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     code: &'static str,
 }
@@ -66,6 +79,10 @@ pub struct Metrics {
     connections: Gauge,
     storage: Histograms<OpLabels>,
     refused: Family<CodeLabels, Counter>,
+    hooks: Family<HookLabels, Counter>,
+    hook_durations: Histograms<PointLabels>,
+    deliveries_waiting: Gauge,
+    deliveries_dead: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -144,8 +161,37 @@ impl Metrics {
             "Requests refused for lack of room, by error code (quota_exceeded, too_many_unfinished, storage_full)",
             refused.clone(),
         );
+        let hooks = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "hook_calls",
+            "Hook calls by point and outcome (answered: the hook answered, allowing or refusing; failed: it could not be asked)",
+            hooks.clone(),
+        );
+        let hook_durations =
+            Histograms::<PointLabels>::new_with_constructor(seconds as fn() -> Histogram);
+        registry.register(
+            "hook_duration_seconds",
+            "Time of hook calls, by point",
+            hook_durations.clone(),
+        );
+        let deliveries_waiting = Gauge::default();
+        registry.register(
+            "hook_deliveries_waiting",
+            "Post-hook deliveries not made yet (being retried or about to be sent)",
+            deliveries_waiting.clone(),
+        );
+        let deliveries_dead = Gauge::default();
+        registry.register(
+            "hook_deliveries_dead",
+            "Post-hook deliveries that failed for their whole retry window (GET /admin/hooks/dead)",
+            deliveries_dead.clone(),
+        );
         Metrics {
             registry,
+            hooks,
+            hook_durations,
+            deliveries_waiting,
+            deliveries_dead,
             requests,
             durations,
             bytes_in,
@@ -231,6 +277,24 @@ impl Observer for Metrics {
                 code: code.as_str(),
             })
             .inc();
+    }
+
+    fn hook(&self, point: HookPoint, answered: bool, took: Duration) {
+        let outcome = if answered { "answered" } else { "failed" };
+        let point = point.as_str();
+        self.hooks
+            .get_or_create(&HookLabels { point, outcome })
+            .inc();
+        self.hook_durations
+            .get_or_create(&PointLabels { point })
+            .observe(took.as_secs_f64());
+    }
+
+    fn deliveries(&self, waiting: u64, dead: u64) {
+        self.deliveries_waiting
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        self.deliveries_dead
+            .set(i64::try_from(dead).unwrap_or(i64::MAX));
     }
 }
 

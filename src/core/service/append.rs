@@ -3,10 +3,12 @@
 //! what a body that passes the upload's length gets (refused, nothing past
 //! the length is written).
 
+use super::commit::{Committing, Head};
 use super::{BodyStream, UploadService};
 use crate::core::blob::BlobWriter;
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::hash::{ChunkChecksum, ChunkHasher, ResumableSha256};
+use crate::core::hooks::Caller;
 use crate::core::id::UploadId;
 use crate::core::lock::UploadLock;
 use crate::core::observe::Observer;
@@ -50,6 +52,8 @@ pub struct AppendRequest {
     /// says so (the IETF draft from interop 7, where only
     /// `Upload-Complete: ?1` completes an upload).
     pub hold_at_length: bool,
+    /// The request that sends the bytes, for hooks.
+    pub caller: Option<Caller>,
 }
 
 impl UploadService {
@@ -239,7 +243,7 @@ impl UploadService {
             .max(1);
         let interval = self.config.checkpoint_interval;
         let idle = self.config.body_idle_timeout;
-        let hook = req.on_commit.as_ref();
+        let mut head = Head::new(record.offset);
         let mut position = record.offset;
         let mut since_checkpoint: u64 = 0;
         let mut last_byte = Instant::now();
@@ -287,7 +291,7 @@ impl UploadService {
                     ));
                 }
                 Err(_) if Instant::now() < idle_at => {
-                    self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                    self.commit(record, writer, &hasher, position, committing(&req, &head))
                         .await?;
                     since_checkpoint = 0;
                     last_checkpoint = Instant::now();
@@ -301,6 +305,7 @@ impl UploadService {
                 return Err(self.overflow(record, limit));
             }
             hasher.update(&chunk);
+            head.take(&chunk);
             if let Some(h) = chunk_hasher.as_mut() {
                 h.update(&chunk);
             }
@@ -313,7 +318,7 @@ impl UploadService {
             since_checkpoint += len;
             let due = since_checkpoint >= checkpoint_bytes || last_checkpoint.elapsed() >= interval;
             if checkpoints && due {
-                self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                self.commit(record, writer, &hasher, position, committing(&req, &head))
                     .await?;
                 since_checkpoint = 0;
                 last_checkpoint = Instant::now();
@@ -334,13 +339,13 @@ impl UploadService {
                 if req.length_at_end && record.length.is_none() {
                     record.length = Some(position);
                 }
-                self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                self.commit(record, writer, &hasher, position, committing(&req, &head))
                     .await
             }
             End::Broken(err) => {
                 if checkpoints {
                     // Keep what arrived: the client resumes from it.
-                    self.commit(record, writer, &hasher, position, hook, req.hold_at_length)
+                    self.commit(record, writer, &hasher, position, committing(&req, &head))
                         .await?;
                 } else {
                     let _ = writer.discard().await;
@@ -348,6 +353,15 @@ impl UploadService {
                 Err(err)
             }
         }
+    }
+}
+
+fn committing<'a>(req: &'a AppendRequest, head: &'a Head) -> Committing<'a> {
+    Committing {
+        on_commit: req.on_commit.as_ref(),
+        hold_at_length: req.hold_at_length,
+        caller: req.caller.as_ref(),
+        fresh: head.fresh(),
     }
 }
 

@@ -8,24 +8,69 @@ use super::{storage, UploadService};
 use crate::core::blob::{BlobWriter, Commit, Durability};
 use crate::core::error::{Error, Result};
 use crate::core::hash::ResumableSha256;
+use crate::core::hooks::{Caller, HookPoint, Then, Verdict, FIRST_BYTES};
 use crate::core::observe::StorageOp;
 use crate::core::record::{now_millis, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use futures_util::StreamExt;
 use std::ops::Range;
 
+/// What a commit needs to know of the request it belongs to.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Committing<'a> {
+    /// Hears the durable offset after the commit.
+    pub on_commit: Option<&'a CommitHook>,
+    /// Reaching the length does not finish the upload.
+    pub hold_at_length: bool,
+    /// The request, for hooks.
+    pub caller: Option<&'a Caller>,
+    /// The request's bytes within the file's first `FIRST_BYTES`, and
+    /// where they start, for hooks that tell types.
+    pub fresh: Option<(u64, &'a [u8])>,
+}
+
+/// Keeps the bytes of a request that fall within the file's first
+/// `FIRST_BYTES`.
+#[derive(Default)]
+pub(super) struct Head {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl Head {
+    pub(super) fn new(start: u64) -> Self {
+        Head {
+            start,
+            bytes: Vec::new(),
+        }
+    }
+
+    pub(super) fn take(&mut self, chunk: &[u8]) {
+        let end = self.start + self.bytes.len() as u64;
+        if end < FIRST_BYTES {
+            let room = (FIRST_BYTES - end) as usize;
+            self.bytes
+                .extend_from_slice(&chunk[..room.min(chunk.len())]);
+        }
+    }
+
+    pub(super) fn fresh(&self) -> Option<(u64, &[u8])> {
+        (self.start < FIRST_BYTES).then_some((self.start, self.bytes.as_slice()))
+    }
+}
+
 impl UploadService {
     /// Makes the bytes up to `position` durable and records them, completing
-    /// the upload when they are all there.
+    /// the upload when they are all there (and `pre-finish` allows).
     pub(super) async fn commit(
         &self,
         record: &mut UploadRecord,
         writer: &mut dyn BlobWriter,
         hasher: &ResumableSha256,
         position: u64,
-        hook: Option<&CommitHook>,
-        hold_at_length: bool,
+        at: Committing<'_>,
     ) -> Result<()> {
+        let (hook, hold_at_length) = (at.on_commit, at.hold_at_length);
         if record.is_complete() && record.offset == position {
             // A checkpoint finished the upload already (the body ended
             // right at it): nothing is left to store or announce.
@@ -40,6 +85,9 @@ impl UploadService {
         // start-up check notice and reconcile (a file's length never covers
         // bytes that were not written). The last commit syncs first: a
         // finished upload is never recorded ahead of its bytes.
+        if last {
+            self.ask_pre_finish(record, writer, position, &at).await?;
+        }
         let overlap = self.durable() && !last;
         let how = match (last, self.durable()) {
             (true, true) => Commit::Finish(Durability::Synced),
@@ -68,11 +116,23 @@ impl UploadService {
             record.hash_state = Some(hasher.to_bytes());
             record.expires_at = Some(self.expiry(now));
         }
+        let news = match last {
+            true => {
+                self.hooks.forget(record.id.as_str());
+                self.news(&[HookPoint::PostFinish], record, at.caller).await
+            }
+            false if self.hooks.progress_due(record.id.as_str()) => {
+                self.news(&[HookPoint::PostReceive], record, at.caller)
+                    .await
+            }
+            false => Vec::new(),
+        };
         let started = std::time::Instant::now();
         match before {
-            None => self.meta.update(record).await?,
+            None => self.meta.update_with(record, &news).await?,
             Some(before) => {
-                let (synced, updated) = tokio::join!(writer.sync(), self.meta.update(record));
+                let (synced, updated) =
+                    tokio::join!(writer.sync(), self.meta.update_with(record, &news));
                 if let Err(e) = synced {
                     // The bytes may not be on disk: take the record back.
                     if updated.is_ok() {
@@ -89,6 +149,9 @@ impl UploadService {
         }
         self.observer
             .storage(StorageOp::RecordUpdate, started.elapsed());
+        if !news.is_empty() {
+            self.hooks.wake();
+        }
         self.observer.received(received);
         if let Err(e) = writer.settle().await {
             tracing::warn!(id = %record.id, "cleaning up after a commit: {e}");
@@ -103,6 +166,39 @@ impl UploadService {
             (hook.0)(record.offset);
         }
         Ok(())
+    }
+
+    /// Asks the `pre-finish` hook before the last bytes are committed. A
+    /// refusal drops this request's uncommitted bytes and either removes
+    /// the upload or keeps it unfinished at its recorded offset (the client
+    /// sending the bytes again asks again).
+    async fn ask_pre_finish(
+        &self,
+        record: &UploadRecord,
+        writer: &mut dyn BlobWriter,
+        position: u64,
+        at: &Committing<'_>,
+    ) -> Result<()> {
+        if !self.hooks.calls(HookPoint::PreFinish) {
+            return Ok(());
+        }
+        // The upload as it would be: every byte there, not yet finished.
+        let mut whole = record.clone();
+        whole.offset = position;
+        let mut upload = self.hook_upload(&whole, at.caller);
+        upload.first_bytes = self.first_bytes(record, at.fresh).await;
+        let (e, then) = match self.hooks.ask(HookPoint::PreFinish, &upload).await {
+            Ok(Verdict::Allow(_)) => return Ok(()),
+            Ok(Verdict::Refuse(e, then)) => (e, then),
+            // Not asked: the client may try again once it can be.
+            Err(e) => (e, Then::Keep),
+        };
+        let _ = writer.discard().await;
+        if then == Then::Remove {
+            self.remove(record, &[]).await?;
+            tracing::info!(id = %record.id, "upload removed: pre-finish refused it");
+        }
+        Err(e)
     }
 
     /// The running SHA-256 at the record's offset: restored from the record,

@@ -8,6 +8,7 @@ use super::{storage, UploadService};
 use crate::core::blob::{Commit, Durability};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::hash::ResumableSha256;
+use crate::core::hooks::{Caller, HookPoint};
 use crate::core::id::UploadId;
 use crate::core::lock::UploadLock;
 use crate::core::record::{now_millis, Concat, UploadRecord};
@@ -24,6 +25,7 @@ impl UploadService {
         &self,
         req: &CreateRequest,
         part_ids: &[UploadId],
+        id: UploadId,
     ) -> Result<UploadRecord> {
         let bad = |msg: String| Error::new(ErrorCode::InvalidConcatPart, msg);
         if part_ids.is_empty() {
@@ -82,19 +84,25 @@ impl UploadService {
             req.metadata.clone(),
             Concat::Final(part_ids.to_vec()),
             now,
-        );
+        )
+        .with_id(id);
         record.expires_at = Some(self.expiry(now));
         let lock = self
             .locks
             .try_lock(record.id.as_str())
             .await
             .ok_or_else(|| Error::internal("assembling a final upload", "a new ID is locked"))?;
-        self.meta.insert(&record).await?;
+        // Its post-hooks are written when it is assembled: an assembly that
+        // fails leaves nothing to tell.
+        self.meta.insert(&record, &[]).await?;
         let service = self.clone();
+        let caller = req.caller.clone();
         let task = tokio::spawn(async move {
-            let assembled = service.assemble(&lock, &mut record, &parts).await;
+            let assembled = service
+                .assemble(&lock, &mut record, &parts, caller.as_ref())
+                .await;
             if let Err(e) = assembled {
-                if let Err(e) = service.remove(&record).await {
+                if let Err(e) = service.remove(&record, &[]).await {
                     tracing::error!(id = %record.id, "removing a final upload that failed: {e}");
                 }
                 return Err(e);
@@ -113,6 +121,7 @@ impl UploadService {
         lock: &UploadLock,
         record: &mut UploadRecord,
         parts: &[UploadRecord],
+        caller: Option<&Caller>,
     ) -> Result<()> {
         let key = record.blob_key.clone();
         self.blobs
@@ -186,7 +195,11 @@ impl UploadService {
         record.offset = hasher.len();
         record.updated_at = now;
         complete(record, &hasher, now);
-        self.meta.update(record).await
+        let points = [HookPoint::PostCreate, HookPoint::PostFinish];
+        let news = self.news(&points, record, caller).await;
+        self.meta.update_with(record, &news).await?;
+        self.hooks.wake();
+        Ok(())
     }
 }
 

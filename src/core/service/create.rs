@@ -8,6 +8,8 @@ use super::UploadService;
 use crate::core::blob::Space;
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::hash::ResumableSha256;
+use crate::core::hooks::{Caller, HookPoint, Verdict};
+use crate::core::id::UploadId;
 use crate::core::record::{now_millis, Concat, Millis, Owner, UploadRecord, UploadState};
 use crate::protocol::metadata::Metadata;
 
@@ -20,6 +22,8 @@ pub struct CreateRequest {
     pub length: Option<u64>,
     pub metadata: Metadata,
     pub concat: Concat,
+    /// The request that asks, for hooks.
+    pub caller: Option<Caller>,
 }
 
 impl UploadService {
@@ -47,34 +51,51 @@ impl UploadService {
 
     async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
         crate::core::names::clean_names(&mut req.metadata);
-        if let Concat::Final(parts) = &req.concat {
-            let parts = parts.clone();
-            return self.create_final(&req, &parts).await;
-        }
+        // Chosen now, so hooks know the upload by the ID it will have.
+        let id = UploadId::random();
         if let Some(length) = req.length {
             if length > self.config.max_size {
                 return Err(self.too_large(length));
             }
         }
+        self.ask_pre_create(&mut req, &id).await?;
+        if let Concat::Final(parts) = &req.concat {
+            let parts = parts.clone();
+            return self.create_final(&req, &parts, id).await;
+        }
         let now = now_millis();
-        if let Some(record) = self.create_instant(&req, now).await? {
+        if let Some(record) = self.create_instant(&req, now, &id).await? {
             return Ok(record);
         }
         self.check_room(&req.owner, req.length.unwrap_or(0), true)
             .await?;
-        let mut record = UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now);
+        let mut record =
+            UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now).with_id(id);
         record.expires_at = Some(self.expiry(now));
         if record.length == Some(0) {
             complete(&mut record, &ResumableSha256::new(), now);
         }
         // The record first, then its bytes: a crash in between leaves a
         // record whose empty blob the start-up check makes, never bytes
-        // that no record names.
-        self.meta.insert(&record).await?;
+        // that no record names. An empty upload is finished at once: its
+        // post-hooks are written with the record.
+        let points: &[HookPoint] = match record.is_complete() {
+            true => &[HookPoint::PostCreate, HookPoint::PostFinish],
+            false => &[HookPoint::PostCreate],
+        };
+        let caller = req.caller.as_ref();
+        let news = self.news(points, &record, caller).await;
+        self.meta.insert(&record, &news).await?;
         if let Err(e) = self.blobs.create(&record.blob_key).await {
-            let _ = self.meta.delete(&record.id).await;
+            // The application heard of the upload: it hears it went.
+            let news = self
+                .news(&[HookPoint::PostTerminate], &record, caller)
+                .await;
+            let _ = self.meta.delete(&record.id, &news).await;
+            self.hooks.wake();
             return Err(Error::storage("creating a blob", e));
         }
+        self.hooks.wake();
         tracing::info!(id = %record.id, length = ?record.length, "upload created");
         self.announce_new(&record).await;
         Ok(record)
@@ -89,6 +110,7 @@ impl UploadService {
         &self,
         req: &CreateRequest,
         now: Millis,
+        id: &UploadId,
     ) -> Result<Option<UploadRecord>> {
         let (Some(length), Some(sha256)) = (req.length, req.metadata.sha256()) else {
             return Ok(None);
@@ -105,20 +127,56 @@ impl UploadService {
             req.metadata.clone(),
             Concat::None,
             now,
-        );
+        )
+        .with_id(id.clone());
         record.blob_key = twin.blob_key;
         record.offset = length;
         record.state = UploadState::Complete;
         record.sha256 = twin.sha256;
         record.hash_state = None;
         record.completed_at = Some(now);
-        if !self.meta.insert(&record).await? {
+        let news = self
+            .news(
+                &[HookPoint::PostCreate, HookPoint::PostFinish],
+                &record,
+                req.caller.as_ref(),
+            )
+            .await;
+        if !self.meta.insert(&record, &news).await? {
             tracing::info!(id = %record.id, "the identical upload went away meanwhile; its bytes will be sent");
             return Ok(None);
         }
+        self.hooks.wake();
         tracing::info!(id = %record.id, "instant upload: identical bytes already stored");
         self.announce_new(&record).await;
         Ok(Some(record))
+    }
+
+    /// Asks the `pre-create` hook about a new upload (seen as an empty
+    /// record with the request's length and metadata); it may refuse, or
+    /// give the upload other metadata.
+    async fn ask_pre_create(&self, req: &mut CreateRequest, id: &UploadId) -> Result<()> {
+        if !self.hooks.calls(HookPoint::PreCreate) {
+            return Ok(());
+        }
+        let draft = UploadRecord::new(
+            req.owner.clone(),
+            req.length,
+            req.metadata.clone(),
+            req.concat.clone(),
+            now_millis(),
+        )
+        .with_id(id.clone());
+        let upload = self.hook_upload(&draft, req.caller.as_ref());
+        match self.hooks.ask(HookPoint::PreCreate, &upload).await? {
+            Verdict::Allow(Some(metadata)) => {
+                req.metadata = metadata;
+                crate::core::names::clean_names(&mut req.metadata);
+                Ok(())
+            }
+            Verdict::Allow(None) => Ok(()),
+            Verdict::Refuse(e, _) => Err(e),
+        }
     }
 
     /// The disk's reserve and its space now, when a reserve is kept (the

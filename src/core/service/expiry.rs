@@ -5,6 +5,7 @@
 
 use super::{millis, storage, UploadService};
 use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::hooks::{Caller, Delivery, HookPoint, Verdict};
 use crate::core::id::UploadId;
 use crate::core::record::{now_millis, Millis, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
@@ -20,8 +21,8 @@ impl UploadService {
 
     /// Removes a record and, when no other record shares them, its bytes.
     /// The caller holds the upload's lock.
-    pub(super) async fn remove(&self, record: &UploadRecord) -> Result<bool> {
-        let Some(deleted) = self.meta.delete(&record.id).await? else {
+    pub(super) async fn remove(&self, record: &UploadRecord, news: &[Delivery]) -> Result<bool> {
+        let Some(deleted) = self.meta.delete(&record.id, news).await? else {
             return Ok(false);
         };
         if !deleted.blob_in_use {
@@ -35,24 +36,44 @@ impl UploadService {
 
     /// Deletes an upload: a request writing it is stopped first. Its bytes
     /// go too, unless an instant upload still shares them. Like creation,
-    /// it runs in a task of its own.
+    /// it runs in a task of its own. Ferry's own clean-ups call this; a
+    /// client's request calls `terminate`.
     pub async fn delete(&self, id: &UploadId) -> Result<()> {
+        self.terminate(id, None).await
+    }
+
+    /// Deletes an upload at a client's request: `delete`, once the
+    /// `pre-terminate` hook allows it.
+    pub async fn terminate(&self, id: &UploadId, caller: Option<Caller>) -> Result<()> {
         let (service, id) = (self.clone(), id.clone());
-        tokio::spawn(async move { service.delete_whole(&id).await })
+        tokio::spawn(async move { service.delete_whole(&id, caller.as_ref()).await })
             .await
             .map_err(|e| Error::internal("deleting an upload", e))?
     }
 
-    async fn delete_whole(&self, id: &UploadId) -> Result<()> {
+    async fn delete_whole(&self, id: &UploadId, caller: Option<&Caller>) -> Result<()> {
+        if caller.is_some() && self.hooks.calls(HookPoint::PreTerminate) {
+            // Asked before the lock is taken: a slow hook holds no writer up.
+            let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
+            let upload = self.hook_upload(&record, caller);
+            if let Verdict::Refuse(e, _) = self.hooks.ask(HookPoint::PreTerminate, &upload).await? {
+                return Err(e);
+            }
+        }
         let _lock = self
             .locks
             .lock_preempting(id.as_str(), Duration::from_secs(10))
             .await
             .ok_or_else(|| Error::new(ErrorCode::UploadLocked, "The upload is busy; try again."))?;
         let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
-        if !self.remove(&record).await? {
+        let news = self
+            .news(&[HookPoint::PostTerminate], &record, caller)
+            .await;
+        if !self.remove(&record, &news).await? {
             return Err(Error::not_found());
         }
+        self.hooks.wake();
+        self.hooks.forget(id.as_str());
         self.note(EventKind::Deleted, &record).await;
         tracing::info!(%id, "upload deleted");
         Ok(())
@@ -84,9 +105,12 @@ impl UploadService {
                 if !due {
                     continue;
                 }
-                let Some(gone) = self.meta.expire(&record.id, now).await? else {
+                let news = self.news(&[HookPoint::PostExpire], &record, None).await;
+                let Some(gone) = self.meta.expire(&record.id, now, &news).await? else {
                     continue;
                 };
+                self.hooks.wake();
+                self.hooks.forget(record.id.as_str());
                 if !gone.blob_in_use {
                     self.blobs
                         .delete(&gone.blob_key, record.blob_state.as_deref())

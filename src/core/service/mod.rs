@@ -6,6 +6,7 @@
 use crate::core::blob::{BlobStore, ByteStream};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::events::Events;
+use crate::core::hooks::{Caller, Delivery, HookPoint, HookUpload, Hooks, FIRST_BYTES};
 use crate::core::id::UploadId;
 use crate::core::lock::Locker;
 use crate::core::meta::{ListCursor, MetaStore};
@@ -100,6 +101,7 @@ pub struct UploadService {
     events: Events,
     config: Arc<ServiceConfig>,
     observer: Arc<dyn Observer>,
+    hooks: Hooks,
 }
 
 fn storage(context: &str) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -125,7 +127,86 @@ impl UploadService {
             events,
             config: Arc::new(config),
             observer: Arc::new(Unobserved),
+            hooks: Hooks::off(),
         }
+    }
+
+    /// This service, asking and telling `hooks` (see `core::hooks`).
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The hooks the service calls.
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// An upload as hooks see it, with where its bytes are.
+    pub(super) fn hook_upload<'a>(
+        &self,
+        record: &'a UploadRecord,
+        caller: Option<&'a Caller>,
+    ) -> HookUpload<'a> {
+        HookUpload {
+            location: self.blobs.location(&record.blob_key),
+            ..HookUpload::new(record, caller)
+        }
+    }
+
+    /// The deliveries of these post-hooks for a record as it is after a
+    /// change (none for points that are not called). `post-finish` gets
+    /// the file's first bytes.
+    pub(super) async fn news(
+        &self,
+        points: &[HookPoint],
+        record: &UploadRecord,
+        caller: Option<&Caller>,
+    ) -> Vec<Delivery> {
+        if !points.iter().any(|p| self.hooks.calls(*p)) {
+            return Vec::new();
+        }
+        let mut upload = self.hook_upload(record, caller);
+        if points.contains(&HookPoint::PostFinish) {
+            upload.first_bytes = self.first_bytes(record, None).await;
+        }
+        points
+            .iter()
+            .filter_map(|p| self.hooks.news(*p, &upload))
+            .collect()
+    }
+
+    /// The first `FIRST_BYTES` of an upload: what the store can read back
+    /// of its recorded bytes, followed by `fresh` (bytes of the request
+    /// being committed, and where they start). `None` when neither has them.
+    pub(super) async fn first_bytes(
+        &self,
+        record: &UploadRecord,
+        fresh: Option<(u64, &[u8])>,
+    ) -> Option<Vec<u8>> {
+        use futures_util::TryStreamExt;
+        let stored_end = match fresh {
+            Some((start, _)) => start.min(FIRST_BYTES),
+            None => record.offset.min(FIRST_BYTES),
+        };
+        let mut head = Vec::new();
+        if stored_end > 0 {
+            let stream = self
+                .blobs
+                .read(&record.blob_key, 0..stored_end)
+                .await
+                .ok()?;
+            let chunks: Vec<Bytes> = stream.try_collect().await.ok()?;
+            chunks.iter().for_each(|c| head.extend_from_slice(c));
+            if head.len() as u64 != stored_end {
+                return None;
+            }
+        }
+        if let Some((_, bytes)) = fresh {
+            head.extend_from_slice(bytes);
+        }
+        head.truncate(FIRST_BYTES as usize);
+        Some(head)
     }
 
     /// This service, telling `observer` what happens (metrics).

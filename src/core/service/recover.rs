@@ -3,7 +3,7 @@
 //! interrupted assemblies removed, and blobs no record names swept.
 
 use super::{storage, UploadService};
-use crate::core::error::{Error, Result};
+use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::record::{now_millis, Concat, UploadRecord};
 use std::io;
 
@@ -66,7 +66,7 @@ impl UploadService {
             .append_at(&record.blob_key, end, record.blob_state.as_deref())
             .await
             .map_err(storage("opening a blob"))?;
-        self.commit(record, writer.as_mut(), &hasher, end, None, false)
+        self.commit(record, writer.as_mut(), &hasher, end, Default::default())
             .await?;
         Ok(true)
     }
@@ -83,13 +83,24 @@ impl UploadService {
                 continue;
             };
             if matches!(record.concat, Concat::Final(_)) {
-                if self.remove(&record).await? {
+                if self.remove(&record, &[]).await? {
                     tracing::warn!(id = %record.id, "a final upload was being assembled when Ferry stopped; removed");
                     done.removed += 1;
                 }
                 continue;
             }
-            if self.recover(&mut record).await? {
+            let recovered = match self.recover(&mut record).await {
+                Ok(recovered) => recovered,
+                // The bytes would finish it, and `pre-finish` said no (or
+                // could not be asked): it stays as recorded, and the client
+                // sends them again.
+                Err(e) if matches!(e.code, ErrorCode::HookRefused | ErrorCode::HookFailed) => {
+                    tracing::warn!(id = %record.id, "not taking in bytes written before a crash: {e}");
+                    false
+                }
+                Err(e) => return Err(e),
+            };
+            if recovered {
                 done.recovered += 1;
             } else if self.reconcile(&mut record).await? {
                 done.fell_back += 1;

@@ -46,6 +46,7 @@ pub fn new_upload(length: Option<u64>, name: &str) -> CreateRequest {
         length,
         metadata: Metadata::from_pairs([("filename", name)]),
         concat: Concat::None,
+        caller: None,
     }
 }
 

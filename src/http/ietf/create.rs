@@ -9,8 +9,8 @@ use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
 use crate::http::body_stream;
 use crate::http::headers::{
-    content_type_is, header_error, header_str, parse_concat, parse_sha256_digest, public_base, set,
-    u64_header,
+    caller, content_type_is, header_error, header_str, parse_concat, parse_sha256_digest,
+    public_base, set, u64_header,
 };
 use crate::protocol::ietf;
 use crate::protocol::metadata::Metadata;
@@ -151,6 +151,7 @@ async fn create(
     }
     let checksum = super::resource::digest_checksum(headers)?;
     let base = public_base(headers, req.uri(), state.config.behind_proxy);
+    let caller = caller(state, &req);
     let mut record = state
         .uploads
         .create(CreateRequest {
@@ -158,6 +159,7 @@ async fn create(
             length,
             metadata,
             concat,
+            caller: caller.clone(),
         })
         .await?;
     let location = base.unwrap_or_default() + &upload_url(record.id.as_str());
@@ -173,6 +175,7 @@ async fn create(
             content_length,
             length_at_end: complete == Some(true) && record.length.is_none(),
             hold_at_length: v.holds_at_length() && complete != Some(true),
+            caller,
             ..AppendRequest::default()
         };
         match state

@@ -40,7 +40,7 @@ fn classify(e: &Error, at: Standing) -> (Option<&'static str>, u16, Map<String, 
         ErrorCode::BodyExceedsLength | ErrorCode::LengthAlreadySet => {
             (Some(problem::INCONSISTENT_LENGTH), 400, extra)
         }
-        code => (None, code.status(), extra),
+        _ => (None, e.status(), extra),
     }
 }
 

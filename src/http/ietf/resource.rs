@@ -7,7 +7,9 @@ use super::Interop;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, ChecksumAlgorithm, ChunkChecksum, UploadId};
 use crate::http::body_stream;
-use crate::http::headers::{content_type_is, header_error, parse_sha256_digest, set, u64_header};
+use crate::http::headers::{
+    caller, content_type_is, header_error, parse_sha256_digest, set, u64_header,
+};
 use crate::protocol::ietf;
 use crate::server::state::AppState;
 use axum::extract::Request;
@@ -40,7 +42,10 @@ pub(in crate::http) async fn resource(
     let result = match method {
         Method::HEAD => head(state, v, &id, req.headers()).await,
         Method::PATCH => return patch(state, v, &id, req).await,
-        Method::DELETE => delete(state, v, &id, req.headers()).await,
+        Method::DELETE => {
+            let caller = caller(state, &req);
+            delete(state, v, &id, req.headers(), caller).await
+        }
         Method::GET => crate::http::download::download(state, &id, req.headers())
             .await
             .map_err(|e| e.0),
@@ -195,6 +200,7 @@ async fn append(
         content_length,
         length_at_end: complete && record.length.is_none() && declared.or(ends_at).is_none(),
         hold_at_length: v.holds_at_length() && !complete,
+        caller: caller(state, &req),
         ..AppendRequest::default()
     };
     let record = state
@@ -265,9 +271,14 @@ async fn delete(
     v: Interop,
     id: &UploadId,
     headers: &HeaderMap,
+    caller: Option<crate::core::Caller>,
 ) -> Result<Response, Error> {
     refuse_append_headers(v, headers)?;
-    state.uploads.delete(id).await.map_err(gone_is_missing)?;
+    state
+        .uploads
+        .terminate(id, caller)
+        .await
+        .map_err(gone_is_missing)?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     set(&mut resp, ietf::INTEROP_VERSION, v.0);
     Ok(resp)

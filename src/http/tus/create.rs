@@ -2,11 +2,11 @@
 //! creation-defer-length and concatenation).
 
 use super::super::body_stream;
+use super::super::headers::{caller, set, set_expires};
 use super::super::headers::{
     header_error, header_str, is_offset_stream, parse_checksum, parse_concat, public_base,
     u64_header,
 };
-use super::super::headers::{set, set_expires};
 use super::Result;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
@@ -75,6 +75,7 @@ pub(in crate::http) async fn create(
         _ => None,
     };
     let base = public_base(headers, req.uri(), state.config.behind_proxy);
+    let caller = caller(state, &req);
 
     let mut record = state
         .uploads
@@ -83,6 +84,7 @@ pub(in crate::http) async fn create(
             length,
             metadata,
             concat,
+            caller: caller.clone(),
         })
         .await?;
 
@@ -95,6 +97,7 @@ pub(in crate::http) async fn create(
             declare_length: None,
             checksum,
             content_length,
+            caller,
             ..AppendRequest::default()
         };
         match state
@@ -103,6 +106,10 @@ pub(in crate::http) async fn create(
             .await
         {
             Ok(updated) => record = updated,
+            // The application refused the finished file: that is the answer.
+            Err(e) if matches!(e.code, ErrorCode::HookRefused | ErrorCode::HookFailed) => {
+                return Err(e.into())
+            }
             Err(e) => {
                 tracing::info!(id = %record.id, "first bytes of a new upload not stored: {e}");
                 if let Ok(current) = state.uploads.get(&record.id).await {

@@ -3,10 +3,10 @@
 //! refused by the core before a byte past it is written.
 
 use super::super::body_stream;
+use super::super::headers::{caller, set, set_expires};
 use super::super::headers::{
     header_error, header_str, is_offset_stream, parse_checksum, u64_header,
 };
-use super::super::headers::{set, set_expires};
 use super::Result;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, UploadId};
@@ -39,6 +39,7 @@ pub(in crate::http) async fn patch(
             .map(parse_checksum)
             .transpose()?,
         content_length: u64_header(headers, "Content-Length")?,
+        caller: caller(state, &req),
         ..AppendRequest::default()
     };
     let record = match state

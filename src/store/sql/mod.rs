@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod codec;
 mod events;
+mod outbox;
 mod records;
 
 /// Which database a `SqlStore` talks to.

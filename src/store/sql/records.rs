@@ -4,6 +4,7 @@
 use super::codec::*;
 use super::*;
 use crate::core::error::Result;
+use crate::core::hooks::Delivery;
 use crate::core::id::UploadId;
 use crate::core::meta::{Deleted, ListCursor, MetaStore, Usage};
 use crate::core::record::{Millis, Owner, UploadRecord};
@@ -13,7 +14,7 @@ use std::collections::HashSet;
 
 #[async_trait]
 impl MetaStore for SqlStore {
-    async fn insert(&self, rec: &UploadRecord) -> Result<bool> {
+    async fn insert(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
         let failed = |e| db_error("inserting a record", e);
         let mut tx = self.pool.begin().await.map_err(failed)?;
         if rec.blob_key == rec.id.as_str() {
@@ -61,6 +62,7 @@ impl MetaStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
+        self.enqueue(&mut tx, news).await?;
         tx.commit().await.map_err(failed)?;
         Ok(true)
     }
@@ -75,13 +77,14 @@ impl MetaStore for SqlStore {
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn update(&self, rec: &UploadRecord) -> Result<()> {
+    async fn update_with(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<()> {
+        let failed = |e| db_error("updating a record", e);
         let sql = self.sql(
             r#"UPDATE uploads SET length = ?, "offset" = ?, state = ?, sha256 = ?, hash_state = ?,
                  blob_state = ?, updated_at = ?, expires_at = ?, completed_at = ?
                WHERE id = ?"#,
         );
-        sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(rec.length.map(|l| l as i64))
             .bind(rec.offset as i64)
             .bind(rec.state.as_str())
@@ -91,14 +94,20 @@ impl MetaStore for SqlStore {
             .bind(rec.updated_at)
             .bind(rec.expires_at)
             .bind(rec.completed_at)
-            .bind(rec.id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("updating a record", e))?;
+            .bind(rec.id.as_str());
+        if news.is_empty() {
+            // The common case (a checkpoint): one statement, no transaction.
+            query.execute(&self.pool).await.map_err(failed)?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        query.execute(&mut *tx).await.map_err(failed)?;
+        self.enqueue(&mut tx, news).await?;
+        tx.commit().await.map_err(failed)?;
         Ok(())
     }
 
-    async fn delete(&self, id: &UploadId) -> Result<Option<Deleted>> {
+    async fn delete(&self, id: &UploadId, news: &[Delivery]) -> Result<Option<Deleted>> {
         let failed = |e| db_error("deleting a record", e);
         let mut tx = self.pool.begin().await.map_err(failed)?;
         let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
@@ -117,6 +126,7 @@ impl MetaStore for SqlStore {
             "expired" => false,
             _ => self.release(&mut tx, &blob_key).await?,
         };
+        self.enqueue(&mut tx, news).await?;
         tx.commit().await.map_err(failed)?;
         Ok(Some(Deleted {
             blob_key,
@@ -124,7 +134,12 @@ impl MetaStore for SqlStore {
         }))
     }
 
-    async fn expire(&self, id: &UploadId, now: Millis) -> Result<Option<Deleted>> {
+    async fn expire(
+        &self,
+        id: &UploadId,
+        now: Millis,
+        news: &[Delivery],
+    ) -> Result<Option<Deleted>> {
         let failed = |e| db_error("expiring a record", e);
         let mut tx = self.pool.begin().await.map_err(failed)?;
         let sql = self.sql(
@@ -141,6 +156,7 @@ impl MetaStore for SqlStore {
             return Ok(None);
         };
         let blob_in_use = self.release(&mut tx, &blob_key).await?;
+        self.enqueue(&mut tx, news).await?;
         tx.commit().await.map_err(failed)?;
         Ok(Some(Deleted {
             blob_key,

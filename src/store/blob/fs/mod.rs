@@ -7,7 +7,7 @@
 //! the boot is the same and no checksum request was in flight.
 
 use super::{check_key, shorter_than_offset};
-use crate::core::blob::{BlobStore, BlobWriter, ByteStream, Space};
+use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream, Space};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::io;
@@ -216,6 +216,13 @@ impl BlobStore for FsBlobStore {
             Ok(keys)
         })
         .await
+    }
+
+    fn location(&self, key: &str) -> Option<BlobLocation> {
+        let path = std::path::absolute(self.path(key).ok()?).ok()?;
+        Some(BlobLocation::File {
+            path: path.to_string_lossy().into_owned(),
+        })
     }
 
     async fn space(&self) -> Option<Space> {

@@ -19,7 +19,7 @@
 //! doubling every 1,000 after, so S3's 10,000-part limit allows more than
 //! 1,000 × part_size × 1,023 bytes.
 
-use crate::core::blob::{BlobStore, BlobWriter, ByteStream};
+use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream};
 use crate::store::blob::{check_key, shorter_than_offset};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
@@ -53,6 +53,7 @@ const MAX_PART_SIZE: usize = 5 << 30;
 #[derive(Clone, Debug)]
 pub struct S3BlobStore {
     store: Arc<AmazonS3>,
+    bucket: String,
     prefix: String,
     part_size: usize,
     tails: Arc<TailCache>,
@@ -120,6 +121,7 @@ impl S3BlobStore {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         Ok(S3BlobStore {
             store: Arc::new(store),
+            bucket: location.bucket.clone(),
             prefix: location.prefix.clone(),
             part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
             tails: Arc::default(),
@@ -255,6 +257,14 @@ impl BlobStore for S3BlobStore {
             finished: false,
             broken: false,
         }))
+    }
+
+    fn location(&self, key: &str) -> Option<BlobLocation> {
+        check_key(key).ok()?;
+        Some(BlobLocation::S3 {
+            bucket: self.bucket.clone(),
+            key: self.object(key).to_string(),
+        })
     }
 
     async fn read(&self, key: &str, range: Range<u64>) -> io::Result<ByteStream> {
