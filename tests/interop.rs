@@ -150,6 +150,39 @@ fn tus_js_client_parallel_uploads_are_concatenated() {
 }
 
 #[test]
+fn tus_js_client_shows_a_pre_create_hooks_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    // The application refuses every upload over 1 MiB, in its own words.
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nbody=$(cat)\n[ \"$1\" = pre-create ] || exit 0\n\
+         echo '{\"allow\": false, \"status\": 413, \"message\": \"Your plan allows files up to 1 MiB.\"}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--hooks-command", hook.to_str().unwrap()],
+    );
+    let f = Fixture { server, dir };
+    let (path, _) = f.file("big.bin", 2 * MIB, 5);
+    let r = node(&["refused", &f.endpoint(), &path, &MIB.to_string()]);
+    assert_eq!(r["status"].as_u64(), Some(413), "{r}");
+    let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"], "hook_refused");
+    assert_eq!(body["message"], "Your plan allows files up to 1 MiB.");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("Your plan allows files up to 1 MiB."),
+        "the client's error carries the hook's message: {r}"
+    );
+}
+
+#[test]
 fn tus_js_client_terminates_an_upload() {
     let f = fixture();
     let (path, _) = f.file("gone.bin", 8 * MIB, 4);

@@ -5,7 +5,8 @@
 //
 // Scenarios: upload (a file stream in chunks), resume (abort part-way, then
 // resume from the stored URL in a new Upload), parallel (three partial
-// uploads concatenated), terminate (abort with termination).
+// uploads concatenated), terminate (abort with termination), refused (an
+// upload the server refuses: what the client reports).
 //
 // TUS_PROTOCOL=ietf-draft-03 or ietf-draft-05 speaks the IETF draft
 // (interop versions 5 and 6) instead of tus 1.0.
@@ -111,6 +112,23 @@ switch (scenario) {
       u.start();
     });
     result = { url, after: await head(url) };
+    break;
+  }
+  case "refused": {
+    const error = await new Promise((resolve, reject) => {
+      const u = new tus.Upload(fs.readFileSync(file), {
+        endpoint,
+        chunkSize,
+        metadata,
+        ...protocol,
+        retryDelays: [],
+        onError: resolve,
+        onSuccess: () => reject(new Error("the upload was not refused")),
+      });
+      u.start();
+    });
+    const res = error.originalResponse;
+    result = { message: error.message, status: res?.getStatus(), body: res?.getBody() };
     break;
   }
   default:
