@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
 use common::{bytes, sha256_hex, TestApp, OCTET, TUS};
+use ferry::core::hooks::{Delivery, HookPoint, OutboxStore};
 use ferry::core::{
     BlobStore, Commit, Concat, Durability, EventStore, Locker, MetaStore, Owner, UploadId,
     UploadRecord, UploadState,
@@ -368,6 +369,113 @@ async fn event_order_suite(stores: &[Arc<SqlStore>]) {
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
 }
 
+fn delivery(point: HookPoint, upload: &UploadRecord, now: i64) -> Delivery {
+    Delivery {
+        id: format!("d_{}", UploadId::random()),
+        point,
+        upload_id: upload.id.to_string(),
+        body: format!(r#"{{"type":"{point}"}}"#),
+        created_at: now,
+        give_up_at: now + 60_000,
+    }
+}
+
+/// The outbox contract between two stores on one database (two instances
+/// when distributed): deliveries are written with the change they report
+/// or not at all; one claimer holds a delivery at a time, and of each
+/// upload only the oldest; failures wait, die, and can be revived.
+async fn outbox_suite(a: &SqlStore, b: &SqlStore) {
+    let owner = Owner::token("outbox");
+    let now = ferry::core::record::now_millis();
+    let (one, two) = (record(&owner, 0, now), record(&owner, 0, now));
+    let created = delivery(HookPoint::PostCreate, &one, now);
+    let finished = delivery(HookPoint::PostFinish, &one, now);
+    a.insert(&one, &[created.clone(), finished.clone()])
+        .await
+        .unwrap();
+    a.insert(&two, &[delivery(HookPoint::PostCreate, &two, now)])
+        .await
+        .unwrap();
+    // A change that fails writes none of its deliveries.
+    let lost = delivery(HookPoint::PostCreate, &one, now);
+    assert!(a.insert(&one, std::slice::from_ref(&lost)).await.is_err());
+    assert_eq!(a.counts().await.unwrap(), (3, 0));
+    assert_eq!(a.untried_of(one.id.as_str()).await.unwrap(), 2);
+
+    let lease = now + 60_000;
+    let got = a.claim("A", now, lease, 10).await.unwrap();
+    let ids: Vec<_> = got.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "the oldest of each upload: {ids:?}");
+    assert!(ids.contains(&created.id.as_str()) && !ids.contains(&finished.id.as_str()));
+    assert!(
+        b.claim("B", now, lease, 10).await.unwrap().is_empty(),
+        "held by A"
+    );
+    // Only the holder settles a delivery.
+    let first = got.iter().find(|c| c.id == created.id).unwrap();
+    b.delivered(first.seq, "B").await.unwrap();
+    assert_eq!(a.counts().await.unwrap(), (3, 0));
+    a.delivered(first.seq, "A").await.unwrap();
+    let next = b.claim("B", now, lease, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        next[0].id, finished.id,
+        "the upload's next one, once the first is done"
+    );
+
+    // A failure waits until its time, then comes back counted.
+    let other = got.iter().find(|c| c.id != created.id).unwrap();
+    a.retry(other.seq, "A", now + 1_000, "HTTP 503")
+        .await
+        .unwrap();
+    assert!(a.claim("A", now + 999, lease, 10).await.unwrap().is_empty());
+    let again = a.claim("A", now + 1_000, lease, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+    // A holder that went silent loses its claim when the lease ends.
+    assert!(b
+        .claim("B", now + 1_000, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let taken = b.claim("B", lease + 1, lease + 60_000, 10).await.unwrap();
+    assert_eq!(taken.len(), 2, "both leases ran out");
+
+    // Past its window it is kept as dead, listed, and can be revived.
+    let dead = taken.iter().find(|c| c.id == other.id).unwrap();
+    b.bury(dead.seq, "B", now + 2_000, "HTTP 503 for a day")
+        .await
+        .unwrap();
+    assert_eq!(a.counts().await.unwrap(), (1, 1));
+    let listed = a.dead(0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, other.id);
+    assert_eq!(listed[0].last_error.as_deref(), Some("HTTP 503 for a day"));
+    assert!(a.revive(&other.id, now, lease).await.unwrap());
+    assert!(
+        !a.revive(&other.id, now, lease).await.unwrap(),
+        "not dead any more"
+    );
+    assert_eq!(a.counts().await.unwrap(), (2, 0));
+
+    // An upload's newer progress replaces the one that waits.
+    let mut three = record(&owner, 0, now);
+    a.insert(&three, &[]).await.unwrap();
+    for offset in [100, 200, 300] {
+        three.offset = offset;
+        let progress = delivery(HookPoint::PostReceive, &three, now);
+        a.update_with(&three, &[progress]).await.unwrap();
+    }
+    assert_eq!(a.untried_of(three.id.as_str()).await.unwrap(), 1);
+
+    // Dead deliveries are kept up to a number.
+    for c in a.claim("A", lease * 2, lease * 3, 100).await.unwrap() {
+        a.bury(c.seq, "A", lease * 2, "gone").await.unwrap();
+    }
+    assert_eq!(a.counts().await.unwrap().1, 3);
+    assert_eq!(a.prune_dead(1).await.unwrap(), 2);
+    assert_eq!(a.dead(0, 10).await.unwrap().len(), 1);
+}
+
 /// The lock contract between two lockers (two instances when distributed).
 async fn lock_suite(a: &dyn Locker, b: &dyn Locker, shared: bool) {
     let held = a.try_lock("lock-suite-1").await.expect("free");
@@ -436,6 +544,7 @@ async fn embedded_stores_conform() {
         .await
         .unwrap();
     record_suite(&db).await;
+    outbox_suite(&db, &db).await;
     let db = Arc::new(db);
     event_order_suite(&[db.clone(), db]).await;
     let locker = LocalLocker::new();
@@ -456,6 +565,12 @@ async fn distributed_stores_conform() {
 
     let db = SqlStore::open(&pg.database("records"), true).await.unwrap();
     record_suite(&db).await;
+    let url = pg.database("outbox");
+    let (a, b) = (
+        SqlStore::open(&url, true).await.unwrap(),
+        SqlStore::open(&url, true).await.unwrap(),
+    );
+    outbox_suite(&a, &b).await;
     let url = pg.database("events");
     let mut stores = Vec::new();
     for _ in 0..3 {
