@@ -3,8 +3,8 @@
 //! counted or exported; `server::metrics` implements it for Prometheus.
 
 use crate::core::error::ErrorCode;
-use crate::core::hooks::HookPoint;
 use crate::protocol::events::EventKind;
+use crate::protocol::hooks::HookPoint;
 use std::time::Duration;
 
 /// A storage operation whose time is worth watching.

@@ -294,6 +294,19 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
     })
 }
 
+/// The request as hooks see it (its effective method: an overridden POST
+/// is the PATCH or DELETE it stands for); `None` when no hook is called.
+pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Caller> {
+    let method = effective_method(req).unwrap_or_else(|_| req.method().clone());
+    crate::server::hooks::caller(
+        &state.config.hooks,
+        &method,
+        req.uri(),
+        req.headers(),
+        req.extensions(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,17 +400,4 @@ mod tests {
             "a digest of the wrong length can never match"
         );
     }
-}
-
-/// The request as hooks see it (its effective method: an overridden POST
-/// is the PATCH or DELETE it stands for); `None` when no hook is called.
-pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Caller> {
-    let method = effective_method(req).unwrap_or_else(|_| req.method().clone());
-    crate::server::hooks::caller(
-        &state.config.hooks,
-        &method,
-        req.uri(),
-        req.headers(),
-        req.extensions(),
-    )
 }

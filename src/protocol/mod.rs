@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod events;
+pub mod hooks;
 pub mod ietf;
 pub mod metadata;
 pub mod model;

@@ -10,6 +10,7 @@
 //! 5xx, a timeout or a broken connection mean the hook could not be asked.
 
 use crate::core::hooks::{Answer, HookPoint, HookTransport, MAX_ANSWER};
+use crate::protocol::hooks::{DELIVERY_HEADER, HOOK_HEADER, SIGNATURE_HEADER};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -59,16 +60,16 @@ impl HookTransport for HttpHooks {
             .client
             .post(&self.url)
             .header("Content-Type", "application/json")
-            .header("Ferry-Hook", point.as_str());
+            .header(HOOK_HEADER, point.as_str());
         if let Some(id) = delivery {
-            request = request.header("Ferry-Delivery", id);
+            request = request.header(DELIVERY_HEADER, id);
         }
         if let Some(secret) = &self.secret {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            request = request.header("Ferry-Signature", signature(secret, t, body));
+            request = request.header(SIGNATURE_HEADER, signature(secret, t, body));
         }
         let mut response = request
             .body(body.to_string())
