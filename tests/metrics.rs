@@ -193,3 +193,74 @@ fn metrics_can_live_on_their_own_address() {
     );
     assert!(value(&s, "ferry_open_connections", &[]) >= 0.0);
 }
+
+/// The metrics of the distributed path and of hooks, read by the parser:
+/// S3 part latencies, hook calls by point and outcome, and deliveries.
+#[test]
+fn s3_parts_and_hooks_are_measured() {
+    let s3 = common::services::S3::start();
+    std::env::set_var("AWS_ACCESS_KEY_ID", common::services::S3_ACCESS_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", common::services::S3_SECRET_KEY);
+    let dir = tempfile::tempdir().unwrap();
+    // A hook program that allows everything (and answers nothing).
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\ncat > /dev/null\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let storage = s3.bucket("measured");
+    let server = common::server::Server::start(
+        &dir.path().join("data"),
+        &[
+            "--storage",
+            &storage,
+            "--s3-part-size",
+            "5MiB",
+            "--hooks-command",
+            hook.to_str().unwrap(),
+        ],
+    );
+    server.upload_whole(11 << 20, 4);
+    let client = reqwest::blocking::Client::new();
+    let read = || {
+        scrape(
+            &client
+                .get(server.url("/metrics"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+        )
+    };
+    let start = std::time::Instant::now();
+    let mut s = read();
+    // Post-hooks are delivered a moment later.
+    while value(&s, "ferry_hook_calls_total", &[("point", "post-finish")]) < 1.0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "post-finish delivered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        s = read();
+    }
+    assert!(value(&s, "ferry_storage_duration_seconds", &[("op", "s3_part")]) >= 2.0);
+    for point in ["pre-create", "post-create", "pre-finish", "post-finish"] {
+        assert_eq!(
+            value(
+                &s,
+                "ferry_hook_calls_total",
+                &[("point", point), ("outcome", "answered")]
+            ),
+            1.0,
+            "{point}"
+        );
+        assert_eq!(
+            value(&s, "ferry_hook_duration_seconds", &[("point", point)]),
+            1.0
+        );
+    }
+    assert_eq!(
+        value(&s, "ferry_hook_calls_total", &[("outcome", "failed")]),
+        0.0
+    );
+    assert_eq!(value(&s, "ferry_hook_deliveries_dead", &[]), 0.0);
+}

@@ -14,6 +14,8 @@ pub enum StorageOp {
     StoreBytes,
     /// Writing an upload's record (offset, hash state, blob state).
     RecordUpdate,
+    /// Sending one part of a multipart upload to S3.
+    S3Part,
 }
 
 impl StorageOp {
@@ -21,6 +23,7 @@ impl StorageOp {
         match self {
             StorageOp::StoreBytes => "store_bytes",
             StorageOp::RecordUpdate => "record_update",
+            StorageOp::S3Part => "s3_part",
         }
     }
 }

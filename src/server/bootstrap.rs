@@ -64,7 +64,8 @@ async fn uploads(config: &Config, metrics: Arc<Metrics>) -> Result<(UploadServic
         Storage::S3(location) => {
             let part_size = usize::try_from(config.s3_part_size).unwrap_or(usize::MAX);
             let store = S3BlobStore::new(&location, part_size)
-                .map_err(|e| bad_config(format!("--storage: {e}")))?;
+                .map_err(|e| bad_config(format!("--storage: {e}")))?
+                .observed_by(metrics.clone());
             store.check().await.map_err(|e| {
                 bad_config(format!("cannot reach the bucket {}: {e}", location.bucket))
             })?;

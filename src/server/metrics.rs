@@ -152,7 +152,7 @@ impl Metrics {
         let storage = Histograms::<OpLabels>::new_with_constructor(seconds as fn() -> Histogram);
         registry.register(
             "storage_duration_seconds",
-            "Time of storage operations: store_bytes (write and, with --fsync request, sync), record_update",
+            "Time of storage operations: store_bytes (write and, with --fsync request, sync), record_update, s3_part (one part sent to S3)",
             storage.clone(),
         );
         let refused = Family::<CodeLabels, Counter>::default();

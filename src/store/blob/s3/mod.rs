@@ -20,6 +20,7 @@
 //! 1,000 × part_size × 1,023 bytes.
 
 use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream};
+use crate::core::observe::{Observer, Unobserved};
 use crate::store::blob::{check_key, shorter_than_offset};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
@@ -50,12 +51,13 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 const MAX_PART_SIZE: usize = 5 << 30;
 
 /// Blobs as S3 objects.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct S3BlobStore {
     store: Arc<AmazonS3>,
     bucket: String,
     prefix: String,
     part_size: usize,
+    observer: Arc<dyn Observer>,
     tails: Arc<TailCache>,
 }
 
@@ -71,6 +73,16 @@ fn ignore_missing(r: object_store::Result<()>, context: &str) -> io::Result<()> 
     match r {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(other(context, e)),
+    }
+}
+
+impl std::fmt::Debug for S3BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3BlobStore")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,10 +134,17 @@ impl S3BlobStore {
         Ok(S3BlobStore {
             store: Arc::new(store),
             bucket: location.bucket.clone(),
+            observer: Arc::new(Unobserved),
             prefix: location.prefix.clone(),
             part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
             tails: Arc::default(),
         })
+    }
+
+    /// This store, telling `observer` how long parts take to send.
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Checks that the bucket answers (a listing of at most one object).

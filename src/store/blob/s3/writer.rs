@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::core::blob::{BlobWriter, Commit};
+use crate::core::observe::StorageOp;
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::multipart::{MultipartStore, PartId};
@@ -66,12 +67,16 @@ impl S3BlobWriter {
             return Err(io::Error::other("the upload needs more than 10,000 parts"));
         }
         let size = part.len() as u64;
+        let started = std::time::Instant::now();
         let PartId { content_id } = self
             .store
             .store
             .put_part(&self.path(), &upload, index, part.payload())
             .await
             .map_err(|e| other("sending a part", e))?;
+        self.store
+            .observer
+            .storage(StorageOp::S3Part, started.elapsed());
         self.working.parts.push((content_id, size));
         Ok(())
     }
