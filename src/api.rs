@@ -173,7 +173,7 @@ pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
     }
     let parts: axum::http::request::Parts = leptos_axum::extract().await?;
     let caller = crate::server::hooks::caller(
-        &state.config.hooks,
+        &state.config,
         &parts.method,
         &parts.uri,
         &parts.headers,

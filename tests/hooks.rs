@@ -45,8 +45,13 @@ struct Receiver {
     rule: Arc<Mutex<Rule>>,
 }
 
+/// Allows every pre-hook (an empty answer) and takes every post-hook with
+/// a plain "OK", as many receivers answer.
 fn allow_all() -> Rule {
-    Box::new(|_, _| (200, String::new()))
+    Box::new(|point, _| match point.starts_with("post-") {
+        true => (200, "OK".into()),
+        false => (200, String::new()),
+    })
 }
 
 impl Receiver {
@@ -378,10 +383,32 @@ fn pre_hooks_refuse_rewrite_and_fail_safe() {
                 200,
                 r#"{"allow": false, "status": 409, "message": "Not yet.", "then": "keep"}"#.into(),
             ),
+            "pre-finish" if body["upload"]["length"] == 0 => (
+                200,
+                r#"{"allow": false, "status": 422, "message": "Empty files are not wanted."}"#
+                    .into(),
+            ),
+            "pre-finish" if name == "plain.txt" => (403, "plain words".into()),
             "pre-terminate" => (423, "Kept for legal reasons.".into()),
             _ => (200, String::new()),
         }
     }));
+
+    // pre-finish is asked about an empty file too: refused, it is not made.
+    let r = create(&server, 0, "empty.txt", "Bearer uploader-1");
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.json::<Value>().unwrap()["message"],
+        "Empty files are not wanted."
+    );
+
+    // A refusal in plain text (a 4xx that is not Ferry's JSON) keeps the
+    // upload: only the hook's own JSON removes one.
+    let path = created(&server, 5, "plain.txt");
+    let r = patch(&server, &path, 0, b"words");
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().unwrap()["message"], "plain words");
+    assert_eq!(head(&server, &path).headers()["upload-offset"], "0");
 
     // pre-create: refused with the hook's status and message; nothing made.
     let r = create(&server, 10, "setup.exe", "Bearer uploader-1");
@@ -390,7 +417,11 @@ fn pre_hooks_refuse_rewrite_and_fail_safe() {
     assert_eq!(body["error"], "hook_refused");
     assert_eq!(body["message"], "No programs, please.");
     assert!(
-        !receiver.hits().iter().any(|h| h.point == "post-create"),
+        !receiver
+            .hits()
+            .iter()
+            .any(|h| h.point == "post-create"
+                && h.body["upload"]["metadata"]["filename"] == "setup.exe"),
         "nothing was created"
     );
 
@@ -446,11 +477,105 @@ fn pre_hooks_refuse_rewrite_and_fail_safe() {
     );
     assert_eq!(head(&server, &path).status(), 200);
 
-    // A hook that cannot answer (5xx) refuses with 503, fail-safe.
-    receiver.answer(Box::new(|_, _| (500, "boom".into())));
-    let r = create(&server, 10, "a.txt", "Bearer uploader-1");
+    // A hook that cannot answer (5xx), or a URL that is not the hook's
+    // (404), refuses with 503, fail-safe.
+    for status in [500, 404, 429] {
+        receiver.answer(Box::new(move |_, _| (status, "boom".into())));
+        let r = create(&server, 10, "a.txt", "Bearer uploader-1");
+        assert_eq!(r.status(), 503, "a hook answering {status}");
+        assert_eq!(r.json::<Value>().unwrap()["error"], "hook_failed");
+    }
+}
+
+#[test]
+fn a_concatenation_is_asked_about_as_one_file() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ferry(dir.path(), &receiver, &[]);
+    let partial = |data: &[u8]| {
+        let r = Client::new()
+            .post(server.url("/files/"))
+            .header("tus-resumable", "1.0.0")
+            .header("authorization", "Bearer uploader-1")
+            .header("upload-length", data.len().to_string())
+            .header("upload-concat", "partial")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let path = path_of(r.headers()["location"].to_str().unwrap());
+        assert_eq!(patch(&server, &path, 0, data).status(), 204);
+        path
+    };
+    let (a, b) = (partial(&bytes(700, 1)), partial(&bytes(300, 2)));
+    let r = Client::new()
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("authorization", "Bearer uploader-1")
+        .header("upload-concat", format!("final;{a} {b}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let whole = id_of(&path_of(r.headers()["location"].to_str().unwrap()));
+    receiver.wait_for("the final's post-finish", Duration::from_secs(20), |hits| {
+        hits.iter()
+            .any(|h| h.point == "post-finish" && h.body["upload"]["id"] == whole)
+    });
+    for part in [&a, &b] {
+        let hits = receiver.of(&id_of(part));
+        let seen = points(&hits);
+        assert!(
+            !seen.contains(&"pre-finish"),
+            "a part is not a file: {seen:?}"
+        );
+    }
+    let life = receiver.of(&whole);
+    assert_eq!(
+        points(&life),
+        ["pre-create", "pre-finish", "post-create", "post-finish"]
+    );
+    assert_eq!(life[1].body["first_bytes"], b64(&bytes(700, 1)[..512]));
+    assert_eq!(life[1].body["upload"]["offset"], 1000);
+}
+
+#[test]
+fn a_hook_program_that_hangs_is_killed_with_what_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hang.sh");
+    // Starts a child of its own, then hangs.
+    std::fs::write(
+        &script,
+        "#!/bin/sh
+sleep 61.25 &
+sleep 61.5
+",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        data.path(),
+        &[
+            "--hooks-command",
+            script.to_str().unwrap(),
+            "--hooks-timeout",
+            "1s",
+        ],
+    );
+    let started = Instant::now();
+    let r = create(&server, 3, "a.txt", "Bearer uploader-1");
     assert_eq!(r.status(), 503);
-    assert_eq!(r.json::<Value>().unwrap()["error"], "hook_failed");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 61.(25|5)"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the program and its child are gone: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 #[test]
@@ -612,6 +737,12 @@ fn deliveries_past_their_window_are_kept_listed_and_can_be_revived() {
     }
     let dead = list()["deliveries"][0].clone();
     assert_eq!(dead["point"], "post-finish");
+    // Ferry's own access token never reaches a hook.
+    let body: Value = serde_json::from_str(dead["body"].as_str().unwrap()).unwrap();
+    assert!(
+        body["request"]["headers"].get("authorization").is_none(),
+        "{body}"
+    );
     assert_eq!(dead["upload_id"], id);
     assert!(dead["attempts"].as_u64().unwrap() >= 2);
     assert!(dead["last_error"].as_str().unwrap().contains("500"));

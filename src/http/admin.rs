@@ -39,6 +39,13 @@ async fn operator_only(State(state): State<AppState>, req: Request, next: Next) 
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(token) if super::session::same_secret(token.trim(), required) => next.run(req).await,
+        // Guesses are slowed down like sign-in attempts.
+        _ if !state
+            .limits
+            .may_sign_in(super::guard::client_ip(req.extensions())) =>
+        {
+            super::session::too_many_attempts()
+        }
         _ => ApiError(Error::new(
             ErrorCode::Unauthorized,
             "Send Authorization: Bearer with Ferry's access token.",

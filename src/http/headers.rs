@@ -299,7 +299,7 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
 pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Caller> {
     let method = effective_method(req).unwrap_or_else(|_| req.method().clone());
     crate::server::hooks::caller(
-        &state.config.hooks,
+        &state.config,
         &method,
         req.uri(),
         req.headers(),

@@ -82,7 +82,7 @@ pub fn signed_session(key: &str, id: &str) -> String {
     format!("{id}.{}", sign_session(key, id))
 }
 
-fn too_many_attempts() -> Response {
+pub(super) fn too_many_attempts() -> Response {
     let mut resp = ApiError(Error::new(
         ErrorCode::RateLimited,
         "Too many sign-in attempts from this address; wait a minute and try again.",

@@ -57,7 +57,7 @@ pub async fn upgrade(
     };
     let offset = q.offset.unwrap_or(record.offset);
     let caller = crate::server::hooks::caller(
-        &state.config.hooks,
+        &state.config,
         &parts.method,
         &parts.uri,
         &parts.headers,

@@ -200,6 +200,11 @@ impl Hooks {
         if last.len() >= PROGRESS_MEMORY {
             let every = inner.settings.progress_every;
             last.retain(|_, t| now.duration_since(*t) < every);
+            if last.len() >= PROGRESS_MEMORY {
+                // Busier than remembered: forget all (at worst, one early
+                // post-receive per upload).
+                last.clear();
+            }
         }
         last.insert(upload_id.to_string(), now);
         true
@@ -333,10 +338,18 @@ impl Hooks {
     }
 
     /// Delivers post-hooks for as long as the process lives (nothing when
-    /// hooks are off).
+    /// hooks are off). Should the loop ever panic, it is started again.
     pub fn spawn_delivery(&self) -> Option<tokio::task::JoinHandle<()>> {
         let inner = self.inner.clone()?;
-        Some(tokio::spawn(async move { inner.deliver_forever().await }))
+        Some(tokio::spawn(async move {
+            loop {
+                let run = tokio::spawn(inner.clone().deliver_forever()).await;
+                if let Err(e) = run {
+                    tracing::error!("hook delivery stopped ({e}); starting it again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }))
     }
 
     /// Dead deliveries, oldest first, after `after`.

@@ -78,25 +78,33 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn prune_dead(&self, keep: u32) -> Result<u64>;
 }
 
-/// Most deliveries claimed at once.
-const CLAIM_BATCH: u32 = 64;
-
 impl Inner {
+    /// Claims as many deliveries as are sent at once, sends them, and
+    /// again; every second when idle it also counts and prunes. A claim
+    /// lasts longer than one call may take, and each call starts right
+    /// after its claim: no other instance can take a delivery while it is
+    /// being sent.
     pub(super) async fn deliver_forever(self: Arc<Self>) {
         use futures_util::StreamExt;
-        let mut last_count = Instant::now() - Duration::from_secs(60);
+        let mut last_count: Option<Instant> = None;
+        let at_once = self.settings.in_flight.max(1);
         loop {
             let now = now_millis();
             let lease = self.settings.timeout * 2 + Duration::from_secs(5);
             let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
             let claimed = self
                 .outbox
-                .claim(&self.instance, now, until, CLAIM_BATCH)
+                .claim(
+                    &self.instance,
+                    now,
+                    until,
+                    u32::try_from(at_once).unwrap_or(u32::MAX),
+                )
                 .await;
             let busy = match claimed {
                 Ok(batch) if !batch.is_empty() => {
                     futures_util::stream::iter(batch)
-                        .for_each_concurrent(self.settings.in_flight.max(1), |c| self.deliver(c))
+                        .for_each_concurrent(at_once, |c| self.deliver(c))
                         .await;
                     true
                 }
@@ -106,10 +114,10 @@ impl Inner {
                     false
                 }
             };
-            if busy && last_count.elapsed() < Duration::from_secs(1) {
+            if busy && last_count.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
                 continue;
             }
-            last_count = Instant::now();
+            last_count = Some(Instant::now());
             if let Err(e) = self.outbox.prune_dead(self.settings.keep_dead).await {
                 tracing::warn!("pruning dead hook deliveries: {e}");
             }
@@ -126,6 +134,7 @@ impl Inner {
 
     async fn deliver(&self, c: Claimed) {
         let started = Instant::now();
+        // A post-hook's answer says only whether it arrived.
         let outcome = match self.transport.call(c.point, Some(&c.id), &c.body).await {
             Ok(answer) if answer.refuses() => Err(format!(
                 "the receiver refused it ({}): a post-hook cannot refuse",

@@ -10,7 +10,7 @@ use crate::core::error::{Error, Result};
 use crate::core::hash::ResumableSha256;
 use crate::core::hooks::{Caller, HookPoint, Then, Verdict, FIRST_BYTES};
 use crate::core::observe::StorageOp;
-use crate::core::record::{now_millis, UploadRecord, UploadState};
+use crate::core::record::{now_millis, Concat, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use futures_util::StreamExt;
 use std::ops::Range;
@@ -179,7 +179,9 @@ impl UploadService {
         position: u64,
         at: &Committing<'_>,
     ) -> Result<()> {
-        if !self.hooks.calls(HookPoint::PreFinish) {
+        // A part of a concatenation is not a file: the final upload is
+        // asked about instead, once assembled.
+        if !self.hooks.calls(HookPoint::PreFinish) || record.concat == Concat::Partial {
             return Ok(());
         }
         // The upload as it would be: every byte there, not yet finished.
@@ -195,10 +197,41 @@ impl UploadService {
         };
         let _ = writer.discard().await;
         if then == Then::Remove {
-            self.remove(record, &[]).await?;
-            tracing::info!(id = %record.id, "upload removed: pre-finish refused it");
+            // The application heard of the upload: it hears it went.
+            let news = self
+                .news(&[HookPoint::PostTerminate], record, at.caller)
+                .await;
+            if self.remove(record, &news).await? {
+                self.hooks.wake();
+                self.hooks.forget(record.id.as_str());
+                self.note(EventKind::Deleted, record).await;
+                tracing::info!(id = %record.id, "upload removed: pre-finish refused it");
+            }
         }
         Err(e)
+    }
+
+    /// Asks `pre-finish` about an upload whose bytes are all stored already
+    /// and that nobody else knows yet (empty, instant or assembled from
+    /// parts): a refusal, whatever it says, means it is not made.
+    pub(super) async fn ask_pre_finish_whole(
+        &self,
+        record: &UploadRecord,
+        caller: Option<&Caller>,
+    ) -> Result<()> {
+        if !self.hooks.calls(HookPoint::PreFinish) {
+            return Ok(());
+        }
+        let mut whole = record.clone();
+        whole.state = UploadState::Active;
+        whole.sha256 = None;
+        whole.completed_at = None;
+        let mut upload = self.hook_upload(&whole, caller);
+        upload.first_bytes = self.first_bytes(&whole, None).await;
+        match self.hooks.ask(HookPoint::PreFinish, &upload).await? {
+            Verdict::Allow(_) => Ok(()),
+            Verdict::Refuse(e, _) => Err(e),
+        }
     }
 
     /// The running SHA-256 at the record's offset: restored from the record,

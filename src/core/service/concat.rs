@@ -194,6 +194,7 @@ impl UploadService {
         let now = now_millis();
         record.offset = hasher.len();
         record.updated_at = now;
+        self.ask_pre_finish_whole(record, caller).await?;
         complete(record, &hasher, now);
         let points = [HookPoint::PostCreate, HookPoint::PostFinish];
         let news = self.news(&points, record, caller).await;

@@ -73,6 +73,8 @@ impl UploadService {
             UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now).with_id(id);
         record.expires_at = Some(self.expiry(now));
         if record.length == Some(0) {
+            self.ask_pre_finish_whole(&record, req.caller.as_ref())
+                .await?;
             complete(&mut record, &ResumableSha256::new(), now);
         }
         // The record first, then its bytes: a crash in between leaves a
@@ -135,6 +137,8 @@ impl UploadService {
         record.sha256 = twin.sha256;
         record.hash_state = None;
         record.completed_at = Some(now);
+        self.ask_pre_finish_whole(&record, req.caller.as_ref())
+            .await?;
         let news = self
             .news(
                 &[HookPoint::PostCreate, HookPoint::PostFinish],

@@ -3,7 +3,8 @@
 //! interrupted assemblies removed, and blobs no record names swept.
 
 use super::{storage, UploadService};
-use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::error::{Error, Result};
+use crate::core::hooks::HookPoint;
 use crate::core::record::{now_millis, Concat, UploadRecord};
 use std::io;
 
@@ -48,7 +49,12 @@ impl UploadService {
             Ok(None) => return Ok(false),
             Err(e) => return Err(Error::storage("checking a blob", e)),
         };
-        let end = stored.min(record.length.unwrap_or(self.config.max_size));
+        let mut end = stored.min(record.length.unwrap_or(self.config.max_size));
+        if record.length == Some(end) && self.hooks.calls(HookPoint::PreFinish) {
+            // Finishing needs `pre-finish`, which a client's request asks:
+            // the last byte is left for the client to send again.
+            end = end.saturating_sub(1);
+        }
         if end <= record.offset {
             return Ok(false);
         }
@@ -89,18 +95,7 @@ impl UploadService {
                 }
                 continue;
             }
-            let recovered = match self.recover(&mut record).await {
-                Ok(recovered) => recovered,
-                // The bytes would finish it, and `pre-finish` said no (or
-                // could not be asked): it stays as recorded, and the client
-                // sends them again.
-                Err(e) if matches!(e.code, ErrorCode::HookRefused | ErrorCode::HookFailed) => {
-                    tracing::warn!(id = %record.id, "not taking in bytes written before a crash: {e}");
-                    false
-                }
-                Err(e) => return Err(e),
-            };
-            if recovered {
+            if self.recover(&mut record).await? {
                 done.recovered += 1;
             } else if self.reconcile(&mut record).await? {
                 done.fell_back += 1;

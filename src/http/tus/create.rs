@@ -106,14 +106,16 @@ pub(in crate::http) async fn create(
             .await
         {
             Ok(updated) => record = updated,
-            // The application refused the finished file: that is the answer.
-            Err(e) if matches!(e.code, ErrorCode::HookRefused | ErrorCode::HookFailed) => {
-                return Err(e.into())
-            }
             Err(e) => {
                 tracing::info!(id = %record.id, "first bytes of a new upload not stored: {e}");
-                if let Ok(current) = state.uploads.get(&record.id).await {
-                    record = current;
+                match state.uploads.get(&record.id).await {
+                    Ok(current) => record = current,
+                    // The application refused the file and it was removed:
+                    // that is the answer.
+                    Err(_) if matches!(e.code, ErrorCode::HookRefused | ErrorCode::HookFailed) => {
+                        return Err(e.into())
+                    }
+                    Err(_) => {}
                 }
             }
         }

@@ -5,11 +5,14 @@
 //! HMAC-SHA256 over "<t>.<body>">` with `--hooks-secret` (receivers check
 //! it and refuse old `t`, so a recorded call cannot be replayed later).
 //!
-//! Answers: a 2xx is read as Ferry's hook answer (empty allows); a 4xx
-//! refuses with that status and the body's `message` (or its text); 3xx,
-//! 5xx, a timeout or a broken connection mean the hook could not be asked.
+//! Answers: a 2xx is read as Ferry's hook answer (empty allows; for a
+//! post-hook any 2xx will do); a 4xx refuses with that status and the
+//! body's `message` (or its text, and then a refused finished upload is
+//! kept, never removed); 404, 405, 408 and 429 (a wrong URL, a busy
+//! gateway), 3xx, 5xx, a timeout or a broken connection mean the hook
+//! could not be asked.
 
-use crate::core::hooks::{Answer, HookPoint, HookTransport, MAX_ANSWER};
+use crate::core::hooks::{Answer, HookPoint, HookTransport, Then, MAX_ANSWER};
 use crate::protocol::hooks::{DELIVERY_HEADER, HOOK_HEADER, SIGNATURE_HEADER};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -87,16 +90,26 @@ impl HookTransport for HttpHooks {
         }
         let text = String::from_utf8_lossy(&text);
         match status.as_u16() {
+            // A post-hook's answer only says it arrived ("OK" will do).
+            200..=299 if delivery.is_some() => Ok(Answer::default()),
             200..=299 => Answer::from_json(&text),
-            code @ 400..=499 => {
-                // The body's `message`, when it is the hook's JSON; its text
-                // otherwise.
-                let message = Answer::from_json(&text)
-                    .ok()
-                    .and_then(|a| a.message)
-                    .unwrap_or_else(|| text.trim().chars().take(1000).collect());
-                Ok(Answer::refusal(code, message))
-            }
+            // What a wrong URL or a busy gateway answers: not a decision.
+            code @ (404 | 405 | 408 | 429) => Err(format!(
+                "the hook answered HTTP {code} (is --hooks-url right?)"
+            )),
+            code @ 400..=499 => Ok(match Answer::from_json(&text) {
+                Ok(answer) if answer.message.is_some() || answer.allow.is_some() => Answer {
+                    allow: Some(false),
+                    status: Some(code),
+                    ..answer
+                },
+                // A refusal in plain text keeps a finished upload: only
+                // the hook's own JSON removes one.
+                _ => Answer {
+                    then: Some(Then::Keep),
+                    ..Answer::refusal(code, text.trim().chars().take(1000).collect())
+                },
+            }),
             code => Err(format!("the hook answered HTTP {code}")),
         }
     }

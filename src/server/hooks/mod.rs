@@ -8,6 +8,7 @@ pub mod http;
 
 use crate::core::hooks::{Caller, HookTransport, Hooks, OutboxStore};
 use crate::core::observe::Observer;
+use crate::server::config::Config;
 use flags::HookFlags;
 use std::sync::Arc;
 
@@ -42,26 +43,30 @@ pub fn build(
 }
 
 /// The request as hooks see it: its method, URI and client address, and
-/// only the headers the operator forwards (`--hooks-forward-headers`).
-/// `None` when no hook is called.
+/// only the headers the operator forwards (`--hooks-forward-headers`),
+/// without Ferry's own secrets (its session cookies, and its access token
+/// as a bearer token). `None` when no hook is called.
 pub fn caller(
-    flags: &HookFlags,
+    config: &Config,
     method: &axum::http::Method,
     uri: &axum::http::Uri,
     headers: &axum::http::HeaderMap,
     extensions: &axum::http::Extensions,
 ) -> Option<Caller> {
-    if !flags.on() {
+    if !config.hooks.on() {
         return None;
     }
-    let headers = flags
+    let access_token = config.access_token.as_ref().map(|t| t.expose());
+    let headers = config
+        .hooks
         .forwarded()
         .into_iter()
         .filter_map(|name| {
-            let values: Vec<&str> = headers
+            let values: Vec<String> = headers
                 .get_all(name.as_str())
                 .iter()
                 .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| without_ferrys_secrets(&name, v, access_token))
                 .collect();
             (!values.is_empty()).then(|| (name, values.join(", ")))
         })
@@ -76,4 +81,58 @@ pub fn caller(
         remote_addr,
         headers,
     })
+}
+
+/// A header's value as a hook may see it: Ferry's cookies (`ferry_*`) taken
+/// out of `Cookie`, and `Authorization` dropped when it is Ferry's access
+/// token.
+fn without_ferrys_secrets(name: &str, value: &str, access_token: Option<&str>) -> Option<String> {
+    match name {
+        "cookie" => {
+            let kept: Vec<&str> = value
+                .split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !c.starts_with("ferry_"))
+                .collect();
+            (!kept.is_empty()).then(|| kept.join("; "))
+        }
+        "authorization" => {
+            let bearer = value.trim().strip_prefix("Bearer ").map(str::trim);
+            match (bearer, access_token) {
+                (Some(b), Some(t)) if b == t => None,
+                _ => Some(value.to_string()),
+            }
+        }
+        _ => Some(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ferrys_own_secrets_are_not_forwarded() {
+        let cookie = "app=1; ferry_session=abc.def; ferry_auth=x; theme=dark";
+        assert_eq!(
+            without_ferrys_secrets("cookie", cookie, None).as_deref(),
+            Some("app=1; theme=dark")
+        );
+        assert_eq!(
+            without_ferrys_secrets("cookie", "ferry_session=a", None),
+            None
+        );
+        assert_eq!(
+            without_ferrys_secrets("authorization", "Bearer s3cret", Some("s3cret")),
+            None
+        );
+        assert_eq!(
+            without_ferrys_secrets("authorization", "Bearer user-token", Some("s3cret")).as_deref(),
+            Some("Bearer user-token")
+        );
+        assert_eq!(
+            without_ferrys_secrets("x-request-id", "ferry_1", None).as_deref(),
+            Some("ferry_1")
+        );
+    }
 }
