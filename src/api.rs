@@ -173,7 +173,8 @@ pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
     }
     let parts: axum::http::request::Parts = leptos_axum::extract().await?;
     let caller = crate::server::hooks::caller(
-        &state.config,
+        &state.config.hooks,
+        state.config.access_token.as_ref().map(|t| t.expose()),
         &parts.method,
         &parts.uri,
         &parts.headers,

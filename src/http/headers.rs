@@ -299,7 +299,8 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
 pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Caller> {
     let method = effective_method(req).unwrap_or_else(|_| req.method().clone());
     crate::server::hooks::caller(
-        &state.config,
+        &state.config.hooks,
+        state.config.access_token.as_ref().map(|t| t.expose()),
         &method,
         req.uri(),
         req.headers(),

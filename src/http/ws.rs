@@ -57,7 +57,8 @@ pub async fn upgrade(
     };
     let offset = q.offset.unwrap_or(record.offset);
     let caller = crate::server::hooks::caller(
-        &state.config,
+        &state.config.hooks,
+        state.config.access_token.as_ref().map(|t| t.expose()),
         &parts.method,
         &parts.uri,
         &parts.headers,

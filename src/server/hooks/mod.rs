@@ -8,7 +8,6 @@ pub mod http;
 
 use crate::core::hooks::{Caller, HookTransport, Hooks, OutboxStore};
 use crate::core::observe::Observer;
-use crate::server::config::Config;
 use flags::HookFlags;
 use std::sync::Arc;
 
@@ -47,18 +46,17 @@ pub fn build(
 /// without Ferry's own secrets (its session cookies, and its access token
 /// as a bearer token). `None` when no hook is called.
 pub fn caller(
-    config: &Config,
+    flags: &HookFlags,
+    access_token: Option<&str>,
     method: &axum::http::Method,
     uri: &axum::http::Uri,
     headers: &axum::http::HeaderMap,
     extensions: &axum::http::Extensions,
 ) -> Option<Caller> {
-    if !config.hooks.on() {
+    if !flags.on() {
         return None;
     }
-    let access_token = config.access_token.as_ref().map(|t| t.expose());
-    let headers = config
-        .hooks
+    let headers = flags
         .forwarded()
         .into_iter()
         .filter_map(|name| {
