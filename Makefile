@@ -3,7 +3,7 @@
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 
-# Tools cargo-leptos looks for on PATH: wasm-bindgen in ~/.cargo/bin,
+# Tools the build uses (scripts/site.sh): wasm-bindgen in ~/.cargo/bin,
 # wasm-opt from the binaryen npm package.
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 
@@ -12,7 +12,7 @@ DATA_DIR ?= ./data
 # Where the browser tests' server keeps its data; wiped before each run.
 E2E_DATA_DIR := target/e2e-data
 
-.PHONY: run test setup setup-test build unit lint e2e fmt watch chaos fuzz bench abuse abuse-quick
+.PHONY: run test setup setup-test build unit lint e2e release-page fmt watch chaos fuzz bench abuse abuse-quick
 
 ## run: install what is missing, build in release mode, serve on $(ADDR)
 run: setup build
@@ -23,7 +23,7 @@ run: setup build
 ## that only a release build lays out)
 test: setup-test
 	cargo fmt --check
-	$(MAKE) --no-print-directory unit lint e2e build abuse-quick
+	$(MAKE) --no-print-directory unit lint e2e build release-page abuse-quick
 
 setup:
 	scripts/setup.sh build
@@ -32,10 +32,11 @@ setup-test:
 	scripts/setup.sh test
 
 build:
-	cargo leptos build --release
+	scripts/site.sh release
 
-# cargo-leptos compiles debug builds with these; giving `cargo test` the same
-# lets both share target/debug instead of rebuilding each other's crates.
+# The browser tests' server is built with these (scripts/site.sh debug);
+# giving `cargo test` the same lets both share target/debug instead of
+# rebuilding each other's crates.
 LEPTOS_DEBUG_ENV := RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=ferry
 
 unit:
@@ -74,12 +75,19 @@ lint:
 	cargo clippy --lib --target wasm32-unknown-unknown --features hydrate -- -D warnings
 
 e2e:
-	rm -rf $(E2E_DATA_DIR)
-	FERRY_DATA_DIR=$(E2E_DATA_DIR) cargo leptos end-to-end
+	scripts/site.sh debug
+	FERRY_DATA_DIR=$(E2E_DATA_DIR) scripts/e2e.sh
+
+# The release page hydrates and works (release builds lay views out
+# differently from the debug ones the browser tests use).
+release-page:
+	FERRY_DATA_DIR=$(E2E_DATA_DIR) FERRY_BIN=target/release/ferry scripts/e2e.sh tests/page.spec.ts tests/live.spec.ts
 
 fmt:
 	cargo fmt
 
-## watch: rebuild and reload on save (development)
+## watch: rebuild and reload on save (development; installs cargo-leptos
+## the first time, about 12 minutes)
 watch: setup
+	scripts/setup.sh watch
 	cargo leptos watch

@@ -2,7 +2,7 @@ import { defineConfig } from "@playwright/test";
 
 // Ferry's browser tests run in Debian's Chromium (/usr/bin/chromium, installed
 // by `make test`); Playwright's own browser download cannot work here.
-// `cargo leptos end-to-end` starts the server on site-addr before running them.
+// scripts/e2e.sh (make e2e) starts the server on 127.0.0.1:3000 before running them.
 export default defineConfig({
   testDir: "./tests",
   globalTeardown: "./teardown.ts",

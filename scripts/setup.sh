@@ -3,12 +3,14 @@
 # a second run does no install work. Pinned versions throughout.
 #
 #   scripts/setup.sh build   what `make run` needs: the wasm32 target,
-#                            cargo-leptos, wasm-bindgen, wasm-opt
+#                            wasm-bindgen, wasm-opt (scripts/site.sh builds
+#                            with them; cargo-leptos is not needed)
 #   scripts/setup.sh test    all of that, plus Chromium, Playwright, the
 #                            third-party tus clients (tus-js-client, tuspy),
 #                            and the engines of the scale-out tests: a
 #                            PostgreSQL server (Debian) and an S3-compatible
 #                            server (s3s-fs from crates.io, into .tools)
+#   scripts/setup.sh watch   cargo-leptos, for `make watch` only
 #
 # Cargo tools go to cargo's usual bin folder (~/.cargo/bin); npm packages to
 # node_modules folders inside the project, which git ignores.
@@ -107,13 +109,14 @@ ensure_bench_peers() {
 case "${1:-build}" in
 build)
     ensure_wasm_target
-    ensure_cargo_leptos
     ensure_wasm_bindgen
     ensure_npm tools
     ;;
+watch)
+    ensure_cargo_leptos
+    ;;
 test)
     ensure_wasm_target
-    ensure_cargo_leptos
     ensure_wasm_bindgen
     ensure_npm tools
     ensure_chromium
@@ -132,7 +135,7 @@ bench)
     ensure_npm end2end
     ;;
 *)
-    echo "usage: $0 build|test|bench" >&2
+    echo "usage: $0 build|test|watch|bench" >&2
     exit 2
     ;;
 esac

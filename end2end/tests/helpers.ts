@@ -124,7 +124,7 @@ export async function headStatus(request: APIRequestContext, url: string, base =
   return r.status();
 }
 
-/** A Ferry server of the test's own, from the binary cargo-leptos built. */
+/** A Ferry server of the test's own, from the debug binary scripts/site.sh built. */
 export class Server {
   proc: ChildProcess | null = null;
   constructor(public port: number, public dataDir: string, public args: string[] = []) {}

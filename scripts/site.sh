@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds Ferry, page and server, with cargo and the wasm-bindgen CLI alone
+# (no cargo-leptos: installing it took a quarter of an hour on a fresh
+# machine, to run the same few steps as this script):
+#
+#   1. the page: the library for wasm32 with the `hydrate` feature, in
+#      target/front, then wasm-bindgen into target/site/pkg/ferry.{js,wasm}
+#      (and, in release, wasm-opt -Oz);
+#   2. its style and static files: style/main.css as pkg/ferry.css, and
+#      public/ copied to the site root;
+#   3. the server binary with the `ssr` feature.
+#
+#   scripts/site.sh release   target/release/ferry, the site `make run` serves
+#   scripts/site.sh debug     target/debug/ferry, the site the browser tests use
+#
+# LEPTOS_OUTPUT_NAME=ferry at compile time makes the page load pkg/ferry.wasm.
+# Debug builds use `--cfg erase_components`, as `make unit` does, so that the
+# tests and this server share target/debug instead of rebuilding each other.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export LEPTOS_OUTPUT_NAME=ferry
+
+mode=${1:-release}
+site=target/site
+case "$mode" in
+release)
+    front_profile=wasm-release
+    front_args=(--profile wasm-release)
+    server_args=(--release)
+    ;;
+debug)
+    export RUSTFLAGS="--cfg erase_components"
+    front_profile=debug
+    front_args=()
+    server_args=()
+    ;;
+*)
+    echo "usage: $0 release|debug" >&2
+    exit 2
+    ;;
+esac
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+step "page ($mode): wasm32 library"
+cargo build --lib --target-dir target/front --target wasm32-unknown-unknown \
+    --no-default-features --features hydrate "${front_args[@]}"
+mkdir -p "$site/pkg"
+step "page ($mode): wasm-bindgen"
+wasm-bindgen --target web --out-name ferry --out-dir "$site/pkg" \
+    "target/front/wasm32-unknown-unknown/$front_profile/ferry.wasm"
+mv -f "$site/pkg/ferry_bg.wasm" "$site/pkg/ferry.wasm"
+if [ "$mode" = release ]; then
+    step "page: wasm-opt -Oz"
+    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+        "$site/pkg/ferry.wasm" -o "$site/pkg/ferry.wasm"
+fi
+cp style/main.css "$site/pkg/ferry.css"
+cp -R public/. "$site/"
+step "server ($mode)"
+cargo build --bin ferry --no-default-features --features ssr "${server_args[@]}"
