@@ -7,6 +7,7 @@
 //! state.
 
 use crate::protocol::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage};
+use crate::protocol::rules::UploadRules;
 use leptos::prelude::*;
 
 /// Most files one `check_files` call may ask about.
@@ -66,6 +67,26 @@ mod server {
             && r.metadata.get_str(crate::protocol::key::LAST_MODIFIED)
                 == Some(f.last_modified.to_string().as_str())
     }
+}
+
+/// The rules the server holds uploads to, for the page to check files
+/// against before it sends them (the server checks them again).
+#[server(prefix = "/api", endpoint = "upload_rules")]
+pub async fn announce_rules() -> Result<UploadRules, ServerFnError> {
+    let owner = server::owner().await?;
+    let state = server::state();
+    let config = state.uploads.config();
+    Ok(UploadRules {
+        max_size: config.max_size,
+        allow_types: config.allow_types.clone(),
+        max_files: (state.config.max_files_per_batch > 0)
+            .then_some(state.config.max_files_per_batch),
+        room_left: state
+            .uploads
+            .room_left(&owner)
+            .await
+            .map_err(server::fail)?,
+    })
 }
 
 /// Describes the running server (version, uptime, limits) to the page.

@@ -242,7 +242,11 @@ test("a file over the server's maximum size shows the server's message and is no
     const file = makeFile(dir, "too-big.bin", 2 * MIB, 50);
     await openPage(page, server.base);
     await setSetting(page, "setting-instant", 0);
+    // A page that could not learn the rules: the server says no itself.
     const reqs = watchRequests(page);
+    await page.route("**/api/upload_rules", (route) => route.abort());
+    await page.reload();
+    await page.waitForSelector("body[data-hydrated=true]");
     await page.setInputFiles("#file-input", file);
     const r = row(page, "too-big.bin");
     await expect(r).toHaveAttribute("data-status", "failed");
@@ -250,6 +254,42 @@ test("a file over the server's maximum size shows the server's message and is no
     await page.waitForTimeout(1500);
     expect(reqs.posts().length).toBe(1);
     expect(reqs.patches().length).toBe(0);
+  } finally {
+    await server.kill();
+  }
+});
+
+test("the server's rules refuse files before anything is sent, each saying why", async ({ page, request }) => {
+  const server = new Server(3103, tempDir("rules-"), [
+    "--max-size", "1MiB", "--allow-types", "image/*,.txt", "--max-files-per-batch", "2",
+  ]);
+  await server.start();
+  try {
+    const dir = tempDir();
+    const big = makeFile(dir, "too-big.txt", 2 * MIB, 50);
+    const exe = makeFile(dir, "setup.exe", 1000, 51);
+    const a = makeFile(dir, "a.txt", 1000, 52);
+    const png = makePng(dir, "b.png");
+    const c = makeFile(dir, "c.txt", 1000, 53);
+    await openPage(page, server.base);
+    // The picker offers only what the server takes, once it said so.
+    await expect(page.locator("#file-input")).toHaveAttribute("accept", "image/*,.txt");
+    const reqs = watchRequests(page);
+    await page.setInputFiles("#file-input", [big, exe, a, png, c]);
+    await expect(row(page, "too-big.txt")).toHaveAttribute("data-status", "refused");
+    await expect(row(page, "too-big.txt").getByTestId("message")).toContainText("up to 1.05 MB");
+    await expect(row(page, "setup.exe")).toHaveAttribute("data-status", "refused");
+    await expect(row(page, "setup.exe").getByTestId("message")).toContainText("image/*, .txt");
+    await expect(row(page, "c.txt")).toHaveAttribute("data-status", "refused");
+    await expect(row(page, "c.txt").getByTestId("message")).toContainText("at most 2");
+    for (const [name, file] of [["a.txt", a], ["b.png", png]]) {
+      const r = row(page, name);
+      await expect(r).toHaveAttribute("data-status", /done|already-uploaded/, { timeout: 20_000 });
+      await expectServerCopy(request, (await r.getAttribute("data-url"))!, file, server.base);
+    }
+    // Nothing of the refused files ever left the browser.
+    expect(reqs.posts().length).toBe(2);
+    await expect(page.getByTestId("total-percent")).toContainText("100");
   } finally {
     await server.kill();
   }

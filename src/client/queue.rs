@@ -10,7 +10,7 @@
 use super::transfer::{self, Job};
 use super::xhr::sleep;
 use super::{storage, thumb, tus};
-use crate::page::i18n::{t, Msg};
+use crate::page::i18n::{format_size, t, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::page::tus::{backoff_ms, retry_message, Failure, MAX_ATTEMPTS};
 use crate::protocol::model::{FileCheck, FileFingerprint};
@@ -68,7 +68,7 @@ pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
 pub fn add_files(m: Uploads, files: Vec<File>) {
     let busy: Vec<String> = m.rows.with_untracked(|rows| {
         rows.iter()
-            .filter(|r| r.status.get_untracked() != Status::Failed)
+            .filter(|r| !matches!(r.status.get_untracked(), Status::Failed | Status::Refused))
             .map(|r| r.file.key())
             .collect()
     });
@@ -92,10 +92,15 @@ pub fn add_files(m: Uploads, files: Vec<File>) {
     if added.is_empty() {
         return;
     }
+    let refused = refuse_by_rules(m, &added);
     let keys: Vec<String> = added.iter().map(|r| r.file.key()).collect();
     m.interrupted
         .update(|list| list.retain(|i| !keys.contains(&i.key)));
     m.rows.update(|rows| rows.extend(added.iter().cloned()));
+    added.retain(|r| !refused.contains(&r.id));
+    if added.is_empty() {
+        return;
+    }
     spawn_local(async move {
         let fps: Vec<FileFingerprint> = added.iter().map(|r| r.file.clone()).collect();
         match crate::api::check_files(fps).await {
@@ -131,6 +136,54 @@ pub fn add_files(m: Uploads, files: Vec<File>) {
         }
         pump(m);
     });
+}
+
+/// Marks the new rows that break the server's rules as refused, each with
+/// why, before anything is sent; answers their IDs.
+fn refuse_by_rules(m: Uploads, added: &[Row]) -> Vec<u32> {
+    use crate::protocol::rules::Broken;
+    let Some(rules) = m.rules.get_untracked() else {
+        return Vec::new();
+    };
+    let lang = m.lang.get_untracked();
+    let verdicts = rules.check_batch(
+        added
+            .iter()
+            .map(|r| (r.file.name.as_str(), r.file.size, r.file.mime.as_str())),
+    );
+    let mut refused = Vec::new();
+    for (row, verdict) in added.iter().zip(verdicts) {
+        let Some(broken) = verdict else { continue };
+        let why = match broken {
+            Broken::TooLarge => format!(
+                "{} {}.",
+                t(lang, Msg::RuleTooLarge),
+                format_size(lang, rules.max_size)
+            ),
+            Broken::TypeNotAllowed => {
+                format!(
+                    "{} {}.",
+                    t(lang, Msg::RuleType),
+                    rules.allow_types.join(", ")
+                )
+            }
+            Broken::TooManyFiles => format!(
+                "{} {}.",
+                t(lang, Msg::RuleTooMany),
+                rules.max_files.unwrap_or(0)
+            ),
+            Broken::NoRoom => format!(
+                "{} {}.",
+                t(lang, Msg::RuleNoRoom),
+                format_size(lang, rules.room_left.unwrap_or(0))
+            ),
+        };
+        row.status.set(Status::Refused);
+        row.message.set(Some(why));
+        JOBS.with(|jobs| jobs.borrow_mut().remove(&row.id));
+        refused.push(row.id);
+    }
+    refused
 }
 
 /// Starts waiting files while there are free slots.

@@ -29,6 +29,13 @@ pub fn init(m: Uploads) {
         }
     }
     spawn_local(load_interrupted(m));
+    spawn_local(async move {
+        // Without them the server still refuses what breaks its rules,
+        // file by file, once sending starts.
+        if let Ok(rules) = crate::api::announce_rules().await {
+            m.rules.set(Some(rules));
+        }
+    });
     live::start(m);
     // Live events keep the list current; this only catches what they miss.
     spawn_local(async move {

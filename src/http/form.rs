@@ -144,6 +144,13 @@ pub async fn upload(
         if name.is_empty() {
             continue; // the empty part browsers send when no file was chosen
         }
+        let most = state.config.max_files_per_batch;
+        if most > 0 && stored >= most as usize {
+            return failure(Error::new(
+                ErrorCode::TooManyFiles,
+                format!("This server takes at most {most} files at once; the first {stored} were stored."),
+            ));
+        }
         let mime = field.content_type().unwrap_or("").to_string();
         // Parsed back as a tus client's would be: the same limits hold.
         let pairs = [

@@ -83,6 +83,16 @@ pub enum Msg {
     Connected,
     /// Before the reason the server function failed.
     Unreachable,
+    /// A file the server's rules refuse, before anything is sent.
+    Refused,
+    /// Before the largest size the server accepts.
+    RuleTooLarge,
+    /// Before the list of kinds of file the server accepts.
+    RuleType,
+    /// Before the most files the server takes at once.
+    RuleTooMany,
+    /// Before the room left in the person's share.
+    RuleNoRoom,
 }
 
 /// The text of `msg` in `lang`.
@@ -136,6 +146,11 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             UploadedNotice => "files uploaded.",
             Connected => "Connected to Ferry",
             Unreachable => "The server cannot be reached:",
+            Refused => "Not accepted",
+            RuleTooLarge => "Too large: this server accepts files up to",
+            RuleType => "Not accepted here: this server takes only",
+            RuleTooMany => "Too many files at once: this server takes at most",
+            RuleNoRoom => "Not enough room left in your share of the server:",
         },
         Lang::Zh => match msg {
             Tagline => "大文件，可续传，可校验。",
@@ -184,6 +199,11 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             UploadedNotice => "个文件已上传。",
             Connected => "已连接到 Ferry",
             Unreachable => "无法连接到服务器：",
+            Refused => "不接受",
+            RuleTooLarge => "文件过大：此服务器接受的文件最大为",
+            RuleType => "不接受此类文件：此服务器只接受",
+            RuleTooMany => "一次文件过多：此服务器一次最多接受",
+            RuleNoRoom => "您在服务器上的空间不足：剩余",
         },
     }
 }

@@ -9,6 +9,7 @@
 use super::i18n::Lang;
 use crate::protocol::events::EventKind;
 use crate::protocol::model::{FileFingerprint, UploadSummary};
+use crate::protocol::rules::UploadRules;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,8 @@ pub enum Status {
     /// Stopped by the person; the server keeps what it has, and resuming
     /// continues from there.
     Paused,
+    /// Breaks the server's rules (size, kind, count, room): never sent.
+    Refused,
 }
 
 impl Status {
@@ -48,6 +51,7 @@ impl Status {
             Status::AlreadyUploaded => "already-uploaded",
             Status::Failed => "failed",
             Status::Paused => "paused",
+            Status::Refused => "refused",
         }
     }
 
@@ -208,6 +212,8 @@ pub struct Uploads {
     pub activity: RwSignal<Vec<Activity>>,
     /// How live events arrive: "", "sse" or "poll".
     pub live: RwSignal<&'static str>,
+    /// The server's rules for uploads, once it said them.
+    pub rules: RwSignal<Option<UploadRules>>,
     next_id: RwSignal<u32>,
 }
 
@@ -224,6 +230,7 @@ impl Uploads {
             hydrated: RwSignal::new(false),
             activity: RwSignal::new(Vec::new()),
             live: RwSignal::new(""),
+            rules: RwSignal::new(None),
             next_id: RwSignal::new(1),
         }
     }
@@ -243,15 +250,18 @@ impl Uploads {
     /// Bytes done and bytes in all, over the whole batch.
     pub fn totals(&self) -> (u64, u64) {
         self.rows.with(|rows| {
-            rows.iter().fold((0, 0), |(done, all), r| {
-                let size = r.file.size;
-                let sent = if r.status.get().is_finished() {
-                    size
-                } else {
-                    r.sent.get().min(size)
-                };
-                (done + sent, all + size)
-            })
+            // Refused files are never sent: they count for nothing.
+            rows.iter()
+                .filter(|r| r.status.get() != Status::Refused)
+                .fold((0, 0), |(done, all), r| {
+                    let size = r.file.size;
+                    let sent = if r.status.get().is_finished() {
+                        size
+                    } else {
+                        r.sent.get().min(size)
+                    };
+                    (done + sent, all + size)
+                })
         })
     }
 }

@@ -109,6 +109,11 @@ catalogue! {
     /// A pre-hook could not be asked (down, too slow, or answered nonsense):
     /// nothing was done, and asking again later may work.
     HookFailed => "hook_failed", 503, "The server could not check this with its application; try again later.";
+    /// The file's kind (name ending or media type) is not one the server
+    /// accepts (`--allow-types`).
+    TypeNotAllowed => "type_not_allowed", 415, "This server does not accept files of this kind.";
+    /// More files in one request than the server takes at once.
+    TooManyFiles => "too_many_files", 400, "Too many files at once.";
     /// Too many event streams or WebSockets open at once.
     TooManyStreams => "too_many_streams", 429, "Too many streams are open at once; retry in a moment.";
     /// Something failed inside the server; details are in its log.

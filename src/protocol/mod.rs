@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod ietf;
 pub mod metadata;
 pub mod model;
+pub mod rules;
 pub mod ws;
 
 /// The tus protocol version Ferry speaks.

@@ -147,6 +147,18 @@ pub struct Config {
     #[arg(long, env = "FERRY_MAX_UNFINISHED_PER_OWNER", default_value_t = 10_000)]
     pub max_unfinished_per_owner: u64,
 
+    /// The only kinds of file accepted, separated by commas: name endings
+    /// (`.pdf`, `.tar.gz`) and media types (`image/png`, `image/*`). A file
+    /// matching any is accepted; others are refused with 415
+    /// `type_not_allowed` on every route. Default: any file.
+    #[arg(long, env = "FERRY_ALLOW_TYPES", value_delimiter = ',', value_parser = parse_type_entry)]
+    pub allow_types: Vec<String>,
+
+    /// Most files sent at once: the page refuses more in one choice or
+    /// drop, and a form upload stops at the limit (`0`: no limit).
+    #[arg(long, env = "FERRY_MAX_FILES_PER_BATCH", default_value_t = 0)]
+    pub max_files_per_batch: u32,
+
     /// Free space kept on the data disk: an upload that would leave less
     /// is refused (507) before it starts. A size or a share of the disk
     /// such as `2%`; `0` to turn the guard off.
@@ -287,6 +299,7 @@ impl Config {
             max_unfinished_per_owner: (self.max_unfinished_per_owner > 0)
                 .then_some(self.max_unfinished_per_owner),
             body_idle_timeout: self.body_timeout,
+            allow_types: self.allow_types.clone(),
             ..ServiceConfig::default()
         }
     }

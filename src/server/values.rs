@@ -113,6 +113,19 @@ pub fn parse_header_bytes(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// An entry of `--allow-types`: a name ending (`.pdf`) or a media type
+/// (`image/png`, `image/*`).
+pub fn parse_type_entry(s: &str) -> Result<String, String> {
+    let entry = s.trim().to_ascii_lowercase();
+    if crate::protocol::rules::valid_entry(&entry) {
+        Ok(entry)
+    } else {
+        Err(format!(
+            "{s:?} is not a kind of file: write a name ending such as .pdf or a media type such as image/png or image/*"
+        ))
+    }
+}
+
 /// A CORS origin: `*`, or `scheme://host[:port]` with nothing after it.
 pub fn parse_origin(s: &str) -> Result<String, String> {
     let s = s.trim().trim_end_matches('/');

@@ -125,6 +125,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 Status::AlreadyUploaded => Msg::AlreadyUploaded,
                 Status::Failed => Msg::Failed,
                 Status::Paused => Msg::Paused,
+                Status::Refused => Msg::Refused,
             },
         );
         if s == Status::Hashing {

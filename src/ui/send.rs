@@ -59,7 +59,10 @@ pub fn DropForm() -> impl IntoView {
             </label>
             // The drop zone above opens the picker; once the page is
             // hydrated the native input is kept only for assistive tools.
+            // The picker offers only the kinds of file the server takes.
             <input id="file-input" type="file" name="files" multiple=true on:change=on_change
+                accept=move || model.rules.get().filter(|r| !r.allow_types.is_empty())
+                    .map(|r| r.allow_types.join(","))
                 class:sr-only=move || model.hydrated.get()/>
             <button type="submit" class:hidden=move || model.hydrated.get()>
                 {move || t(lang.get(), Msg::Upload)}

@@ -51,6 +51,7 @@ impl UploadService {
 
     async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
         crate::core::names::clean_names(&mut req.metadata);
+        self.check_type(&req)?;
         // Chosen now, so hooks know the upload by the ID it will have.
         let id = UploadId::random();
         if let Some(length) = req.length {
@@ -156,6 +157,38 @@ impl UploadService {
         Ok(Some(record))
     }
 
+    /// Refuses a file of a kind the server does not accept
+    /// (`--allow-types`), by its name or media type as the client gave
+    /// them. A part of a concatenation is not a file: its final upload is
+    /// checked instead.
+    fn check_type(&self, req: &CreateRequest) -> Result<()> {
+        let allow = &self.config.allow_types;
+        if allow.is_empty() || req.concat == Concat::Partial {
+            return Ok(());
+        }
+        let name = req.metadata.filename().unwrap_or("");
+        let mime = req.metadata.filetype().unwrap_or("");
+        if crate::protocol::rules::type_allowed(allow, name, mime) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorCode::TypeNotAllowed,
+            format!(
+                "This server accepts only these kinds of file: {}.",
+                allow.join(", ")
+            ),
+        ))
+    }
+
+    /// What is left of this owner's share of the server, when it has one.
+    pub async fn room_left(&self, owner: &Owner) -> Result<Option<u64>> {
+        let Some(max) = self.config.max_bytes_per_owner else {
+            return Ok(None);
+        };
+        let used = self.meta.usage(owner).await?.bytes;
+        Ok(Some(max.saturating_sub(used)))
+    }
+
     /// Asks the `pre-create` hook about a new upload (seen as an empty
     /// record with the request's length and metadata); it may refuse, or
     /// give the upload other metadata.
@@ -176,7 +209,7 @@ impl UploadService {
             Verdict::Allow(Some(metadata)) => {
                 req.metadata = metadata;
                 crate::core::names::clean_names(&mut req.metadata);
-                Ok(())
+                self.check_type(req)
             }
             Verdict::Allow(None) => Ok(()),
             Verdict::Refuse(e, _) => Err(e),

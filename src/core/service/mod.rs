@@ -70,6 +70,8 @@ pub struct ServiceConfig {
     pub max_unfinished_per_owner: Option<u64>,
     /// Free space kept on the data disk (`None`: no reserve).
     pub min_free_space: Option<u64>,
+    /// The only kinds of file accepted (`protocol::rules`); empty: any.
+    pub allow_types: Vec<String>,
 }
 
 impl Default for ServiceConfig {
@@ -85,6 +87,7 @@ impl Default for ServiceConfig {
             max_bytes_per_owner: None,
             max_unfinished_per_owner: None,
             min_free_space: None,
+            allow_types: Vec::new(),
         }
     }
 }
