@@ -66,6 +66,11 @@ mod server {
             && r.metadata.filetype().unwrap_or("") == f.mime
             && r.metadata.get_str(crate::protocol::key::LAST_MODIFIED)
                 == Some(f.last_modified.to_string().as_str())
+            && r.metadata
+                .get_str(crate::protocol::key::RELATIVE_PATH)
+                .map(crate::core::names::clean_relative_path)
+                .unwrap_or_default()
+                == crate::core::names::clean_relative_path(&f.path)
     }
 }
 

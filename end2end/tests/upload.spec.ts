@@ -1,4 +1,6 @@
 import { test, expect, Request } from "@playwright/test";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import {
   MIB, Server, expectServerCopy, headStatus, makeFile, makePng, openPage, row, setSetting, tempDir,
 } from "./helpers";
@@ -326,4 +328,60 @@ test("the page works at 360 px and in Chinese", async ({ page }) => {
   await expect(row(page, long)).toContainText("已完成");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   expect(overflow).toBe(false);
+});
+
+test("a chosen folder keeps each file's path, on the page, in the list and on the server", async ({ page, request }) => {
+  const root = tempDir("folder-");
+  const top = path.join(root, "holiday");
+  fs.mkdirSync(path.join(top, "day 1"), { recursive: true });
+  const a = makeFile(path.join(top, "day 1"), "beach.bin", 200_000, 71);
+  const b = makeFile(top, "notes.bin", 50_000, 72);
+  // The same name in another folder is another file.
+  fs.mkdirSync(path.join(top, "day 2"));
+  const c = makeFile(path.join(top, "day 2"), "beach.bin", 300_000, 73);
+  await openPage(page);
+  await page.setInputFiles("#folder-input", top);
+  const rows = page.getByTestId("file-row");
+  await expect(rows).toHaveCount(3);
+  for (const r of await rows.all()) {
+    await expect(r).toHaveAttribute("data-status", /done|already-uploaded/, { timeout: 20_000 });
+  }
+  const beaches = page.locator('[data-testid="file-row"][data-name="beach.bin"]');
+  await expect(beaches.getByTestId("folder")).toHaveText(["holiday/day 1/", "holiday/day 2/"]);
+  await expect(row(page, "notes.bin").getByTestId("folder")).toHaveText("holiday/");
+  const byFolder: Record<string, string> = { "holiday/day 1/": a, "holiday/day 2/": c, "holiday/": b };
+  for (const r of await rows.all()) {
+    const folder = ((await r.getByTestId("folder").textContent()) ?? "").replace(/\s+\/$/, "/").trim();
+    const file = byFolder[folder];
+    expect(file, folder).toBeTruthy();
+    const url = (await r.getAttribute("data-url"))!;
+    await expectServerCopy(request, url, file);
+    const head = await request.head(url, { headers: { "Tus-Resumable": "1.0.0" } });
+    const meta = head.headers()["upload-metadata"];
+    const rel = folder + path.basename(file);
+    expect(meta).toContain("relativePath " + Buffer.from(rel).toString("base64"));
+  }
+  // The finished list shows where each came from.
+  const listed = page.locator('[data-testid="uploaded-item"][data-name="beach.bin"]').getByTestId("folder");
+  await expect(listed.first()).toBeVisible({ timeout: 15_000 });
+  const folders = await listed.allTextContents();
+  expect(folders.map((f) => f.trim()).sort()).toEqual(expect.arrayContaining(["holiday/day 1/", "holiday/day 2/"]));
+});
+
+test("files dropped on the drop zone are uploaded whole", async ({ page, request }) => {
+  await openPage(page);
+  const dt = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File(["hello, dropped"], "dropped-a.txt", { type: "text/plain" }));
+    dt.items.add(new File([new Uint8Array(70_000).fill(7)], "dropped-b.bin"));
+    return dt;
+  });
+  await page.getByTestId("drop-zone").dispatchEvent("drop", { dataTransfer: dt });
+  for (const [name, size] of [["dropped-a.txt", 14], ["dropped-b.bin", 70_000]] as const) {
+    const r = row(page, name);
+    await expect(r).toHaveAttribute("data-status", /done|already-uploaded/, { timeout: 20_000 });
+    await expect(r.getByTestId("folder")).toHaveCount(0);
+    const got = await request.get((await r.getAttribute("data-url"))!);
+    expect((await got.body()).length).toBe(size);
+  }
 });

@@ -7,13 +7,15 @@
 //!
 //! Its modules, from the wire up: `xhr` (one request), `tus` (the
 //! protocol's steps, signal-free), `ws` (bytes over a WebSocket), `sha`,
-//! `thumb`, `storage` (`localStorage`), `transfer` (one file), `queue`
+//! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
+//! dropped folders), `transfer` (one file), `queue`
 //! (the batch: pump, retry, back-off), `listing` (finished uploads),
 //! `live` (events), `start` (what happens once the page is interactive).
 //!
 //! What this module must not know: the components (`crate::ui`), which
 //! reach it only through `ui::actions` and the functions re-exported here.
 
+mod folders;
 mod listing;
 mod live;
 mod queue;

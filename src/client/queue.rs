@@ -9,7 +9,7 @@
 
 use super::transfer::{self, Job};
 use super::xhr::sleep;
-use super::{storage, thumb, tus};
+use super::{folders, storage, thumb, tus};
 use crate::page::i18n::{format_size, t, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::page::tus::{backoff_ms, retry_message, Failure, MAX_ATTEMPTS};
@@ -32,16 +32,18 @@ fn job(id: u32) -> Option<Job> {
     JOBS.with(|jobs| jobs.borrow().get(&id).cloned())
 }
 
-fn fingerprint(file: &File) -> FileFingerprint {
+fn fingerprint(file: &File, path: String) -> FileFingerprint {
     FileFingerprint {
         name: file.name(),
         size: file.size() as u64,
         last_modified: file.last_modified() as i64,
         mime: file.type_(),
+        path,
     }
 }
 
-/// Files chosen with the file input.
+/// Files chosen with the file input or the folder input (whose files know
+/// their path in the folder).
 pub fn add_from_input(m: Uploads, ev: &web_sys::Event) {
     let Some(input) = ev
         .target()
@@ -50,22 +52,39 @@ pub fn add_from_input(m: Uploads, ev: &web_sys::Event) {
         return;
     };
     if let Some(list) = input.files() {
-        add_files(m, (0..list.length()).filter_map(|i| list.get(i)).collect());
+        let files = (0..list.length())
+            .filter_map(|i| list.get(i))
+            .map(|f| {
+                let path = folders::relative_path(&f);
+                (f, path)
+            })
+            .collect();
+        add_files(m, files);
     }
     // Choosing the same file again must fire `change` again.
     input.set_value("");
 }
 
-/// Files dropped on the drop zone.
+/// Files and folders dropped on the drop zone: folders are walked, each
+/// file keeping its path; a browser without entries gives its files.
 pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
-    if let Some(list) = ev.data_transfer().and_then(|d| d.files()) {
-        add_files(m, (0..list.length()).filter_map(|i| list.get(i)).collect());
+    let Some(dt) = ev.data_transfer() else {
+        return;
+    };
+    if let Some(entries) = folders::entries(&dt) {
+        spawn_local(async move { add_files(m, folders::walk(entries).await) });
+    } else if let Some(list) = dt.files() {
+        let files = (0..list.length())
+            .filter_map(|i| list.get(i))
+            .map(|f| (f, String::new()))
+            .collect();
+        add_files(m, files);
     }
 }
 
 /// Adds files to the batch: asks the server what it has of them (one
 /// call for the batch), then queues what needs sending.
-pub fn add_files(m: Uploads, files: Vec<File>) {
+pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
     let busy: Vec<String> = m.rows.with_untracked(|rows| {
         rows.iter()
             .filter(|r| !matches!(r.status.get_untracked(), Status::Failed | Status::Refused))
@@ -73,8 +92,8 @@ pub fn add_files(m: Uploads, files: Vec<File>) {
             .collect()
     });
     let mut added = Vec::new();
-    for file in files {
-        let fp = fingerprint(&file);
+    for (file, path) in files {
+        let fp = fingerprint(&file, path);
         if busy.contains(&fp.key()) || added.iter().any(|r: &Row| r.file == fp) {
             continue; // already in this batch
         }

@@ -6,7 +6,7 @@
 //! coalescing and wakes the listeners of the owner concerned, and no one
 //! else: a thousand idle listeners cost an event nothing.
 
-use super::names::{clean_type, sanitize_filename};
+use super::names::{clean_relative_path, clean_type, sanitize_filename};
 use crate::core::error::Result;
 use crate::core::record::{now_millis, Millis, Owner, UploadRecord};
 use crate::protocol::events::{EventKind, LiveEvent};
@@ -46,6 +46,11 @@ pub fn summary(r: &UploadRecord) -> UploadSummary {
         id: r.id.to_string(),
         url: crate::protocol::upload_url(r.id.as_str()),
         name: sanitize_filename(r.metadata.filename().unwrap_or("")),
+        path: r
+            .metadata
+            .get_str(crate::protocol::key::RELATIVE_PATH)
+            .map(clean_relative_path)
+            .unwrap_or_default(),
         mime: clean_type(r.metadata.filetype().unwrap_or("")),
         size: r.length,
         offset: r.offset,

@@ -44,6 +44,10 @@ pub fn sanitize_filename(name: &str) -> String {
 /// are stored, echoed and listed clean. Other keys are the client's.
 pub fn clean_names(metadata: &mut Metadata) {
     metadata.rewrite_names(|key, text| {
+        if key == key::RELATIVE_PATH {
+            let clean = clean_relative_path(text);
+            return (clean != text).then_some(clean);
+        }
         // A media type has no control characters either.
         let is_type = matches!(key, key::FILETYPE | key::TYPE);
         let unwanted = |c: char| is_disguising(c) || (is_type && c.is_control());
@@ -51,6 +55,19 @@ pub fn clean_names(metadata: &mut Metadata) {
             .any(unwanted)
             .then(|| text.chars().filter(|c| !unwanted(*c)).collect())
     });
+}
+
+/// A path inside a folder as it is kept and shown: `/`-separated, each
+/// part a clean file name, without empty, `.` or `..` parts (so it can
+/// never climb out of a folder), and without a leading `/`; empty when
+/// nothing is left.
+pub fn clean_relative_path(path: &str) -> String {
+    path.split(['/', '\\'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty() && *part != "." && *part != "..")
+        .map(sanitize_filename)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// A media type as the page lists it: no control or disguising characters,
@@ -67,6 +84,21 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
+
+    #[test]
+    fn relative_paths_stay_inside_their_folder() {
+        assert_eq!(
+            clean_relative_path("photos/2024/a.jpg"),
+            "photos/2024/a.jpg"
+        );
+        assert_eq!(clean_relative_path("/../../etc/passwd"), "etc/passwd");
+        assert_eq!(clean_relative_path("a\\..\\b/./c.txt"), "a/b/c.txt");
+        assert_eq!(clean_relative_path("x/\u{202e}fdp.exe"), "x/fdp.exe");
+        assert_eq!(clean_relative_path("../.."), "");
+        let mut m = Metadata::from_pairs([("relativePath", "../up/./x.txt")]);
+        clean_names(&mut m);
+        assert_eq!(m.get_str("relativePath"), Some("up/x.txt"));
+    }
 
     #[test]
     fn filenames_are_sanitized() {

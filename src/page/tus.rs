@@ -95,6 +95,9 @@ pub fn metadata(file: &FileFingerprint, sha256: Option<&str>) -> String {
     if let Some(sha) = sha256 {
         pairs.push((key::SHA256, sha));
     }
+    if !file.path.is_empty() {
+        pairs.push((key::RELATIVE_PATH, file.path.as_str()));
+    }
     Metadata::from_pairs(pairs).encode()
 }
 
@@ -216,6 +219,7 @@ mod tests {
             size: 3,
             last_modified: 5,
             mime: String::new(),
+            path: String::new(),
         }
     }
 

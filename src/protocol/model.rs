@@ -24,14 +24,30 @@ pub struct FileFingerprint {
     pub last_modified: i64,
     /// `File.type`, possibly empty.
     pub mime: String,
+    /// Its path inside a chosen or dropped folder (`photos/2024/a.jpg`);
+    /// empty for a file that came alone.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// The folder part of a path inside a chosen folder (`photos/2024` of
+/// `photos/2024/a.jpg`); empty when there is none.
+pub fn folder_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(folder, _)| folder)
 }
 
 impl FileFingerprint {
     /// A stable text key for this fingerprint (for browser storage).
     pub fn key(&self) -> String {
+        // Two files of one name in two folders are two files.
+        let name = if self.path.is_empty() {
+            &self.name
+        } else {
+            &self.path
+        };
         format!(
             "{}|{}|{}|{}",
-            self.size, self.last_modified, self.mime, self.name
+            self.size, self.last_modified, self.mime, name
         )
     }
 }
@@ -54,6 +70,10 @@ pub struct UploadSummary {
     /// Where the upload lives (tus URL, and its download when complete).
     pub url: String,
     pub name: String,
+    /// Its path inside the folder it was sent with (cleaned by the
+    /// server); empty when it came alone.
+    #[serde(default)]
+    pub path: String,
     pub mime: String,
     /// Total size; `None` while deferred.
     pub size: Option<u64>,

@@ -86,6 +86,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
     let size = row.file.size;
     let id = row.id;
     let name = row.file.name.clone();
+    let folder = crate::protocol::model::folder_of(&row.file.path).to_string();
     let extension = name
         .rsplit_once('.')
         .map(|(_, ext)| ext.chars().take(4).collect::<String>().to_uppercase())
@@ -149,7 +150,12 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 }}
             </div>
             <div class="info">
-                <div class="name" title=name.clone()>{name.clone()}</div>
+                <div class="name" title=name.clone()>
+                    <Show when={let f = folder.clone(); move || !f.is_empty()}>
+                        <span class="folder" data-testid="folder">{folder.clone()} "/"</span>
+                    </Show>
+                    {name.clone()}
+                </div>
                 <div class="meta">
                     <span class="status">{status_text}</span>
                     <span data-testid="percent">{move || {

@@ -18,6 +18,14 @@ pub fn DropForm() -> impl IntoView {
     let model = expect_context::<Uploads>();
     let lang = model.lang;
     let dragging = RwSignal::new(false);
+    // `webkitdirectory` has no typed attribute; set once in the browser,
+    // where the folder picker is the only use of this input.
+    let folder_input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(input) = folder_input.get() {
+            let _ = input.set_attribute("webkitdirectory", "");
+        }
+    });
     let on_change = move |ev: leptos::ev::Event| {
         actions::add_from_input(model, &ev);
     };
@@ -64,6 +72,13 @@ pub fn DropForm() -> impl IntoView {
                 accept=move || model.rules.get().filter(|r| !r.allow_types.is_empty())
                     .map(|r| r.allow_types.join(","))
                 class:sr-only=move || model.hydrated.get()/>
+            // A folder, with everything in it: each file keeps its path.
+            <label class="picker-folder secondary" for="folder-input" data-testid="choose-folder"
+                class:hidden=move || !model.hydrated.get()>
+                {move || t(lang.get(), Msg::ChooseFolder)}
+            </label>
+            <input id="folder-input" type="file" multiple=true on:change=on_change
+                class="sr-only" node_ref=folder_input/>
             <button type="submit" class:hidden=move || model.hydrated.get()>
                 {move || t(lang.get(), Msg::Upload)}
             </button>

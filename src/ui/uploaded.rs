@@ -53,7 +53,14 @@ pub fn UploadedItem(u: UploadSummary) -> impl IntoView {
     let id = u.id.clone();
     view! {
         <li data-testid="uploaded-item" data-name=u.name.clone() data-url=u.url.clone()>
-            <div class="name" title=u.name.clone()>{u.name.clone()}</div>
+            <div class="name" title=u.name.clone()>
+                {(!crate::protocol::model::folder_of(&u.path).is_empty()).then(|| view! {
+                    <span class="folder" data-testid="folder">
+                        {crate::protocol::model::folder_of(&u.path).to_string()} "/"
+                    </span>
+                })}
+                {u.name.clone()}
+            </div>
             <div class="meta">
                 <span>{move || format_size(lang.get(), u.size.unwrap_or(u.offset))}</span>
                 <code class="sha" data-testid="uploaded-sha256">{u.sha256.clone().unwrap_or_default()}</code>
