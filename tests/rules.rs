@@ -65,6 +65,56 @@ async fn tus_creation_refuses_kinds_the_server_does_not_take() {
 }
 
 #[tokio::test]
+async fn every_way_in_is_held_to_the_kinds() {
+    let app = strict().await;
+    // A part that names itself is checked like a file.
+    let exe = meta("evil.exe", "");
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                TUS,
+                ("upload-length", "3"),
+                ("upload-concat", "partial"),
+                ("upload-metadata", exe.as_str()),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.code(), "type_not_allowed");
+    // A name long enough to be cut is judged as it will be shown.
+    let long = meta(&format!("{}.exe.txt", "a".repeat(300)), "");
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                TUS,
+                ("upload-length", "3"),
+                ("upload-metadata", long.as_str()),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.code(), "type_not_allowed", "{:?}", a.body);
+    // The IETF draft: its name comes from Content-Disposition.
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[
+                ("upload-draft-interop-version", "6"),
+                ("upload-complete", "?0"),
+                ("content-disposition", "attachment; filename=\"setup.exe\""),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{:?}", a.body);
+}
+
+#[tokio::test]
 async fn a_concatenation_is_checked_as_its_final_file() {
     let app = strict().await;
     let part = app.create(5, &[("upload-concat", "partial")]).await;

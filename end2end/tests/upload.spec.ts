@@ -297,6 +297,27 @@ test("the server's rules refuse files before anything is sent, each saying why",
   }
 });
 
+test("new files that do not fit in the owner's room are refused before sending", async ({ page, request }) => {
+  const server = new Server(3104, tempDir("room-"), ["--max-bytes-per-owner", "100KB"]);
+  await server.start();
+  try {
+    const dir = tempDir();
+    const first = makeFile(dir, "first.bin", 60_000, 81);
+    const second = makeFile(dir, "second.bin", 60_000, 82);
+    await openPage(page, server.base);
+    await setSetting(page, "setting-instant", 0);
+    const reqs = watchRequests(page);
+    await page.setInputFiles("#file-input", [first, second]);
+    await expect(row(page, "first.bin")).toHaveAttribute("data-status", "done", { timeout: 20_000 });
+    await expect(row(page, "second.bin")).toHaveAttribute("data-status", "refused");
+    await expect(row(page, "second.bin").getByTestId("message")).toContainText("Not enough room");
+    await expectServerCopy(request, (await row(page, "first.bin").getAttribute("data-url"))!, first, server.base);
+    expect(reqs.posts().length).toBe(1);
+  } finally {
+    await server.kill();
+  }
+});
+
 test("a file already on the server is skipped as already uploaded", async ({ page }) => {
   const dir = tempDir();
   const file = makeFile(dir, "twice.bin", 3 * MIB, 60);
@@ -336,9 +357,12 @@ test("a chosen folder keeps each file's path, on the page, in the list and on th
   fs.mkdirSync(path.join(top, "day 1"), { recursive: true });
   const a = makeFile(path.join(top, "day 1"), "beach.bin", 200_000, 71);
   const b = makeFile(top, "notes.bin", 50_000, 72);
-  // The same name in another folder is another file.
+  // The same name, size, content and time in another folder is another file.
   fs.mkdirSync(path.join(top, "day 2"));
-  const c = makeFile(path.join(top, "day 2"), "beach.bin", 300_000, 73);
+  const c = makeFile(path.join(top, "day 2"), "beach.bin", 200_000, 71);
+  const when = new Date("2024-06-01T12:00:00Z");
+  fs.utimesSync(a, when, when);
+  fs.utimesSync(c, when, when);
   await openPage(page);
   await page.setInputFiles("#folder-input", top);
   const rows = page.getByTestId("file-row");

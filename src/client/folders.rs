@@ -14,9 +14,9 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::File;
 
-/// Most files one drop may bring: a folder of folders cannot hold the page
-/// up for ever.
-pub const MAX_DROPPED: usize = 100_000;
+/// Most entries (files and folders) one drop is walked through: a folder
+/// of folders cannot hold the page up for ever.
+pub const MAX_DROPPED: usize = 20_000;
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
@@ -31,7 +31,10 @@ fn call0(obj: &JsValue, method: &str) -> Option<JsValue> {
 async fn answer(obj: &JsValue, method: &str) -> Option<JsValue> {
     let f: Function = get(obj, method).dyn_into().ok()?;
     let promise = Promise::new(&mut |resolve, reject| {
-        let _ = f.call2(obj, &resolve, &reject);
+        // A call that throws at once settles the promise too.
+        if let Err(e) = f.call2(obj, &resolve, &reject) {
+            let _ = reject.call1(&JsValue::NULL, &e);
+        }
     });
     JsFuture::from(promise).await.ok()
 }
@@ -73,8 +76,13 @@ pub fn entries(dt: &web_sys::DataTransfer) -> Option<Vec<JsValue>> {
 pub async fn walk(entries: Vec<JsValue>) -> Vec<(File, String)> {
     let mut files = Vec::new();
     let mut queue: VecDeque<JsValue> = entries.into();
+    let mut visited = 0;
     while let Some(entry) = queue.pop_front() {
-        if files.len() >= MAX_DROPPED {
+        visited += 1;
+        if visited > MAX_DROPPED {
+            leptos::logging::warn!(
+                "a drop is read up to {MAX_DROPPED} files and folders; the rest is left out"
+            );
             break;
         }
         if get(&entry, "isDirectory").as_bool() == Some(true) {
@@ -86,7 +94,7 @@ pub async fn walk(entries: Vec<JsValue>) -> Vec<(File, String)> {
                 .await
                 .and_then(|b| b.dyn_into::<Array>().ok())
             {
-                if batch.length() == 0 {
+                if batch.length() == 0 || visited + queue.len() > MAX_DROPPED {
                     break;
                 }
                 queue.extend(batch.iter());

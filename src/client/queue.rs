@@ -82,8 +82,10 @@ pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
     }
 }
 
-/// Adds files to the batch: asks the server what it has of them (one
-/// call for the batch), then queues what needs sending.
+/// Adds files to the batch: refuses at once what breaks the server's rules
+/// (size, kind, files at once), asks the server what it has of the rest
+/// (in calls of at most `MAX_CHECK_FILES`), refuses the new files that no
+/// longer fit in the owner's room, then queues what needs sending.
 pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
     let busy: Vec<String> = m.rows.with_untracked(|rows| {
         rows.iter()
@@ -91,13 +93,27 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
             .map(|r| r.file.key())
             .collect()
     });
-    let mut added = Vec::new();
+    let mut added: Vec<Row> = Vec::new();
+    let mut chosen = Vec::new();
     for (file, path) in files {
         let fp = fingerprint(&file, path);
-        if busy.contains(&fp.key()) || added.iter().any(|r: &Row| r.file == fp) {
+        if busy.contains(&fp.key()) || added.iter().any(|r| r.file == fp) {
             continue; // already in this batch
         }
         let row = Row::new(m.next_id(), fp);
+        added.push(row);
+        chosen.push(file);
+    }
+    if added.is_empty() {
+        return;
+    }
+    let refused = refuse_by_rules(m, &added);
+    m.rows.update(|rows| rows.extend(added.iter().cloned()));
+    let mut kept = Vec::new();
+    for (row, file) in added.into_iter().zip(chosen) {
+        if refused.contains(&row.id) {
+            continue;
+        }
         JOBS.with(|jobs| jobs.borrow_mut().insert(row.id, Job::new(file.clone())));
         let thumb_row = row.clone();
         let px = m.settings.get_untracked().thumb_px;
@@ -106,48 +122,50 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                 thumb_row.thumb.set(Some(url));
             }
         });
-        added.push(row);
+        kept.push(row);
     }
+    let added = kept;
     if added.is_empty() {
         return;
     }
-    let refused = refuse_by_rules(m, &added);
     let keys: Vec<String> = added.iter().map(|r| r.file.key()).collect();
     m.interrupted
         .update(|list| list.retain(|i| !keys.contains(&i.key)));
-    m.rows.update(|rows| rows.extend(added.iter().cloned()));
-    added.retain(|r| !refused.contains(&r.id));
-    if added.is_empty() {
-        return;
-    }
     spawn_local(async move {
-        let fps: Vec<FileFingerprint> = added.iter().map(|r| r.file.clone()).collect();
-        match crate::api::check_files(fps).await {
-            Ok(checks) if checks.len() == added.len() => {
-                for (row, check) in added.iter().zip(checks) {
-                    match check {
-                        FileCheck::New => storage::forget(&row.file.key()),
-                        FileCheck::Partial { url, offset } => {
-                            row.url.set(Some(url));
-                            row.sent.set(offset);
-                        }
-                        FileCheck::Complete { url, sha256 } => {
-                            row.url.set(Some(url));
-                            row.server_sha.set(Some(sha256));
-                            row.sent.set(row.file.size);
-                            row.status.set(Status::AlreadyUploaded);
-                            storage::forget(&row.file.key());
+        let mut new_files = Vec::new();
+        for rows in added.chunks(crate::api::MAX_CHECK_FILES) {
+            let fps: Vec<FileFingerprint> = rows.iter().map(|r| r.file.clone()).collect();
+            match crate::api::check_files(fps).await {
+                Ok(checks) if checks.len() == rows.len() => {
+                    for (row, check) in rows.iter().zip(checks) {
+                        match check {
+                            FileCheck::New => {
+                                storage::forget(&row.file.key());
+                                new_files.push(row.clone());
+                            }
+                            FileCheck::Partial { url, offset } => {
+                                row.url.set(Some(url));
+                                row.sent.set(offset);
+                            }
+                            FileCheck::Complete { url, sha256 } => {
+                                row.url.set(Some(url));
+                                row.server_sha.set(Some(sha256));
+                                row.sent.set(row.file.size);
+                                row.status.set(Status::AlreadyUploaded);
+                                storage::forget(&row.file.key());
+                            }
                         }
                     }
                 }
-            }
-            // Without an answer, fall back to what this browser remembers.
-            _ => {
-                for row in &added {
-                    row.url.set(storage::lookup(&row.file));
+                // Without an answer, fall back to what this browser remembers.
+                _ => {
+                    for row in rows {
+                        row.url.set(storage::lookup(&row.file));
+                    }
                 }
             }
         }
+        refuse_without_room(m, &new_files).await;
         for row in &added {
             if row.status.get_untracked() == Status::Checking {
                 row.status.set(Status::Waiting);
@@ -157,49 +175,79 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
     });
 }
 
-/// Marks the new rows that break the server's rules as refused, each with
-/// why, before anything is sent; answers their IDs.
+/// Marks a row refused by the server's rules: never sent, with why.
+fn refuse(row: &Row, why: String) {
+    row.status.set(Status::Refused);
+    row.message.set(Some(why));
+    JOBS.with(|jobs| jobs.borrow_mut().remove(&row.id));
+}
+
+/// Refuses the new files (nothing of them on the server yet) that do not
+/// fit in what is left of the owner's share, as the server says it now.
+async fn refuse_without_room(m: Uploads, new_files: &[Row]) {
+    if new_files.is_empty() || m.rules.get_untracked().is_none() {
+        return;
+    }
+    let Ok(rules) = crate::api::announce_rules().await else {
+        return;
+    };
+    m.rules.set(Some(rules.clone()));
+    let Some(mut left) = rules.room_left else {
+        return;
+    };
+    let lang = m.lang.get_untracked();
+    for row in new_files {
+        if row.file.size > left {
+            refuse(
+                row,
+                format!("{} {}.", t(lang, Msg::RuleNoRoom), format_size(lang, left)),
+            );
+        } else {
+            left -= row.file.size;
+        }
+    }
+}
+
+/// Marks the new rows that break the server's rules on size, kind and
+/// files at once as refused, each with why, before anything is sent;
+/// answers their IDs.
 fn refuse_by_rules(m: Uploads, added: &[Row]) -> Vec<u32> {
-    use crate::protocol::rules::Broken;
+    use crate::protocol::rules::{Broken, UploadRules};
     let Some(rules) = m.rules.get_untracked() else {
         return Vec::new();
     };
     let lang = m.lang.get_untracked();
-    let verdicts = rules.check_batch(
+    // The room is judged once the server said which files are new.
+    let alone = UploadRules {
+        room_left: None,
+        ..rules.clone()
+    };
+    let verdicts = alone.check_batch(
         added
             .iter()
             .map(|r| (r.file.name.as_str(), r.file.size, r.file.mime.as_str())),
     );
     let mut refused = Vec::new();
     for (row, verdict) in added.iter().zip(verdicts) {
-        let Some(broken) = verdict else { continue };
-        let why = match broken {
-            Broken::TooLarge => format!(
+        let why = match verdict {
+            None | Some(Broken::NoRoom) => continue,
+            Some(Broken::TooLarge) => format!(
                 "{} {}.",
                 t(lang, Msg::RuleTooLarge),
                 format_size(lang, rules.max_size)
             ),
-            Broken::TypeNotAllowed => {
-                format!(
-                    "{} {}.",
-                    t(lang, Msg::RuleType),
-                    rules.allow_types.join(", ")
-                )
-            }
-            Broken::TooManyFiles => format!(
+            Some(Broken::TypeNotAllowed) => format!(
+                "{} {}.",
+                t(lang, Msg::RuleType),
+                rules.allow_types.join(", ")
+            ),
+            Some(Broken::TooManyFiles) => format!(
                 "{} {}.",
                 t(lang, Msg::RuleTooMany),
                 rules.max_files.unwrap_or(0)
             ),
-            Broken::NoRoom => format!(
-                "{} {}.",
-                t(lang, Msg::RuleNoRoom),
-                format_size(lang, rules.room_left.unwrap_or(0))
-            ),
         };
-        row.status.set(Status::Refused);
-        row.message.set(Some(why));
-        JOBS.with(|jobs| jobs.borrow_mut().remove(&row.id));
+        refuse(row, why);
         refused.push(row.id);
     }
     refused

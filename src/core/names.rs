@@ -57,15 +57,28 @@ pub fn clean_names(metadata: &mut Metadata) {
     });
 }
 
-/// A path inside a folder as it is kept and shown: `/`-separated, each
-/// part a clean file name, without empty, `.` or `..` parts (so it can
-/// never climb out of a folder), and without a leading `/`; empty when
-/// nothing is left.
+/// A path inside a folder as it is kept and shown: `/`-separated parts,
+/// each without disguising or control characters, `:` or `\\` (so no drive
+/// letter or separator of another system), at most 255 characters, and
+/// none empty, `.` or `..` (so it can never climb out of its folder).
+/// Never longer than what it cleans (stored metadata stays within its
+/// limit), and cleaning it again changes nothing.
 pub fn clean_relative_path(path: &str) -> String {
     path.split(['/', '\\'])
-        .map(str::trim)
-        .filter(|part| !part.is_empty() && *part != "." && *part != "..")
-        .map(sanitize_filename)
+        .map(|part| {
+            let cleaned: String = part
+                .chars()
+                .filter(|c| !is_disguising(*c))
+                .map(|c| match c {
+                    ':' | '\u{2028}' | '\u{2029}' => '_',
+                    c if c.is_control() => '_',
+                    c => c,
+                })
+                .collect();
+            let cut: String = cleaned.trim().chars().take(255).collect();
+            cut.trim().to_string()
+        })
+        .filter(|part| !part.is_empty() && part != "." && part != "..")
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -95,6 +108,19 @@ mod tests {
         assert_eq!(clean_relative_path("a\\..\\b/./c.txt"), "a/b/c.txt");
         assert_eq!(clean_relative_path("x/\u{202e}fdp.exe"), "x/fdp.exe");
         assert_eq!(clean_relative_path("../.."), "");
+        assert_eq!(
+            clean_relative_path("C:\\Windows\\x.dll"),
+            "C_/Windows/x.dll"
+        );
+        assert_eq!(clean_relative_path(".git/config"), ".git/config");
+        // Never longer than what it cleans, and stable.
+        let hostile = format!("a{}", "/...".repeat(1023));
+        let clean = clean_relative_path(&hostile);
+        assert!(clean.len() <= hostile.len(), "{}", clean.len());
+        assert_eq!(clean_relative_path(&clean), clean);
+        let odd = format!("{} x/\u{200b}/y", "é".repeat(300));
+        let once = clean_relative_path(&odd);
+        assert_eq!(clean_relative_path(&once), once);
         let mut m = Metadata::from_pairs([("relativePath", "../up/./x.txt")]);
         clean_names(&mut m);
         assert_eq!(m.get_str("relativePath"), Some("up/x.txt"));

@@ -150,7 +150,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 }}
             </div>
             <div class="info">
-                <div class="name" title=name.clone()>
+                <div class="name" title=if row.file.path.is_empty() { name.clone() } else { row.file.path.clone() }>
                     <Show when={let f = folder.clone(); move || !f.is_empty()}>
                         <span class="folder" data-testid="folder">{folder.clone()} "/"</span>
                     </Show>

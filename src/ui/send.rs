@@ -73,12 +73,14 @@ pub fn DropForm() -> impl IntoView {
                     .map(|r| r.allow_types.join(","))
                 class:sr-only=move || model.hydrated.get()/>
             // A folder, with everything in it: each file keeps its path.
-            <label class="picker-folder secondary" for="folder-input" data-testid="choose-folder"
-                class:hidden=move || !model.hydrated.get()>
-                {move || t(lang.get(), Msg::ChooseFolder)}
-            </label>
-            <input id="folder-input" type="file" multiple=true on:change=on_change
-                class="sr-only" node_ref=folder_input/>
+            // Only once the page runs: the form without it sends files.
+            <Show when=move || model.hydrated.get()>
+                <label class="picker-folder secondary" for="folder-input" data-testid="choose-folder">
+                    {move || t(lang.get(), Msg::ChooseFolder)}
+                </label>
+                <input id="folder-input" type="file" multiple=true on:change=on_change
+                    class="sr-only" node_ref=folder_input/>
+            </Show>
             <button type="submit" class:hidden=move || model.hydrated.get()>
                 {move || t(lang.get(), Msg::Upload)}
             </button>

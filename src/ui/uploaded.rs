@@ -53,7 +53,7 @@ pub fn UploadedItem(u: UploadSummary) -> impl IntoView {
     let id = u.id.clone();
     view! {
         <li data-testid="uploaded-item" data-name=u.name.clone() data-url=u.url.clone()>
-            <div class="name" title=u.name.clone()>
+            <div class="name" title=if u.path.is_empty() { u.name.clone() } else { u.path.clone() }>
                 {(!crate::protocol::model::folder_of(&u.path).is_empty()).then(|| view! {
                     <span class="folder" data-testid="folder">
                         {crate::protocol::model::folder_of(&u.path).to_string()} "/"

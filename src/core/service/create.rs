@@ -163,12 +163,18 @@ impl UploadService {
     /// checked instead.
     fn check_type(&self, req: &CreateRequest) -> Result<()> {
         let allow = &self.config.allow_types;
-        if allow.is_empty() || req.concat == Concat::Partial {
+        let (name, mime) = (req.metadata.filename(), req.metadata.filetype());
+        // A part says nothing of itself, usually: its final upload is
+        // checked. One that names itself is checked like a file.
+        let anonymous_part = req.concat == Concat::Partial && name.is_none() && mime.is_none();
+        if allow.is_empty() || anonymous_part {
             return Ok(());
         }
-        let name = req.metadata.filename().unwrap_or("");
-        let mime = req.metadata.filetype().unwrap_or("");
-        if crate::protocol::rules::type_allowed(allow, name, mime) {
+        // The name as it will be shown and downloaded (cut, cleaned), so
+        // that a long name cannot hide its real ending.
+        let name = crate::core::names::sanitize_filename(name.unwrap_or(""));
+        let mime = mime.unwrap_or("");
+        if crate::protocol::rules::type_allowed(allow, &name, mime) {
             return Ok(());
         }
         Err(Error::new(
