@@ -9,12 +9,13 @@
 //! protocol's steps, signal-free), `ws` (bytes over a WebSocket), `sha`,
 //! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
 //! dropped folders), `transfer` (one file), `queue`
-//! (the batch: pump, retry, back-off), `listing` (finished uploads),
+//! (the batch: pump, retry, back-off), `adding` (files joining it), `listing` (finished uploads),
 //! `live` (events), `start` (what happens once the page is interactive).
 //!
 //! What this module must not know: the components (`crate::ui`), which
 //! reach it only through `ui::actions` and the functions re-exported here.
 
+mod adding;
 mod folders;
 mod listing;
 mod live;
@@ -28,9 +29,8 @@ mod tus;
 mod ws;
 mod xhr;
 
+pub use adding::{add_from_drop, add_from_input};
 pub use listing::{delete_uploaded, load_more};
-pub use queue::{
-    add_from_drop, add_from_input, cancel, cancel_all, pause, pause_all, resume, resume_all, retry,
-};
+pub use queue::{cancel, cancel_all, pause, pause_all, resume, resume_all, retry};
 pub use start::init;
 pub use storage::{save_lang, save_settings};

@@ -1,7 +1,7 @@
-//! The queue of the current batch: adding files (after one question to the
-//! server about what it has of them), starting waiting files while fewer
-//! than the chosen number run, trying a failed attempt again with back-off
-//! until it stops making progress, cancelling and retrying on request.
+//! The queue of the current batch: starting waiting files while fewer than
+//! the chosen number run, trying a failed attempt again with back-off
+//! until it stops making progress, pausing, cancelling and retrying on
+//! request. Files join it through `adding`.
 //!
 //! What this module must not know: how a file's bytes travel (that is
 //! `transfer`); of the wire it only asks `tus` to delete what the user
@@ -9,17 +9,14 @@
 
 use super::transfer::{self, Job};
 use super::xhr::sleep;
-use super::{folders, storage, thumb, tus};
-use crate::page::i18n::{format_size, t, Msg};
+use super::{storage, tus};
+use crate::page::i18n::{t, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::page::tus::{backoff_ms, retry_message, Failure, MAX_ATTEMPTS};
-use crate::protocol::model::{FileCheck, FileFingerprint};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use wasm_bindgen::JsCast;
-use web_sys::File;
 
 thread_local! {
     // The files behind the rows. The rows live in the page state, which the
@@ -32,229 +29,18 @@ fn job(id: u32) -> Option<Job> {
     JOBS.with(|jobs| jobs.borrow().get(&id).cloned())
 }
 
-fn fingerprint(file: &File, path: String) -> FileFingerprint {
-    FileFingerprint {
-        name: file.name(),
-        size: file.size() as u64,
-        last_modified: file.last_modified() as i64,
-        mime: file.type_(),
-        path,
-    }
+/// Holds the file behind a new row, for `run` to send.
+pub(super) fn hold(id: u32, job: Job) {
+    JOBS.with(|jobs| jobs.borrow_mut().insert(id, job));
 }
 
-/// Files chosen with the file input or the folder input (whose files know
-/// their path in the folder).
-pub fn add_from_input(m: Uploads, ev: &web_sys::Event) {
-    let Some(input) = ev
-        .target()
-        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-    else {
-        return;
-    };
-    if let Some(list) = input.files() {
-        let files = (0..list.length())
-            .filter_map(|i| list.get(i))
-            .map(|f| {
-                let path = folders::relative_path(&f);
-                (f, path)
-            })
-            .collect();
-        add_files(m, files);
-    }
-    // Choosing the same file again must fire `change` again.
-    input.set_value("");
-}
-
-/// Files and folders dropped on the drop zone: folders are walked, each
-/// file keeping its path; a browser without entries gives its files.
-pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
-    let Some(dt) = ev.data_transfer() else {
-        return;
-    };
-    if let Some(entries) = folders::entries(&dt) {
-        spawn_local(async move { add_files(m, folders::walk(entries).await) });
-    } else if let Some(list) = dt.files() {
-        let files = (0..list.length())
-            .filter_map(|i| list.get(i))
-            .map(|f| (f, String::new()))
-            .collect();
-        add_files(m, files);
-    }
-}
-
-/// Adds files to the batch: refuses at once what breaks the server's rules
-/// (size, kind, files at once), asks the server what it has of the rest
-/// (in calls of at most `MAX_CHECK_FILES`), refuses the new files that no
-/// longer fit in the owner's room, then queues what needs sending.
-pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
-    let busy: Vec<String> = m.rows.with_untracked(|rows| {
-        rows.iter()
-            .filter(|r| !matches!(r.status.get_untracked(), Status::Failed | Status::Refused))
-            .map(|r| r.file.key())
-            .collect()
-    });
-    let mut added: Vec<Row> = Vec::new();
-    let mut chosen = Vec::new();
-    for (file, path) in files {
-        let fp = fingerprint(&file, path);
-        if busy.contains(&fp.key()) || added.iter().any(|r| r.file == fp) {
-            continue; // already in this batch
-        }
-        let row = Row::new(m.next_id(), fp);
-        added.push(row);
-        chosen.push(file);
-    }
-    if added.is_empty() {
-        return;
-    }
-    let refused = refuse_by_rules(m, &added);
-    m.rows.update(|rows| rows.extend(added.iter().cloned()));
-    let mut kept = Vec::new();
-    for (row, file) in added.into_iter().zip(chosen) {
-        if refused.contains(&row.id) {
-            continue;
-        }
-        JOBS.with(|jobs| jobs.borrow_mut().insert(row.id, Job::new(file.clone())));
-        let thumb_row = row.clone();
-        let px = m.settings.get_untracked().thumb_px;
-        spawn_local(async move {
-            if let Some(url) = thumb::thumbnail(&file, px).await {
-                thumb_row.thumb.set(Some(url));
-            }
-        });
-        kept.push(row);
-    }
-    let added = kept;
-    if added.is_empty() {
-        return;
-    }
-    let keys: Vec<String> = added.iter().map(|r| r.file.key()).collect();
-    m.interrupted
-        .update(|list| list.retain(|i| !keys.contains(&i.key)));
-    spawn_local(async move {
-        let mut new_files = Vec::new();
-        for rows in added.chunks(crate::api::MAX_CHECK_FILES) {
-            let fps: Vec<FileFingerprint> = rows.iter().map(|r| r.file.clone()).collect();
-            match crate::api::check_files(fps).await {
-                Ok(checks) if checks.len() == rows.len() => {
-                    for (row, check) in rows.iter().zip(checks) {
-                        match check {
-                            FileCheck::New => {
-                                storage::forget(&row.file.key());
-                                new_files.push(row.clone());
-                            }
-                            FileCheck::Partial { url, offset } => {
-                                row.url.set(Some(url));
-                                row.sent.set(offset);
-                            }
-                            FileCheck::Complete { url, sha256 } => {
-                                row.url.set(Some(url));
-                                row.server_sha.set(Some(sha256));
-                                row.sent.set(row.file.size);
-                                row.status.set(Status::AlreadyUploaded);
-                                storage::forget(&row.file.key());
-                            }
-                        }
-                    }
-                }
-                // Without an answer, fall back to what this browser remembers.
-                _ => {
-                    for row in rows {
-                        row.url.set(storage::lookup(&row.file));
-                    }
-                }
-            }
-        }
-        refuse_without_room(m, &new_files).await;
-        for row in &added {
-            if row.status.get_untracked() == Status::Checking {
-                row.status.set(Status::Waiting);
-            }
-        }
-        pump(m);
-    });
-}
-
-/// Marks a row refused by the server's rules: never sent, with why.
-fn refuse(row: &Row, why: String) {
-    row.status.set(Status::Refused);
-    row.message.set(Some(why));
-    JOBS.with(|jobs| jobs.borrow_mut().remove(&row.id));
-}
-
-/// Refuses the new files (nothing of them on the server yet) that do not
-/// fit in what is left of the owner's share, as the server says it now.
-async fn refuse_without_room(m: Uploads, new_files: &[Row]) {
-    if new_files.is_empty() || m.rules.get_untracked().is_none() {
-        return;
-    }
-    let Ok(rules) = crate::api::announce_rules().await else {
-        return;
-    };
-    m.rules.set(Some(rules.clone()));
-    let Some(mut left) = rules.room_left else {
-        return;
-    };
-    let lang = m.lang.get_untracked();
-    for row in new_files {
-        if row.file.size > left {
-            refuse(
-                row,
-                format!("{} {}.", t(lang, Msg::RuleNoRoom), format_size(lang, left)),
-            );
-        } else {
-            left -= row.file.size;
-        }
-    }
-}
-
-/// Marks the new rows that break the server's rules on size, kind and
-/// files at once as refused, each with why, before anything is sent;
-/// answers their IDs.
-fn refuse_by_rules(m: Uploads, added: &[Row]) -> Vec<u32> {
-    use crate::protocol::rules::{Broken, UploadRules};
-    let Some(rules) = m.rules.get_untracked() else {
-        return Vec::new();
-    };
-    let lang = m.lang.get_untracked();
-    // The room is judged once the server said which files are new.
-    let alone = UploadRules {
-        room_left: None,
-        ..rules.clone()
-    };
-    let verdicts = alone.check_batch(
-        added
-            .iter()
-            .map(|r| (r.file.name.as_str(), r.file.size, r.file.mime.as_str())),
-    );
-    let mut refused = Vec::new();
-    for (row, verdict) in added.iter().zip(verdicts) {
-        let why = match verdict {
-            None | Some(Broken::NoRoom) => continue,
-            Some(Broken::TooLarge) => format!(
-                "{} {}.",
-                t(lang, Msg::RuleTooLarge),
-                format_size(lang, rules.max_size)
-            ),
-            Some(Broken::TypeNotAllowed) => format!(
-                "{} {}.",
-                t(lang, Msg::RuleType),
-                rules.allow_types.join(", ")
-            ),
-            Some(Broken::TooManyFiles) => format!(
-                "{} {}.",
-                t(lang, Msg::RuleTooMany),
-                rules.max_files.unwrap_or(0)
-            ),
-        };
-        refuse(row, why);
-        refused.push(row.id);
-    }
-    refused
+/// Lets go of the file behind a row that will never be sent.
+pub(super) fn release(id: u32) {
+    JOBS.with(|jobs| jobs.borrow_mut().remove(&id));
 }
 
 /// Starts waiting files while there are free slots.
-fn pump(m: Uploads) {
+pub(super) fn pump(m: Uploads) {
     let parallel = m.settings.get_untracked().parallel.max(1) as usize;
     let rows = m.rows.get_untracked();
     let active = rows
