@@ -198,14 +198,7 @@ pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
         )));
     }
     let parts: axum::http::request::Parts = leptos_axum::extract().await?;
-    let caller = crate::server::hooks::caller(
-        &state.config.hooks,
-        state.config.access_token.as_ref().map(|t| t.expose()),
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &parts.extensions,
-    );
+    let caller = state.hook_caller(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
     state
         .uploads
         .terminate(&id, caller)

@@ -9,7 +9,7 @@
 use super::queue::{hold, pump, release};
 use super::transfer::Job;
 use super::{folders, storage, thumb};
-use crate::page::i18n::{format_size, t, Msg};
+use crate::page::i18n::{format_size, t, Lang, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::protocol::model::{FileCheck, FileFingerprint};
 use leptos::prelude::*;
@@ -160,10 +160,12 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
     });
 }
 
-/// Marks a row refused by the server's rules: never sent, with why.
-fn refuse(row: &Row, why: String) {
+/// Marks a row refused by the server's rules: never sent, with why (the
+/// rule's words, then the server's figure).
+fn refuse(row: &Row, lang: Lang, rule: Msg, figure: String) {
     row.status.set(Status::Refused);
-    row.message.set(Some(why));
+    row.message
+        .set(Some(format!("{} {figure}.", t(lang, rule))));
     release(row.id);
 }
 
@@ -183,10 +185,7 @@ async fn refuse_without_room(m: Uploads, new_files: &[Row]) {
     let lang = m.lang.get_untracked();
     for row in new_files {
         if row.file.size > left {
-            refuse(
-                row,
-                format!("{} {}.", t(lang, Msg::RuleNoRoom), format_size(lang, left)),
-            );
+            refuse(row, lang, Msg::RuleNoRoom, format_size(lang, left));
         } else {
             left -= row.file.size;
         }
@@ -214,25 +213,15 @@ fn refuse_by_rules(m: Uploads, added: &[Row]) -> Vec<u32> {
     );
     let mut refused = Vec::new();
     for (row, verdict) in added.iter().zip(verdicts) {
-        let why = match verdict {
+        let (rule, figure) = match verdict {
             None | Some(Broken::NoRoom) => continue,
-            Some(Broken::TooLarge) => format!(
-                "{} {}.",
-                t(lang, Msg::RuleTooLarge),
-                format_size(lang, rules.max_size)
-            ),
-            Some(Broken::TypeNotAllowed) => format!(
-                "{} {}.",
-                t(lang, Msg::RuleType),
-                rules.allow_types.join(", ")
-            ),
-            Some(Broken::TooManyFiles) => format!(
-                "{} {}.",
-                t(lang, Msg::RuleTooMany),
-                rules.max_files.unwrap_or(0)
-            ),
+            Some(Broken::TooLarge) => (Msg::RuleTooLarge, format_size(lang, rules.max_size)),
+            Some(Broken::TypeNotAllowed) => (Msg::RuleType, rules.allow_types.join(", ")),
+            Some(Broken::TooManyFiles) => {
+                (Msg::RuleTooMany, rules.max_files.unwrap_or(0).to_string())
+            }
         };
-        refuse(row, why);
+        refuse(row, lang, rule, figure);
         refused.push(row.id);
     }
     refused

@@ -298,14 +298,7 @@ pub fn parse_checksum(header: &str) -> Result<ChunkChecksum> {
 /// is the PATCH or DELETE it stands for); `None` when no hook is called.
 pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Caller> {
     let method = effective_method(req).unwrap_or_else(|_| req.method().clone());
-    crate::server::hooks::caller(
-        &state.config.hooks,
-        state.config.access_token.as_ref().map(|t| t.expose()),
-        &method,
-        req.uri(),
-        req.headers(),
-        req.extensions(),
-    )
+    state.hook_caller(&method, req.uri(), req.headers(), req.extensions())
 }
 
 #[cfg(test)]

@@ -56,14 +56,7 @@ pub async fn upgrade(
         Err(e) => return ApiError(e).into_response(),
     };
     let offset = q.offset.unwrap_or(record.offset);
-    let caller = crate::server::hooks::caller(
-        &state.config.hooks,
-        state.config.access_token.as_ref().map(|t| t.expose()),
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &parts.extensions,
-    );
+    let caller = state.hook_caller(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
     let place = (place, caller);
     ws.max_frame_size(MAX_FRAME)
         .max_message_size(MAX_FRAME)

@@ -31,6 +31,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+impl AppState {
+    /// A request as hooks see it (`hooks::caller`: only the forwarded
+    /// headers, without Ferry's own secrets); `None` when no hook is called.
+    pub fn hook_caller(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Option<crate::core::Caller> {
+        let token = self.config.access_token.as_ref().map(|t| t.expose());
+        super::hooks::caller(&self.config.hooks, token, method, uri, headers, extensions)
+    }
+}
+
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()

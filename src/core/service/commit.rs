@@ -187,9 +187,7 @@ impl UploadService {
         // The upload as it would be: every byte there, not yet finished.
         let mut whole = record.clone();
         whole.offset = position;
-        let mut upload = self.hook_upload(&whole, at.caller);
-        upload.first_bytes = self.first_bytes(record, at.fresh).await;
-        let (e, then) = match self.hooks.ask(HookPoint::PreFinish, &upload).await {
+        let (e, then) = match self.ask_pre_finish_of(&whole, at.caller, at.fresh).await {
             Ok(Verdict::Allow(_)) => return Ok(()),
             Ok(Verdict::Refuse(e, then)) => (e, then),
             // Not asked: the client may try again once it can be.
@@ -226,12 +224,23 @@ impl UploadService {
         whole.state = UploadState::Active;
         whole.sha256 = None;
         whole.completed_at = None;
-        let mut upload = self.hook_upload(&whole, caller);
-        upload.first_bytes = self.first_bytes(&whole, None).await;
-        match self.hooks.ask(HookPoint::PreFinish, &upload).await? {
+        match self.ask_pre_finish_of(&whole, caller, None).await? {
             Verdict::Allow(_) => Ok(()),
             Verdict::Refuse(e, _) => Err(e),
         }
+    }
+
+    /// Asks `pre-finish` about `whole` (every byte there, not finished yet),
+    /// with its first bytes: what the store has, followed by `fresh`.
+    async fn ask_pre_finish_of(
+        &self,
+        whole: &UploadRecord,
+        caller: Option<&Caller>,
+        fresh: Option<(u64, &[u8])>,
+    ) -> Result<Verdict> {
+        let mut upload = self.hook_upload(whole, caller);
+        upload.first_bytes = self.first_bytes(whole, fresh).await;
+        self.hooks.ask(HookPoint::PreFinish, &upload).await
     }
 
     /// The running SHA-256 at the record's offset: restored from the record,
