@@ -540,18 +540,12 @@ fn a_concatenation_is_asked_about_as_one_file() {
 #[test]
 fn a_hook_program_that_hangs_is_killed_with_what_it_started() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("hang.sh");
     // Starts a child of its own, then hangs.
-    std::fs::write(
-        &script,
-        "#!/bin/sh
-sleep 61.25 &
-sleep 61.5
-",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = common::program(
+        dir.path(),
+        "hang.sh",
+        "#!/bin/sh\nsleep 61.25 &\nsleep 61.5\n",
+    );
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(
         data.path(),
@@ -813,18 +807,12 @@ fn post_expire_reaches_the_application() {
 fn a_hook_program_answers_on_standard_output() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("hooks.log");
-    let script = dir.path().join("hook.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nbody=$(cat)\necho \"$1 $FERRY_DELIVERY $body\" >> {log}\n\
-             case \"$1:$body\" in\n  pre-create:*nope*) echo '{{\"allow\": false, \"status\": 422, \"message\": \"Not that one.\"}}' ;;\nesac\n",
-            log = log.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!(
+        "#!/bin/sh\nbody=$(cat)\necho \"$1 $FERRY_DELIVERY $body\" >> {log}\n\
+         case \"$1:$body\" in\n  pre-create:*nope*) echo '{{\"allow\": false, \"status\": 422, \"message\": \"Not that one.\"}}' ;;\nesac\n",
+        log = log.display()
+    );
+    let script = common::program(dir.path(), "hook.sh", text);
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &["--hooks-command", script.to_str().unwrap()]);
 

@@ -152,16 +152,10 @@ fn tus_js_client_parallel_uploads_are_concatenated() {
 #[test]
 fn tus_js_client_shows_a_pre_create_hooks_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    // The application refuses every upload over 1 MiB, in its own words.
-    let hook = dir.path().join("hook.sh");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\nbody=$(cat)\n[ \"$1\" = pre-create ] || exit 0\n\
-         echo '{\"allow\": false, \"status\": 413, \"message\": \"Your plan allows files up to 1 MiB.\"}'\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The application refuses the upload (its plan's limit), in its own words.
+    let text = "#!/bin/sh\nbody=$(cat)\n[ \"$1\" = pre-create ] || exit 0\n\
+         echo '{\"allow\": false, \"status\": 413, \"message\": \"Your plan allows files up to 1 MiB.\"}'\n";
+    let hook = common::program(dir.path(), "hook.sh", text);
     let server = Server::start(
         &dir.path().join("data"),
         &["--hooks-command", hook.to_str().unwrap()],

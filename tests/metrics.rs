@@ -203,10 +203,7 @@ fn s3_parts_and_hooks_are_measured() {
     std::env::set_var("AWS_SECRET_ACCESS_KEY", common::services::S3_SECRET_KEY);
     let dir = tempfile::tempdir().unwrap();
     // A hook program that allows everything (and answers nothing).
-    let hook = dir.path().join("hook.sh");
-    std::fs::write(&hook, "#!/bin/sh\ncat > /dev/null\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hook = common::program(dir.path(), "hook.sh", "#!/bin/sh\ncat > /dev/null\n");
     let storage = s3.bucket("measured");
     let server = common::server::Server::start(
         &dir.path().join("data"),

@@ -27,6 +27,11 @@ fn meta(name: &str, mime: &str) -> String {
     )
 }
 
+/// A creation request (tus or the IETF draft, as the headers say).
+async fn post_files(app: &TestApp, headers: &[(&str, &str)]) -> Answer {
+    app.call("POST", "/files/", headers, Body::empty()).await
+}
+
 #[tokio::test]
 async fn tus_creation_refuses_kinds_the_server_does_not_take() {
     let app = strict().await;
@@ -38,7 +43,7 @@ async fn tus_creation_refuses_kinds_the_server_does_not_take() {
             if !m.is_empty() {
                 h.push(("upload-metadata", m.as_str()));
             }
-            app.call("POST", "/files/", &h, Body::empty()).await
+            post_files(app, &h).await
         }
     };
     let a = post(Some(meta("setup.exe", "application/x-msdownload"))).await;
@@ -69,48 +74,39 @@ async fn every_way_in_is_held_to_the_kinds() {
     let app = strict().await;
     // A part that names itself is checked like a file.
     let exe = meta("evil.exe", "");
-    let a = app
-        .call(
-            "POST",
-            "/files/",
-            &[
-                TUS,
-                ("upload-length", "3"),
-                ("upload-concat", "partial"),
-                ("upload-metadata", exe.as_str()),
-            ],
-            Body::empty(),
-        )
-        .await;
+    let a = post_files(
+        &app,
+        &[
+            TUS,
+            ("upload-length", "3"),
+            ("upload-concat", "partial"),
+            ("upload-metadata", exe.as_str()),
+        ],
+    )
+    .await;
     assert_eq!(a.code(), "type_not_allowed");
     // A name long enough to be cut is judged as it will be shown.
     let long = meta(&format!("{}.exe.txt", "a".repeat(300)), "");
-    let a = app
-        .call(
-            "POST",
-            "/files/",
-            &[
-                TUS,
-                ("upload-length", "3"),
-                ("upload-metadata", long.as_str()),
-            ],
-            Body::empty(),
-        )
-        .await;
+    let a = post_files(
+        &app,
+        &[
+            TUS,
+            ("upload-length", "3"),
+            ("upload-metadata", long.as_str()),
+        ],
+    )
+    .await;
     assert_eq!(a.code(), "type_not_allowed", "{:?}", a.body);
     // The IETF draft: its name comes from Content-Disposition.
-    let a = app
-        .call(
-            "POST",
-            "/files/",
-            &[
-                ("upload-draft-interop-version", "6"),
-                ("upload-complete", "?0"),
-                ("content-disposition", "attachment; filename=\"setup.exe\""),
-            ],
-            Body::empty(),
-        )
-        .await;
+    let a = post_files(
+        &app,
+        &[
+            ("upload-draft-interop-version", "6"),
+            ("upload-complete", "?0"),
+            ("content-disposition", "attachment; filename=\"setup.exe\""),
+        ],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{:?}", a.body);
 }
 
@@ -121,32 +117,26 @@ async fn a_concatenation_is_checked_as_its_final_file() {
     app.patch(&part, 0, b"hello".to_vec(), &[]).await;
     let parts = format!("final;{part}");
     let exe = meta("a.exe", "");
-    let a = app
-        .call(
-            "POST",
-            "/files/",
-            &[
-                TUS,
-                ("upload-concat", parts.as_str()),
-                ("upload-metadata", exe.as_str()),
-            ],
-            Body::empty(),
-        )
-        .await;
+    let a = post_files(
+        &app,
+        &[
+            TUS,
+            ("upload-concat", parts.as_str()),
+            ("upload-metadata", exe.as_str()),
+        ],
+    )
+    .await;
     assert_eq!(a.code(), "type_not_allowed");
     let txt = meta("a.txt", "");
-    let a = app
-        .call(
-            "POST",
-            "/files/",
-            &[
-                TUS,
-                ("upload-concat", parts.as_str()),
-                ("upload-metadata", txt.as_str()),
-            ],
-            Body::empty(),
-        )
-        .await;
+    let a = post_files(
+        &app,
+        &[
+            TUS,
+            ("upload-concat", parts.as_str()),
+            ("upload-metadata", txt.as_str()),
+        ],
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
 }
 

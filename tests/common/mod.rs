@@ -202,6 +202,16 @@ fn router_of(state: &AppState) -> axum::Router {
     router(state.clone())
 }
 
+/// Writes an executable program (a shell script, say) at `dir/name`;
+/// answers its path.
+pub fn program(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// Deterministic test bytes.
 pub fn bytes(n: usize, seed: u8) -> Vec<u8> {
     let mut x: u32 = 0x9e3779b9 ^ seed as u32;
