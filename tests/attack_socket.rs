@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const MIB: usize = 1024 * 1024;
 
 fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    common::http_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()

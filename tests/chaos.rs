@@ -42,7 +42,7 @@ fn upload_with(
     deadline: Instant,
     gate: &RwLock<()>,
 ) -> String {
-    let client = reqwest::blocking::Client::builder()
+    let client = common::http_builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
@@ -217,7 +217,7 @@ struct Promised {
 }
 
 fn blocking_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    common::http_builder()
         .timeout(Duration::from_secs(20))
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -29,7 +29,7 @@ fn sigkill_mid_patch_then_resume_gives_identical_bytes() {
     let flags = ["--checkpoint-every", "1MiB"];
 
     let mut server = Server::start(&data_dir, &flags);
-    let created = reqwest::blocking::Client::new()
+    let created = common::http()
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
         .header("upload-length", size.to_string())
@@ -62,7 +62,7 @@ fn sigkill_mid_patch_then_resume_gives_identical_bytes() {
         offset = now;
     }
 
-    let resp = reqwest::blocking::Client::new()
+    let resp = common::http()
         .patch(server.url(&path))
         .header("tus-resumable", "1.0.0")
         .header("content-type", "application/offset+octet-stream")

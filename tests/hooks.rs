@@ -13,7 +13,6 @@ mod common;
 use common::server::Server;
 use common::{b64, bytes, path_of};
 use hmac::{Hmac, Mac};
-use reqwest::blocking::Client;
 use serde_json::Value;
 use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
@@ -157,7 +156,7 @@ fn ferry(dir: &std::path::Path, receiver: &Receiver, extra: &[&str]) -> Server {
 }
 
 fn create(server: &Server, length: usize, name: &str, auth: &str) -> reqwest::blocking::Response {
-    Client::new()
+    common::http()
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
         .header("authorization", auth)
@@ -177,7 +176,7 @@ fn created(server: &Server, length: usize, name: &str) -> String {
 }
 
 fn patch(server: &Server, path: &str, offset: usize, body: &[u8]) -> reqwest::blocking::Response {
-    Client::new()
+    common::http()
         .patch(server.url(path))
         .header("tus-resumable", "1.0.0")
         .header("authorization", "Bearer uploader-1")
@@ -189,7 +188,7 @@ fn patch(server: &Server, path: &str, offset: usize, body: &[u8]) -> reqwest::bl
 }
 
 fn head(server: &Server, path: &str) -> reqwest::blocking::Response {
-    Client::new()
+    common::http()
         .head(server.url(path))
         .header("tus-resumable", "1.0.0")
         .header("authorization", "Bearer uploader-1")
@@ -198,7 +197,7 @@ fn head(server: &Server, path: &str) -> reqwest::blocking::Response {
 }
 
 fn delete(server: &Server, path: &str) -> reqwest::blocking::Response {
-    Client::new()
+    common::http()
         .delete(server.url(path))
         .header("tus-resumable", "1.0.0")
         .header("authorization", "Bearer uploader-1")
@@ -493,7 +492,7 @@ fn a_concatenation_is_asked_about_as_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let server = ferry(dir.path(), &receiver, &[]);
     let partial = |data: &[u8]| {
-        let r = Client::new()
+        let r = common::http()
             .post(server.url("/files/"))
             .header("tus-resumable", "1.0.0")
             .header("authorization", "Bearer uploader-1")
@@ -507,7 +506,7 @@ fn a_concatenation_is_asked_about_as_one_file() {
         path
     };
     let (a, b) = (partial(&bytes(700, 1)), partial(&bytes(300, 2)));
-    let r = Client::new()
+    let r = common::http()
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
         .header("authorization", "Bearer uploader-1")
@@ -706,7 +705,7 @@ fn deliveries_past_their_window_are_kept_listed_and_can_be_revived() {
         ],
     );
     receiver.answer(Box::new(|_, _| (500, "broken".into())));
-    let client = Client::new();
+    let client = common::http();
     let r = client
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")

@@ -169,7 +169,7 @@ fn metrics_can_live_on_their_own_address() {
     let server =
         common::server::Server::start(&dir.path().join("data"), &["--metrics-addr", &metrics_addr]);
     server.upload_whole(1 << 20, 3);
-    let client = reqwest::blocking::Client::new();
+    let client = common::http();
     let main = client.get(server.url("/metrics")).send().unwrap();
     assert_eq!(main.status(), 404, "not on the main address");
     let url = format!("http://{metrics_addr}/metrics");
@@ -217,7 +217,7 @@ fn s3_parts_and_hooks_are_measured() {
         ],
     );
     server.upload_whole(11 << 20, 4);
-    let client = reqwest::blocking::Client::new();
+    let client = common::http();
     let read = || {
         scrape(
             &client

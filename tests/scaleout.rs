@@ -10,7 +10,6 @@ mod common;
 use common::server::Server;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};
 use common::{bytes, path_of, sha256_hex};
-use reqwest::blocking::Client;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,7 +34,7 @@ fn instance(dir: &Path, name: &str, database: &str, storage: &str) -> Server {
 }
 
 fn head_offset(server: &Server, path: &str) -> u64 {
-    let resp = Client::new()
+    let resp = common::http()
         .head(server.url(path))
         .header("tus-resumable", "1.0.0")
         .header("authorization", TOKEN)
@@ -50,7 +49,7 @@ fn head_offset(server: &Server, path: &str) -> u64 {
 }
 
 fn patch(server: &Server, path: &str, offset: usize, body: &[u8]) -> reqwest::StatusCode {
-    Client::new()
+    common::http()
         .patch(server.url(path))
         .header("tus-resumable", "1.0.0")
         .header("authorization", TOKEN)
@@ -63,7 +62,7 @@ fn patch(server: &Server, path: &str, offset: usize, body: &[u8]) -> reqwest::St
 }
 
 fn create(server: &Server, length: usize) -> String {
-    let resp = Client::new()
+    let resp = common::http()
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
         .header("authorization", TOKEN)
@@ -83,7 +82,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 fn events(server: &Server, after: u64, timeout: u64) -> serde_json::Value {
-    let resp = Client::new()
+    let resp = common::http()
         .get(server.url(&format!("/events/poll?after={after}&timeout={timeout}")))
         .header("authorization", TOKEN)
         .timeout(Duration::from_secs(timeout + 30))
@@ -156,7 +155,7 @@ fn two_instances_one_upload_one_killed() {
         i += 1;
     }
     for server in [&a, &b] {
-        let got = Client::new().get(server.url(&path)).send().unwrap();
+        let got = common::http().get(server.url(&path)).send().unwrap();
         assert_eq!(got.status(), 200);
         let body = got.bytes().unwrap();
         assert_eq!(body.len(), size);
@@ -167,7 +166,7 @@ fn two_instances_one_upload_one_killed() {
             server.base
         );
     }
-    let ranged = Client::new()
+    let ranged = common::http()
         .get(b.url(&path))
         .header("range", "bytes=10485750-10485769")
         .send()
@@ -195,7 +194,7 @@ fn two_instances_one_upload_one_killed() {
     let waiting = {
         let url = a.url(&format!("/events/poll?after={cursor}&timeout=20"));
         std::thread::spawn(move || {
-            let resp = Client::new()
+            let resp = common::http()
                 .get(url)
                 .header("authorization", TOKEN)
                 .timeout(Duration::from_secs(60))
@@ -229,7 +228,7 @@ fn two_instances_one_upload_one_killed() {
         423,
         "locked across instances"
     );
-    let deleted = Client::new()
+    let deleted = common::http()
         .delete(b.url(&second))
         .header("tus-resumable", "1.0.0")
         .header("authorization", TOKEN)
@@ -241,7 +240,7 @@ fn two_instances_one_upload_one_killed() {
         "a DELETE makes the other instance's writer give way"
     );
     for server in [&a, &b] {
-        let gone = Client::new()
+        let gone = common::http()
             .head(server.url(&second))
             .header("tus-resumable", "1.0.0")
             .send()

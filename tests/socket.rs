@@ -90,7 +90,7 @@ fn oversized_headers_get_431() {
 fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--body-timeout", "1s"]);
-    let created = reqwest::blocking::Client::new()
+    let created = common::http()
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
         .header("upload-length", "1000")
@@ -107,7 +107,7 @@ fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
     let (answer, _) = read_until_closed(&mut s, Duration::from_secs(10));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert!(answer.contains("request_timeout"));
-    let head = reqwest::blocking::Client::new()
+    let head = common::http()
         .head(server.url(&path))
         .header("tus-resumable", "1.0.0")
         .send()
@@ -126,7 +126,7 @@ fn floods_are_rate_limited() {
         &dir.path().join("data"),
         &["--rate-limit", "5", "--rate-burst", "5"],
     );
-    let client = reqwest::blocking::Client::new();
+    let client = common::http();
     let mut limited = 0;
     for _ in 0..40 {
         let r = client.get(server.url("/healthz")).send().unwrap();
@@ -148,7 +148,7 @@ fn secrets_never_reach_the_log() {
         &dir.path().join("data"),
         &["--access-token", token, "--log", "debug"],
     );
-    let client = reqwest::blocking::Client::new();
+    let client = common::http();
     let wrong = client
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
@@ -165,7 +165,7 @@ fn secrets_never_reach_the_log() {
         .send()
         .unwrap();
     assert_eq!(right.status(), 201);
-    let no_redirects = reqwest::blocking::Client::builder()
+    let no_redirects = common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

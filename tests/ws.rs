@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 const MIB: usize = 1024 * 1024;
 
 async fn create(server: &Server, length: usize) -> String {
-    let resp = reqwest::Client::new()
+    let resp = common::http_async()
         .post(server.url("/files/"))
         .header("tus-resumable", "1.0.0")
         .header("upload-length", length.to_string())
@@ -114,7 +114,7 @@ async fn oversized_frames_close_with_1009_and_unknown_uploads_are_404() {
     let path = create(&server, 40 * MIB).await;
     let (_, code, _) = send_all(&ws_url(&server, &path, 0), vec![vec![0; 17 * MIB]], true).await;
     assert_eq!(code, Some(CloseCode::Size));
-    let head = reqwest::Client::new()
+    let head = common::http_async()
         .head(server.url(&path))
         .header("tus-resumable", "1.0.0")
         .send()

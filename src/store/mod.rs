@@ -11,6 +11,7 @@ pub mod blob;
 pub mod cluster;
 pub mod lock;
 pub mod sql;
+pub mod tls;
 
 pub use blob::{FsBlobStore, S3BlobStore, S3Location};
 pub use lock::{LocalLocker, PgLocker};

@@ -337,3 +337,18 @@ pub fn audit(data_dir: &Path) -> Vec<String> {
 pub fn path_of(location: &str) -> String {
     ferry::page::tus::upload_path(location)
 }
+
+/// A blocking HTTP client (with the TLS provider Ferry builds reqwest with).
+pub fn http() -> reqwest::blocking::Client {
+    http_builder().build().unwrap()
+}
+
+pub fn http_builder() -> reqwest::blocking::ClientBuilder {
+    ferry::store::tls::install_crypto();
+    reqwest::blocking::Client::builder()
+}
+
+pub fn http_async() -> reqwest::Client {
+    ferry::store::tls::install_crypto();
+    reqwest::Client::new()
+}

@@ -113,7 +113,7 @@ impl Server {
 
     /// The offset HEAD reports for the upload at `path`.
     pub fn offset(&self, path: &str) -> u64 {
-        let resp = reqwest::blocking::Client::new()
+        let resp = super::http()
             .head(self.url(path))
             .header("tus-resumable", "1.0.0")
             .send()
@@ -130,7 +130,7 @@ impl Server {
     /// answers how long it took.
     pub fn upload_whole(&self, n: usize, seed: u8) -> Duration {
         let started = Instant::now();
-        let client = reqwest::blocking::Client::new();
+        let client = super::http();
         let created = client
             .post(self.url("/files/"))
             .header("tus-resumable", "1.0.0")

@@ -27,6 +27,7 @@ pub struct HttpHooks {
 
 impl HttpHooks {
     pub fn new(url: String, secret: Option<String>, timeout: Duration) -> Result<Self, String> {
+        crate::store::tls::install_crypto();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

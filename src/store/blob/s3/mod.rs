@@ -128,6 +128,7 @@ impl S3BlobStore {
         {
             builder = builder.with_region("us-east-1");
         }
+        crate::store::tls::install_crypto();
         let store = builder
             .build()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
