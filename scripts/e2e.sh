@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The browser tests: the debug server (scripts/site.sh debug) on
+# The browser tests: the server (target/release/ferry, or $FERRY_BIN) on
 # 127.0.0.1:3000 over a fresh data folder ($FERRY_DATA_DIR, default
 # target/e2e-data), then Playwright in Debian's Chromium. Exits with the
-# tests' status; the server is stopped whatever happens. FERRY_BIN runs
-# another binary (the release one, to check that its page hydrates).
+# tests' status; the server is stopped whatever happens. Arguments go to
+# Playwright (a spec file, -g "a test's name").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 addr=127.0.0.1:3000
 data=${FERRY_DATA_DIR:-target/e2e-data}
 rm -rf "$data"
-"${FERRY_BIN:-target/debug/ferry}" --addr "$addr" --data-dir "$data" --site-root target/site --log warn &
+"${FERRY_BIN:-target/release/ferry}" --addr "$addr" --data-dir "$data" --site-root target/site --log warn &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do

@@ -11,7 +11,8 @@
 #   3. the server binary with the `ssr` feature.
 #
 #   scripts/site.sh release   target/release/ferry, the site `make run` serves
-#   scripts/site.sh debug     target/debug/ferry, the site the browser tests use
+#   scripts/site.sh debug     target/debug/ferry, a faster build for trying
+#                             the page while developing
 #
 # LEPTOS_OUTPUT_NAME=ferry at compile time makes the page load pkg/ferry.wasm.
 # Debug builds use `--cfg erase_components`, as `make unit` does, so that the
@@ -43,8 +44,16 @@ esac
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
+# FERRY_LINT=1 (make test): clippy's lints, denied, while the page compiles
+# (see the Makefile's LINTED), instead of a separate `cargo clippy` run.
+lint=()
+if [ "${FERRY_LINT:-}" = 1 ]; then
+    lint=(env RUSTC_WORKSPACE_WRAPPER="${CLIPPY_DRIVER:-$(rustup which clippy-driver)}"
+        CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
+fi
+
 step "page ($mode): wasm32 library"
-cargo build --lib --target-dir target/front --target wasm32-unknown-unknown \
+"${lint[@]}" cargo build --lib --target-dir target/front --target wasm32-unknown-unknown \
     --no-default-features --features hydrate "${front_args[@]}"
 mkdir -p "$site/pkg"
 step "page ($mode): wasm-bindgen"
