@@ -178,7 +178,7 @@ fn uploads_survive_repeated_sigkill() {
     assert!(done.len() >= 3, "uploads finished: {}", done.len());
     let mut total = 0;
     for d in done.iter() {
-        let resp = reqwest::blocking::get(server.url(&d.path)).unwrap();
+        let resp = common::http().get(server.url(&d.path)).send().unwrap();
         assert_eq!(resp.status(), 200, "{}", d.path);
         let etag = resp.headers()["etag"].to_str().unwrap().to_string();
         let body = resp.bytes().unwrap();

@@ -108,7 +108,7 @@ fn piped_chunked_upload_with_deferred_length() {
         ],
         None,
     );
-    let got = reqwest::blocking::get(&url).unwrap();
+    let got = common::http().get(&url).send().unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(sha256_hex(&got.bytes().unwrap()), sha256_hex(&content));
 }

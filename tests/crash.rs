@@ -71,7 +71,7 @@ fn sigkill_mid_patch_then_resume_gives_identical_bytes() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let got = reqwest::blocking::get(server.url(&path)).unwrap();
+    let got = common::http().get(server.url(&path)).send().unwrap();
     assert_eq!(got.status(), 200);
     let etag = got.headers()["etag"].to_str().unwrap().to_string();
     let body = got.bytes().unwrap();

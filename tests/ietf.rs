@@ -869,7 +869,9 @@ fn the_real_binary_speaks_the_draft_over_a_socket() {
             .contains("upload-complete: ?1\r\n"),
         "{answer}"
     );
-    let got = reqwest::blocking::get(server.url(&path))
+    let got = common::http()
+        .get(server.url(&path))
+        .send()
         .unwrap()
         .bytes()
         .unwrap();

@@ -100,7 +100,7 @@ impl Fixture {
         } else {
             self.server.url(url)
         };
-        let resp = reqwest::blocking::get(&url).unwrap();
+        let resp = common::http().get(&url).send().unwrap();
         assert_eq!(resp.status(), 200, "GET {url}");
         resp.bytes().unwrap().to_vec()
     }

@@ -101,7 +101,11 @@ async fn websocket_upload_resumes_and_ends_byte_identical() {
     assert_eq!(code, Some(CloseCode::Normal));
     assert_eq!(acks.last().copied(), Some(size as u64));
 
-    let got = reqwest::get(server.url(&path)).await.unwrap();
+    let got = common::http_async()
+        .get(server.url(&path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), 200);
     let body = got.bytes().await.unwrap();
     assert_eq!(sha256_hex(&body), sha256_hex(&content));

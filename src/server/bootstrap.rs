@@ -59,16 +59,29 @@ async fn uploads(config: &Config, metrics: Arc<Metrics>) -> Result<(UploadServic
     let mut service_config = config.service();
     let durable = service_config.fsync == FsyncPolicy::Request;
     let bad_config = |m: String| Error::new(ErrorCode::Internal, m);
+    let url = config.database_url();
+    let meta = Arc::new(SqlStore::open(&url, durable).await?);
     let blobs: Arc<dyn BlobStore> = match config.storage().map_err(bad_config)? {
         Storage::Folder(dir) => Arc::new(FsBlobStore::new(&dir, durable).map_err(io)?),
         Storage::S3(location) => {
             let part_size = usize::try_from(config.s3_part_size).unwrap_or(usize::MAX);
-            let store = S3BlobStore::new(&location, part_size)
+            // Tails are kept in the records' database.
+            let store = S3BlobStore::new(&location, part_size, meta.clone())
                 .map_err(|e| bad_config(format!("--storage: {e}")))?
                 .observed_by(metrics.clone());
             store.check().await.map_err(|e| {
                 bad_config(format!("cannot reach the bucket {}: {e}", location.bucket))
             })?;
+            let largest = store.largest_blob();
+            if service_config.max_size > largest {
+                tracing::warn!(
+                    "uploads are limited to {} with --s3-part-size {} (S3 takes 10,000 parts); \
+                     a larger part size allows more",
+                    bytesize::ByteSize(largest),
+                    bytesize::ByteSize(config.s3_part_size),
+                );
+                service_config.max_size = largest;
+            }
             Arc::new(store)
         }
     };
@@ -76,8 +89,6 @@ async fn uploads(config: &Config, metrics: Arc<Metrics>) -> Result<(UploadServic
     let disk = blobs.space().await.map(|s| s.total);
     service_config.max_bytes_per_owner = config.max_bytes_per_owner.bytes(disk);
     service_config.min_free_space = config.min_free_space.bytes(disk);
-    let url = config.database_url();
-    let meta = Arc::new(SqlStore::open(&url, durable).await?);
     let session_key = meta.secret("session_key").await?;
     let mut events =
         Events::new(meta.clone(), config.progress_every, config.events_retention).await?;

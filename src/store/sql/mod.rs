@@ -15,6 +15,7 @@ mod codec;
 mod events;
 mod outbox;
 mod records;
+mod tails;
 
 /// Which database a `SqlStore` talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

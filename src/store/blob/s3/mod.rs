@@ -5,19 +5,21 @@
 //! gathered into one part in memory; every full part is sent as it fills,
 //! so a PATCH never holds more than one part per upload. What is left over
 //! when a request ends (less than a part, since S3 refuses parts under
-//! 5 MiB but the last) is stored as a small "tail" object, so the next
-//! request, on this instance or another, reads it back and carries on. The
-//! upload ID, the parts' ETags and the tail's name are the blob's state,
-//! recorded with the offset in the same database update; so an interrupted
-//! part is simply sent again under the same part number, and a tail written
-//! by a request that never got recorded is never used. Completion sends
-//! the tail as the last part and assembles the object; termination aborts
-//! the multipart upload. Files smaller than a part never start one: they
-//! are stored with a single PUT.
+//! 5 MiB but the last) is the "tail": each commit stores the bytes that
+//! arrived since the last one as a piece in the `TailStore` (the records'
+//! database, see `tails`), so every byte reaches the bucket once, in its
+//! part, however small the requests. The upload ID, the parts' ETags and
+//! the tail's pieces are the blob's state, recorded with the offset in the
+//! same database update; so an interrupted part is simply sent again under
+//! the same part number, and a piece written by a request that never got
+//! recorded is never used. Completion sends the tail as the last part and
+//! assembles the object; termination aborts the multipart upload. Files
+//! smaller than a part never start one: they are stored with a single PUT.
 //!
 //! Part sizes: `part_size` (at least 5 MiB) for the first 1,000 parts,
-//! doubling every 1,000 after, so S3's 10,000-part limit allows more than
-//! 1,000 × part_size × 1,023 bytes.
+//! doubling every 1,000 after up to 256 MiB (or `part_size`, if larger):
+//! each writer holds one part in memory, and S3 allows 10,000 parts, so
+//! the largest blob is `largest_blob()` (about 1.4 TiB with 8 MiB parts).
 
 use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream};
 use crate::core::observe::{Observer, Unobserved};
@@ -36,12 +38,14 @@ mod location;
 mod rope;
 mod state;
 mod tail_cache;
+mod tails;
 mod writer;
 
 pub use location::S3Location;
 use rope::Rope;
 use state::State;
 use tail_cache::TailCache;
+pub use tails::TailStore;
 use writer::S3BlobWriter;
 
 /// S3's smallest part (but the last).
@@ -49,6 +53,12 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 
 /// S3's largest part.
 const MAX_PART_SIZE: usize = 5 << 30;
+
+/// Parts grow (every 1,000) up to this size, unless `part_size` is larger.
+pub const LARGEST_GROWN_PART: usize = 256 << 20;
+
+/// S3's most parts in one multipart upload.
+const MAX_PARTS: usize = 10_000;
 
 /// Blobs as S3 objects.
 #[derive(Clone)]
@@ -58,7 +68,10 @@ pub struct S3BlobStore {
     prefix: String,
     part_size: usize,
     observer: Arc<dyn Observer>,
-    tails: Arc<TailCache>,
+    /// Where tails are kept.
+    pieces: Arc<dyn TailStore>,
+    /// The pieces this instance stored last.
+    cache: Arc<TailCache>,
 }
 
 fn other(context: &str, e: object_store::Error) -> io::Error {
@@ -76,6 +89,17 @@ fn ignore_missing(r: object_store::Result<()>, context: &str) -> io::Result<()> 
     }
 }
 
+/// The size of the part at `index` with parts of `base` bytes to start.
+fn part_size(base: usize, index: usize) -> usize {
+    let doublings = (index / 1000).min(10) as u32;
+    let grown = base.saturating_mul(1 << doublings);
+    grown.min(LARGEST_GROWN_PART.max(base))
+}
+
+fn largest_blob(base: usize) -> u64 {
+    (0..MAX_PARTS).map(|i| part_size(base, i) as u64).sum()
+}
+
 impl std::fmt::Debug for S3BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3BlobStore")
@@ -89,9 +113,14 @@ impl std::fmt::Debug for S3BlobStore {
 impl S3BlobStore {
     /// A store for `location`, with credentials from the usual environment
     /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, ...). Nothing is contacted yet.
-    pub fn new(location: &S3Location, part_size: usize) -> io::Result<Self> {
-        Self::build(AmazonS3Builder::from_env(), location, part_size)
+    /// `AWS_SESSION_TOKEN`, `AWS_REGION`, ...), keeping tails in `tails`.
+    /// Nothing is contacted yet.
+    pub fn new(
+        location: &S3Location,
+        part_size: usize,
+        tails: Arc<dyn TailStore>,
+    ) -> io::Result<Self> {
+        Self::build(AmazonS3Builder::from_env(), location, part_size, tails)
     }
 
     /// A store for `location` with these credentials (and nothing from the
@@ -101,17 +130,19 @@ impl S3BlobStore {
         part_size: usize,
         access_key: &str,
         secret_key: &str,
+        tails: Arc<dyn TailStore>,
     ) -> io::Result<Self> {
         let builder = AmazonS3Builder::new()
             .with_access_key_id(access_key)
             .with_secret_access_key(secret_key);
-        Self::build(builder, location, part_size)
+        Self::build(builder, location, part_size, tails)
     }
 
     fn build(
         builder: AmazonS3Builder,
         location: &S3Location,
         part_size: usize,
+        tails: Arc<dyn TailStore>,
     ) -> io::Result<Self> {
         let mut builder = builder
             .with_bucket_name(&location.bucket)
@@ -138,8 +169,20 @@ impl S3BlobStore {
             observer: Arc::new(Unobserved),
             prefix: location.prefix.clone(),
             part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
-            tails: Arc::default(),
+            pieces: tails,
+            cache: Arc::default(),
         })
+    }
+
+    /// The size of the part at `index` (from 0).
+    pub(super) fn part_size(&self, index: usize) -> usize {
+        part_size(self.part_size, index)
+    }
+
+    /// The largest blob this store can hold: S3's 10,000 parts, as large as
+    /// they grow.
+    pub fn largest_blob(&self) -> u64 {
+        largest_blob(self.part_size)
     }
 
     /// This store, telling `observer` how long parts take to send.
@@ -175,8 +218,9 @@ impl S3BlobStore {
         self.object(&format!("{key}.tail/{name}"))
     }
 
-    /// Deletes every tail object of a blob (finished or abandoned).
-    async fn delete_tails(&self, key: &str) -> io::Result<()> {
+    /// Deletes every tail object a blob has in the bucket (Ferry 0.1 stored
+    /// tails there whole; see `State::old_tail`).
+    async fn delete_old_tails(&self, key: &str) -> io::Result<()> {
         let found: Vec<_> = self
             .store
             .list(Some(&self.tails(key)))
@@ -230,49 +274,39 @@ impl BlobStore for S3BlobStore {
                 format!("offset {offset} is inside parts already sent ({parts_len} bytes)"),
             ));
         }
-        let mut buf = Rope::default();
-        if let Some((name, size)) = &state.tail {
-            let keep = (offset - parts_len) as usize;
-            if keep > 0 {
-                let mut tail = match self.tails.get(name) {
-                    Some(cached) => cached,
-                    None => Rope::from(
-                        self.store
-                            .get(&self.tail(key, name))
-                            .await
-                            .map_err(|e| other("reading the stored tail", e))?
-                            .bytes()
-                            .await
-                            .map_err(|e| other("reading the stored tail", e))?,
-                    ),
-                };
-                if (tail.len() as u64) < *size || tail.len() < keep {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "the stored tail is shorter than recorded",
-                    ));
-                }
-                buf = tail.prefix(keep);
+        let keep = offset - parts_len;
+        let buf = self.read_tail(key, &state, keep).await?;
+        // Bytes past the offset were never acknowledged: forget them (their
+        // pieces are deleted once the next commit is recorded).
+        let mut recorded = state.clone();
+        recorded.truncate_pieces(keep);
+        let mut garbage: Vec<String> = state.pieces.iter().map(|p| p.0.clone()).collect();
+        garbage.retain(|name| !recorded.pieces.iter().any(|p| &p.0 == name));
+        let mut old_garbage = Vec::new();
+        if let Some((name, size)) = &mut recorded.old_tail {
+            *size = keep;
+            if keep == 0 {
+                old_garbage.push(name.clone());
+                recorded.old_tail = None;
             }
         }
-        let mut committed_state = state;
-        if (offset - parts_len) as usize
-            != committed_state.tail.as_ref().map_or(0, |t| t.1 as usize)
-        {
-            // Bytes past the offset were never acknowledged: forget them.
-            committed_state.tail = None;
-        }
-        // Bytes in `buf` that no stored tail holds must be stored again.
-        let dirty = committed_state.tail.is_none() && !buf.is_empty();
+        // The pieces hold the whole tail, except an old one stored whole in
+        // the bucket: that is stored again, as a piece, at the next commit.
+        let stored = if recorded.old_tail.is_some() {
+            0
+        } else {
+            buf.len()
+        };
         Ok(Box::new(S3BlobWriter {
             store: self.clone(),
             key: key.to_string(),
-            working: committed_state.clone(),
-            recorded: committed_state,
+            working: recorded.clone(),
+            recorded,
             buf,
+            stored,
             committed: offset,
-            dirty,
-            garbage: Vec::new(),
+            garbage,
+            old_garbage,
             created_upload: false,
             finished: false,
             broken: false,
@@ -317,14 +351,19 @@ impl BlobStore for S3BlobStore {
             )?;
         }
         ignore_missing(self.store.delete(&path).await, "deleting an object")?;
-        self.delete_tails(key).await
+        if state.old_tail.is_some() || state == State::default() {
+            // (Without a state, this may be an orphan of Ferry 0.1.)
+            self.delete_old_tails(key).await?;
+        }
+        self.pieces.delete_blob_pieces(key).await
     }
 
     async fn keys(&self) -> io::Result<Vec<String>> {
         // Finished blobs are objects named by their key; unfinished ones
-        // have a folder of tails. (A multipart upload in progress has
-        // neither until its first commit: the bucket's lifecycle rule for
-        // incomplete multipart uploads clears those a crash abandons.)
+        // have pieces in the tail store (or, from Ferry 0.1, a folder of
+        // tails). (A multipart upload whose tail is empty has neither: the
+        // bucket's lifecycle rule for incomplete multipart uploads clears
+        // those a crash abandons.)
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
         let listing = self
             .store
@@ -342,6 +381,7 @@ impl BlobStore for S3BlobStore {
                 crate::core::UploadId::parse(key).map(|_| key.to_string())
             })
             .collect();
+        keys.extend(self.pieces.keys_with_pieces().await?);
         keys.sort();
         keys.dedup();
         Ok(keys)
@@ -374,18 +414,59 @@ mod tests {
     }
 
     #[test]
+    fn parts_grow_to_a_cap_that_still_holds_a_tebibyte() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(part_size(8 * MIB, 0), 8 * MIB);
+        assert_eq!(part_size(8 * MIB, 999), 8 * MIB);
+        assert_eq!(part_size(8 * MIB, 1000), 16 * MIB);
+        assert_eq!(part_size(8 * MIB, 5000), 256 * MIB);
+        assert_eq!(part_size(8 * MIB, 9999), 256 * MIB);
+        assert!((0..MAX_PARTS).all(|i| part_size(8 * MIB, i) <= LARGEST_GROWN_PART));
+        let largest = largest_blob(8 * MIB);
+        assert!(largest > 1 << 40, "{largest}");
+        assert!(largest < 2 << 40, "{largest}");
+        // A larger configured part stays as it is.
+        assert_eq!(part_size(512 * MIB, 9999), 512 * MIB);
+        assert_eq!(largest_blob(512 * MIB), 10_000 * 512 * MIB as u64);
+        assert!(largest_blob(MIN_PART_SIZE) < largest);
+    }
+
+    #[test]
     fn state_round_trips_and_measures() {
         let s = State {
             upload: Some("u1".into()),
             parts: vec![("e1".into(), 8), ("e2".into(), 8)],
-            tail: Some(("t".into(), 3)),
+            pieces: vec![("a".into(), 2, 5), ("b".into(), 0, 4)],
+            old_tail: None,
         };
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(State::parse(Some(&text)).unwrap(), s);
         assert_eq!(s.parts_len(), 16);
-        assert_eq!(s.len(), 19);
+        assert_eq!(s.len(), 23);
         assert_eq!(State::parse(None).unwrap().len(), 0);
         assert!(State::parse(Some("{")).is_err());
+        assert!(State::parse(Some(r#"{"s":[["a",5,2]]}"#)).is_err());
+        // The state Ferry 0.1 recorded, with its tail object.
+        let old = State::parse(Some(r#"{"u":"u1","p":[["e1",8]],"t":["t",3]}"#)).unwrap();
+        assert_eq!(old.old_tail, Some(("t".into(), 3)));
+        assert_eq!(old.len(), 11);
+    }
+
+    #[test]
+    fn parts_and_truncation_take_bytes_off_the_pieces() {
+        let mut s = State {
+            pieces: vec![("a".into(), 0, 4), ("b".into(), 0, 3), ("c".into(), 1, 6)],
+            ..State::default()
+        };
+        s.consume_pieces(5);
+        assert_eq!(s.pieces, vec![("b".into(), 1, 3), ("c".into(), 1, 6)]);
+        let mut t = s.clone();
+        t.truncate_pieces(4);
+        assert_eq!(t.pieces, vec![("b".into(), 1, 3), ("c".into(), 1, 3)]);
+        t.truncate_pieces(0);
+        assert!(t.pieces.is_empty());
+        s.consume_pieces(100);
+        assert!(s.pieces.is_empty());
     }
 
     fn contents(rope: &mut Rope) -> Vec<u8> {
@@ -406,8 +487,8 @@ mod tests {
         assert_eq!(rope.len(), data.len());
         assert_eq!(contents(&mut rope.clone()), data);
         assert!(rope.chunks.len() <= 6, "{} pieces", rope.chunks.len());
-        // A prefix leaves the rope whole.
-        assert_eq!(contents(&mut rope.prefix(100_004)), &data[..100_004]);
+        // A clone's take leaves the rope whole.
+        assert_eq!(contents(&mut rope.clone().take(100_004)), &data[..100_004]);
         assert_eq!(rope.len(), data.len());
         // Takes split chunks where they must.
         let mut first = rope.take(100_002);

@@ -71,10 +71,27 @@ impl Rope {
         taken
     }
 
-    /// The first `n` bytes (at most all), sharing the buffers.
-    pub(super) fn prefix(&mut self, n: usize) -> Rope {
+    /// Drops the first `n` bytes (at most all).
+    pub(super) fn skip(&mut self, n: usize) {
+        self.take(n);
+    }
+
+    /// Puts `other`'s bytes after this rope's.
+    pub(super) fn append(&mut self, mut other: Rope) {
         self.seal();
-        self.clone().take(n)
+        other.seal();
+        self.len += other.len;
+        self.chunks.append(&mut other.chunks);
+    }
+
+    /// The bytes, copied into one buffer.
+    pub(super) fn into_vec(mut self) -> Vec<u8> {
+        self.seal();
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in &self.chunks {
+            out.extend_from_slice(chunk);
+        }
+        out
     }
 
     pub(super) fn payload(&mut self) -> PutPayload {

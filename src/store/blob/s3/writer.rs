@@ -1,5 +1,6 @@
 //! `S3BlobWriter`: appends to one S3 blob, sending every full part as it
-//! fills and storing what is left over as the tail at each commit.
+//! fills and storing, at each commit, the bytes that arrived since the last
+//! as one more piece of the tail.
 
 use super::*;
 use crate::core::blob::{BlobWriter, Commit};
@@ -21,11 +22,13 @@ pub(super) struct S3BlobWriter {
     pub(super) working: State,
     /// Bytes after the last part: the committed tail and what followed.
     pub(super) buf: Rope,
+    /// How many of `buf`'s first bytes `working.pieces` holds.
+    pub(super) stored: usize,
     pub(super) committed: u64,
-    /// Whether `buf` holds bytes no stored tail has.
-    pub(super) dirty: bool,
-    /// Tail objects to delete once the state that replaced them is recorded.
+    /// Pieces to delete once the state that replaced them is recorded.
     pub(super) garbage: Vec<String>,
+    /// Tail objects of Ferry 0.1 to delete likewise.
+    pub(super) old_garbage: Vec<String>,
     /// Whether this writer started the multipart upload.
     pub(super) created_upload: bool,
     pub(super) finished: bool,
@@ -33,14 +36,6 @@ pub(super) struct S3BlobWriter {
 }
 
 impl S3BlobWriter {
-    pub(super) fn part_size(&self, index: usize) -> usize {
-        let doublings = (index / 1000).min(10) as u32;
-        self.store
-            .part_size
-            .saturating_mul(1 << doublings)
-            .min(MAX_PART_SIZE)
-    }
-
     pub(super) fn path(&self) -> ObjectPath {
         self.store.object(&self.key)
     }
@@ -63,7 +58,7 @@ impl S3BlobWriter {
     pub(super) async fn send_part(&mut self, mut part: Rope) -> io::Result<()> {
         let upload = self.upload_id().await?;
         let index = self.working.parts.len();
-        if index >= 10_000 {
+        if index >= MAX_PARTS {
             return Err(io::Error::other("the upload needs more than 10,000 parts"));
         }
         let size = part.len() as u64;
@@ -94,10 +89,9 @@ impl S3BlobWriter {
 impl BlobWriter for S3BlobWriter {
     async fn write(&mut self, data: Bytes) -> io::Result<()> {
         self.check()?;
-        self.dirty |= !data.is_empty();
         self.buf.push(data);
         loop {
-            let size = self.part_size(self.working.parts.len());
+            let size = self.store.part_size(self.working.parts.len());
             if self.buf.len() < size {
                 return Ok(());
             }
@@ -106,6 +100,9 @@ impl BlobWriter for S3BlobWriter {
                 self.broken = true;
                 return Err(e);
             }
+            // The part took the tail's first bytes: its pieces hold less.
+            self.working.consume_pieces(size as u64);
+            self.stored = self.stored.saturating_sub(size);
         }
     }
 
@@ -145,28 +142,27 @@ impl BlobWriter for S3BlobWriter {
                             .map_err(|e| other("completing a multipart upload", e))?;
                     }
                 }
-                self.working.tail = None;
+                self.working.pieces.clear();
+                self.working.old_tail = None;
                 self.finished = true;
                 return Ok(());
             }
-            if self.dirty {
-                let tail = if self.buf.is_empty() {
-                    None
-                } else {
-                    let name = format!("{:032x}", rand::random::<u128>());
-                    self.store
-                        .store
-                        .put(&self.store.tail(&self.key, &name), self.buf.payload())
-                        .await
-                        .map_err(|e| other("storing the tail", e))?;
-                    self.store.tails.put(&name, self.buf.clone());
-                    Some((name, self.buf.len() as u64))
-                };
-                self.working.tail = tail;
-                self.dirty = false;
-            } else if self.buf.is_empty() {
-                self.working.tail = None;
+            if self.buf.len() > self.stored {
+                // Only what arrived since the last commit is stored.
+                let mut fresh = self.buf.clone();
+                fresh.skip(self.stored);
+                let name = format!("{:032x}", rand::random::<u128>());
+                self.store
+                    .pieces
+                    .put_piece(&self.key, &name, fresh.clone().into_vec())
+                    .await?;
+                let size = fresh.len() as u64;
+                self.store.cache.put(&name, fresh);
+                self.working.pieces.push((name, 0, size));
+                self.stored = self.buf.len();
             }
+            // An old whole tail object is now in parts and pieces.
+            self.working.old_tail = None;
             Ok(())
         }
         .await;
@@ -174,10 +170,13 @@ impl BlobWriter for S3BlobWriter {
             self.broken = true;
             return Err(e);
         }
-        if let Some((old, _)) = &self.recorded.tail {
-            if self.working.tail.as_ref().map(|t| &t.0) != Some(old) {
-                self.garbage.push(old.clone());
+        for (name, _, _) in &self.recorded.pieces {
+            if !self.working.pieces.iter().any(|p| &p.0 == name) {
+                self.garbage.push(name.clone());
             }
+        }
+        if let Some((old, _)) = self.recorded.old_tail.take() {
+            self.old_garbage.push(old);
         }
         self.recorded = self.working.clone();
         self.committed = length;
@@ -216,14 +215,11 @@ impl BlobWriter for S3BlobWriter {
     }
 
     async fn settle(&mut self) -> io::Result<()> {
-        if self.finished {
-            for name in std::mem::take(&mut self.garbage) {
-                self.store.tails.forget(&name);
-            }
-            return self.store.delete_tails(&self.key).await;
+        let garbage = std::mem::take(&mut self.garbage);
+        for name in &garbage {
+            self.store.cache.forget(name);
         }
-        for name in std::mem::take(&mut self.garbage) {
-            self.store.tails.forget(&name);
+        for name in std::mem::take(&mut self.old_garbage) {
             ignore_missing(
                 self.store
                     .store
@@ -232,6 +228,13 @@ impl BlobWriter for S3BlobWriter {
                 "deleting a tail object",
             )?;
         }
-        Ok(())
+        if self.finished {
+            // Every piece, with any that a failed request left unrecorded.
+            return self.store.pieces.delete_blob_pieces(&self.key).await;
+        }
+        if garbage.is_empty() {
+            return Ok(());
+        }
+        self.store.pieces.delete_pieces(&self.key, &garbage).await
     }
 }
