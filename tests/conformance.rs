@@ -912,3 +912,60 @@ async fn s3_tails_reach_the_bucket_once() {
     );
     stores[1].delete(key, None).await.unwrap();
 }
+
+/// Parts are gathered in bounded memory over all writers: past it a writer
+/// waits, then fails as busy (503 `server_busy` to its client) while the
+/// writers with room carry on, and room comes back when a writer ends.
+#[tokio::test]
+async fn s3_writers_share_bounded_memory() {
+    let pg = Postgres::start();
+    let s3 = S3::start();
+    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
+    let location = S3Location::parse(&s3.bucket("memory")).unwrap();
+    let store = s3_store(&location, tails).with_memory(2 * PART as u64, Duration::from_millis(300));
+    let keys = [
+        "MemoryKey00000000001",
+        "MemoryKey00000000002",
+        "MemoryKey00000000003",
+    ];
+    let mut writers = Vec::new();
+    for key in &keys[..2] {
+        store.create(key).await.unwrap();
+        let mut w = store.append_at(key, 0, None).await.unwrap();
+        w.write(Bytes::from_static(b"x")).await.unwrap();
+        writers.push(w);
+    }
+    // Two parts' room is taken: a third writer waits, then gives up.
+    store.create(keys[2]).await.unwrap();
+    let mut third = store.append_at(keys[2], 0, None).await.unwrap();
+    let busy = third.write(Bytes::from_static(b"y")).await.unwrap_err();
+    assert_eq!(busy.kind(), std::io::ErrorKind::ResourceBusy, "{busy}");
+    drop(third);
+    // The writers with room fill whole parts meanwhile.
+    writers[0].write(bytes(PART, 1).into()).await.unwrap();
+    assert_eq!(
+        writers[0]
+            .commit(Commit::Finish(Durability::Synced))
+            .await
+            .unwrap(),
+        PART as u64 + 1
+    );
+    writers[0].settle().await.unwrap();
+    // A writer that ends gives its room back.
+    drop(writers.remove(0));
+    let mut third = store.append_at(keys[2], 0, None).await.unwrap();
+    third.write(Bytes::from_static(b"y")).await.unwrap();
+    assert_eq!(
+        third
+            .commit(Commit::Finish(Durability::Synced))
+            .await
+            .unwrap(),
+        1
+    );
+    third.settle().await.unwrap();
+    drop(third);
+    drop(writers);
+    for key in keys {
+        store.delete(key, None).await.unwrap();
+    }
+}

@@ -61,6 +61,11 @@ impl Error {
                 detail: Some(format!("{context}: {err}")),
                 ..Error::of(ErrorCode::StorageFull)
             }
+        } else if err.kind() == std::io::ErrorKind::ResourceBusy {
+            Error {
+                detail: Some(format!("{context}: {err}")),
+                ..Error::of(ErrorCode::ServerBusy)
+            }
         } else {
             Error::internal(context, err)
         }
@@ -70,7 +75,7 @@ impl Error {
     /// reported to a client (a full disk is a warning, the rest errors).
     pub fn log(&self) {
         if let Some(detail) = &self.detail {
-            if self.code == ErrorCode::StorageFull {
+            if matches!(self.code, ErrorCode::StorageFull | ErrorCode::ServerBusy) {
                 tracing::warn!("{detail}");
             } else {
                 tracing::error!("{detail}");
@@ -121,6 +126,19 @@ mod tests {
             !e.message.contains("write"),
             "details stay out of the message"
         );
+    }
+
+    #[test]
+    fn a_busy_store_is_503_server_busy() {
+        let busy = std::io::Error::new(std::io::ErrorKind::ResourceBusy, "no memory for a part");
+        let e = Error::storage("writing", busy);
+        assert_eq!(e.code, ErrorCode::ServerBusy);
+        assert_eq!(e.code.status(), 503);
+        assert!(e
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("no memory for a part"));
     }
 
     #[test]

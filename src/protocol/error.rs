@@ -116,6 +116,9 @@ catalogue! {
     TooManyFiles => "too_many_files", 400, "Too many files at once.";
     /// Too many event streams or WebSockets open at once.
     TooManyStreams => "too_many_streams", 429, "Too many streams are open at once; retry in a moment.";
+    /// The server has no room for this request right now (with S3: the
+    /// memory for parts being gathered, `--s3-memory`, is all in use).
+    ServerBusy => "server_busy", 503, "The server is busy; what was received before this was kept. Retry in a moment.";
     /// Something failed inside the server; details are in its log.
     Internal => "internal", 500, "The server failed to handle this request; it has been logged.";
 }

@@ -10,6 +10,7 @@ use super::metrics::Metrics;
 use super::state::AppState;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{BlobStore, Events, FsyncPolicy, Locker, UploadService};
+use crate::store::blob::s3::MEMORY_WAIT;
 use crate::store::cluster::spawn_listener;
 use crate::store::{Backend, FsBlobStore, LocalLocker, PgLocker, S3BlobStore, SqlStore};
 use leptos::config::LeptosOptions;
@@ -68,6 +69,7 @@ async fn uploads(config: &Config, metrics: Arc<Metrics>) -> Result<(UploadServic
             // Tails are kept in the records' database.
             let store = S3BlobStore::new(&location, part_size, meta.clone())
                 .map_err(|e| bad_config(format!("--storage: {e}")))?
+                .with_memory(config.s3_memory, MEMORY_WAIT)
                 .observed_by(metrics.clone());
             store.check().await.map_err(|e| {
                 bad_config(format!("cannot reach the bucket {}: {e}", location.bucket))

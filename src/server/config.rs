@@ -198,6 +198,13 @@ pub struct Config {
     #[arg(long, env = "FERRY_S3_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub s3_part_size: u64,
 
+    /// With S3 storage: the memory for parts being gathered, over all
+    /// uploads being written (each reserves its current part when its first
+    /// byte arrives). Past it, a request waits up to 10 s for room, then is
+    /// answered 503 `server_busy`, keeping what it sent before.
+    #[arg(long, env = "FERRY_S3_MEMORY", default_value = "1GiB", value_parser = parse_size)]
+    pub s3_memory: u64,
+
     /// Accepted for compatibility and ignored: with PostgreSQL, the locks of
     /// every upload being written now share one database connection.
     #[arg(long, env = "FERRY_MAX_WRITERS", default_value_t = 64, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
@@ -270,6 +277,9 @@ impl Config {
             Some(url) if url.starts_with("s3://") => {
                 if self.s3_part_size < crate::store::blob::s3::MIN_PART_SIZE as u64 {
                     return Err("--s3-part-size must be at least 5MiB (S3's smallest part)".into());
+                }
+                if self.s3_memory < self.s3_part_size {
+                    return Err("--s3-memory must hold at least one part (--s3-part-size)".into());
                 }
                 crate::store::blob::s3::S3Location::parse(url).map(Storage::S3)
             }
@@ -389,6 +399,7 @@ mod tests {
         for bad in [
             vec!["ferry", "--storage", "gs://bucket"],
             vec!["ferry", "--storage", "s3://b", "--s3-part-size", "1MiB"],
+            vec!["ferry", "--storage", "s3://b", "--s3-memory", "4MiB"],
         ] {
             let c = Config::try_parse_from(bad.clone()).unwrap();
             assert!(c.storage().is_err(), "{bad:?}");

@@ -33,8 +33,10 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod location;
+mod memory;
 mod rope;
 mod state;
 mod tail_cache;
@@ -42,6 +44,8 @@ mod tails;
 mod writer;
 
 pub use location::S3Location;
+use memory::{Memory, Reserved};
+pub use memory::{DEFAULT_MEMORY, MEMORY_WAIT};
 use rope::Rope;
 use state::State;
 use tail_cache::TailCache;
@@ -72,6 +76,8 @@ pub struct S3BlobStore {
     pieces: Arc<dyn TailStore>,
     /// The pieces this instance stored last.
     cache: Arc<TailCache>,
+    /// The memory for parts being gathered, over all writers.
+    memory: Arc<Memory>,
 }
 
 fn other(context: &str, e: object_store::Error) -> io::Error {
@@ -171,7 +177,17 @@ impl S3BlobStore {
             part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
             pieces: tails,
             cache: Arc::default(),
+            memory: Arc::new(Memory::new(DEFAULT_MEMORY, MEMORY_WAIT)),
         })
+    }
+
+    /// This store, gathering parts in at most `bytes` of memory over all
+    /// writers (at least one part), each writer waiting at most `wait` for
+    /// room before failing with `ErrorKind::ResourceBusy`.
+    pub fn with_memory(mut self, bytes: u64, wait: Duration) -> Self {
+        let bytes = bytes.max(self.part_size as u64);
+        self.memory = Arc::new(Memory::new(bytes, wait));
+        self
     }
 
     /// The size of the part at `index` (from 0).
@@ -275,6 +291,11 @@ impl BlobStore for S3BlobStore {
             ));
         }
         let keep = offset - parts_len;
+        let mut reserved = Reserved::default();
+        if keep > 0 {
+            let size = self.part_size(state.parts.len());
+            self.memory.reserve(&mut reserved, size as u64).await?;
+        }
         let buf = self.read_tail(key, &state, keep).await?;
         // Bytes past the offset were never acknowledged: forget them (their
         // pieces are deleted once the next commit is recorded).
@@ -310,6 +331,7 @@ impl BlobStore for S3BlobStore {
             created_upload: false,
             finished: false,
             broken: false,
+            reserved,
         }))
     }
 

@@ -33,6 +33,8 @@ pub(super) struct S3BlobWriter {
     pub(super) created_upload: bool,
     pub(super) finished: bool,
     pub(super) broken: bool,
+    /// This writer's room in the store's memory, reserved as bytes arrive.
+    pub(super) reserved: Reserved,
 }
 
 impl S3BlobWriter {
@@ -89,6 +91,18 @@ impl S3BlobWriter {
 impl BlobWriter for S3BlobWriter {
     async fn write(&mut self, data: Bytes) -> io::Result<()> {
         self.check()?;
+        if !data.is_empty() {
+            let size = self.store.part_size(self.working.parts.len());
+            if let Err(e) = self
+                .store
+                .memory
+                .reserve(&mut self.reserved, size as u64)
+                .await
+            {
+                self.broken = true;
+                return Err(e);
+            }
+        }
         self.buf.push(data);
         loop {
             let size = self.store.part_size(self.working.parts.len());
