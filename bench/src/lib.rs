@@ -1,7 +1,24 @@
-//! What the benchmark's programs share: reading the head of an HTTP/1.1
-//! message (the client reads replies, the sink requests).
+//! What the benchmark's programs share: the bytes they send, and reading
+//! the head of an HTTP/1.1 message (the client reads replies, the sink
+//! requests).
 
 use std::io::{self, BufRead};
+
+/// The size of the block of bytes every upload repeats.
+pub const BLOCK: usize = 64 << 20;
+
+/// A block of pseudo-random bytes (xorshift), the same in every program.
+pub fn block() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..BLOCK / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect()
+}
 
 /// An HTTP/1.1 message's start line and headers.
 pub struct Head {

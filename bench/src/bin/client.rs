@@ -3,7 +3,8 @@
 //! go out with plain `write_all` on a TCP socket, with HTTP/1.1 written by
 //! hand for tus.
 //!
-//!   client raw  <addr> <bytes> [ack-every]          one upload to the receiver
+//!   client raw  <addr> <bytes> [ack-every] [careful] one upload to the receiver
+//!                                                   (careful: with early write-back)
 //!   client tus  <base-url> <bytes> <chunk> [sha256] one tus upload in PATCHes of <chunk>
 //!   client many <base-url> <uploads> <bytes> <chunk> concurrent tus uploads
 //!   client http <base-url> <bytes> <chunk>          plain PATCHes to <base-url>/upload (the sink)
@@ -11,24 +12,11 @@
 //!
 //! Prints one JSON line: seconds, bytes, and PATCH latencies.
 
-use ferry_bench::{read_head, Head};
+use ferry_bench::{block, read_head, Head, BLOCK};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
-const BLOCK: usize = 64 << 20;
-
-fn block() -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..BLOCK / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect()
-}
 
 /// Writes a request head in one piece, as an HTTP client library does
 /// (`write!` on the socket would send each formatted fragment as a packet
@@ -212,11 +200,13 @@ fn main() {
         "raw" => {
             let total: u64 = args[2].parse().unwrap();
             let every: u64 = args.get(3).map_or(0, |a| a.parse().unwrap());
+            let flags: u64 = u64::from(args.get(4).is_some_and(|a| a == "careful"));
             let started = Instant::now();
             let mut s = TcpStream::connect(&args[1]).expect("connect");
             s.set_nodelay(true).ok();
             s.write_all(&total.to_le_bytes()).unwrap();
             s.write_all(&every.to_le_bytes()).unwrap();
+            s.write_all(&flags.to_le_bytes()).unwrap();
             // Like a tus client: the next piece goes once the last one is
             // acknowledged.
             let step = if every == 0 { total } else { every };
