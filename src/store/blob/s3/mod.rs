@@ -37,6 +37,7 @@ use std::time::Duration;
 
 mod location;
 mod memory;
+mod parts;
 mod rope;
 mod state;
 mod tail_cache;
@@ -46,6 +47,8 @@ mod writer;
 pub use location::S3Location;
 use memory::{Memory, Reserved};
 pub use memory::{DEFAULT_MEMORY, MEMORY_WAIT};
+use parts::{largest_blob, part_size};
+pub use parts::{LARGEST_GROWN_PART, MAX_PARTS};
 use rope::Rope;
 use state::State;
 use tail_cache::TailCache;
@@ -57,12 +60,6 @@ pub const MIN_PART_SIZE: usize = 5 << 20;
 
 /// S3's largest part.
 const MAX_PART_SIZE: usize = 5 << 30;
-
-/// Parts grow (every 1,000) up to this size, unless `part_size` is larger.
-pub const LARGEST_GROWN_PART: usize = 256 << 20;
-
-/// S3's most parts in one multipart upload.
-const MAX_PARTS: usize = 10_000;
 
 /// Blobs as S3 objects.
 #[derive(Clone)]
@@ -93,17 +90,6 @@ fn ignore_missing(r: object_store::Result<()>, context: &str) -> io::Result<()> 
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(other(context, e)),
     }
-}
-
-/// The size of the part at `index` with parts of `base` bytes to start.
-fn part_size(base: usize, index: usize) -> usize {
-    let doublings = (index / 1000).min(10) as u32;
-    let grown = base.saturating_mul(1 << doublings);
-    grown.min(LARGEST_GROWN_PART.max(base))
-}
-
-fn largest_blob(base: usize) -> u64 {
-    (0..MAX_PARTS).map(|i| part_size(base, i) as u64).sum()
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -433,24 +419,6 @@ mod tests {
         assert!(S3Location::parse("s3://").is_err());
         assert!(S3Location::parse("file:///tmp").is_err());
         assert!(S3Location::parse("s3://b?colour=blue").is_err());
-    }
-
-    #[test]
-    fn parts_grow_to_a_cap_that_still_holds_a_tebibyte() {
-        const MIB: usize = 1 << 20;
-        assert_eq!(part_size(8 * MIB, 0), 8 * MIB);
-        assert_eq!(part_size(8 * MIB, 999), 8 * MIB);
-        assert_eq!(part_size(8 * MIB, 1000), 16 * MIB);
-        assert_eq!(part_size(8 * MIB, 5000), 256 * MIB);
-        assert_eq!(part_size(8 * MIB, 9999), 256 * MIB);
-        assert!((0..MAX_PARTS).all(|i| part_size(8 * MIB, i) <= LARGEST_GROWN_PART));
-        let largest = largest_blob(8 * MIB);
-        assert!(largest > 1 << 40, "{largest}");
-        assert!(largest < 2 << 40, "{largest}");
-        // A larger configured part stays as it is.
-        assert_eq!(part_size(512 * MIB, 9999), 512 * MIB);
-        assert_eq!(largest_blob(512 * MIB), 10_000 * 512 * MIB as u64);
-        assert!(largest_blob(MIN_PART_SIZE) < largest);
     }
 
     #[test]
