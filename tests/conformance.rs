@@ -969,3 +969,44 @@ async fn s3_writers_share_bounded_memory() {
         store.delete(key, None).await.unwrap();
     }
 }
+
+/// A client that trickles (a commit every second, a few bytes each) makes
+/// a tail of at most 64 pieces: past that the tail is stored again whole.
+#[tokio::test]
+async fn a_trickled_tail_stays_in_few_pieces() {
+    let pg = Postgres::start();
+    let s3 = S3::start();
+    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
+    let location = S3Location::parse(&s3.bucket("trickle")).unwrap();
+    let store = s3_store(&location, tails.clone());
+    let key = "TrickleKey0000000001";
+    let data = bytes(300 * 1000, 9);
+    let mut state: Option<String> = None;
+    let mut most = 0;
+    for (i, chunk) in data.chunks(1000).enumerate() {
+        let at = (i * 1000) as u64;
+        let mut w = store.append_at(key, at, state.as_deref()).await.unwrap();
+        w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        w.commit(Commit::Checkpoint(Durability::Synced))
+            .await
+            .unwrap();
+        state = w.state();
+        w.settle().await.unwrap();
+        let recorded: serde_json::Value = serde_json::from_str(state.as_deref().unwrap()).unwrap();
+        most = most.max(recorded["s"].as_array().unwrap().len());
+    }
+    assert!(most <= 64, "{most} pieces");
+    let mut w = store
+        .append_at(key, data.len() as u64, state.as_deref())
+        .await
+        .unwrap();
+    w.commit(Commit::Finish(Durability::Synced)).await.unwrap();
+    w.settle().await.unwrap();
+    drop(w);
+    assert_eq!(read_all(&store, key, 0..data.len() as u64).await, data);
+    assert_eq!(
+        tails.keys_with_pieces().await.unwrap(),
+        Vec::<String>::new()
+    );
+    store.delete(key, None).await.unwrap();
+}

@@ -118,7 +118,7 @@ catalogue! {
     TooManyStreams => "too_many_streams", 429, "Too many streams are open at once; retry in a moment.";
     /// The server has no room for this request right now (with S3: the
     /// memory for parts being gathered, `--s3-memory`, is all in use).
-    ServerBusy => "server_busy", 503, "The server is busy; what was received before this was kept. Retry in a moment.";
+    ServerBusy => "server_busy", 503, "The server is busy; retry in a moment from the upload's offset.";
     /// Something failed inside the server; details are in its log.
     Internal => "internal", 500, "The server failed to handle this request; it has been logged.";
 }

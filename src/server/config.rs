@@ -201,7 +201,8 @@ pub struct Config {
     /// With S3 storage: the memory for parts being gathered, over all
     /// uploads being written (each reserves its current part when its first
     /// byte arrives). Past it, a request waits up to 10 s for room, then is
-    /// answered 503 `server_busy`, keeping what it sent before.
+    /// answered 503 `server_busy` (the upload resumes from its offset).
+    /// At least the largest part (256MiB, or --s3-part-size if larger).
     #[arg(long, env = "FERRY_S3_MEMORY", default_value = "1GiB", value_parser = parse_size)]
     pub s3_memory: u64,
 
@@ -278,8 +279,19 @@ impl Config {
                 if self.s3_part_size < crate::store::blob::s3::MIN_PART_SIZE as u64 {
                     return Err("--s3-part-size must be at least 5MiB (S3's smallest part)".into());
                 }
-                if self.s3_memory < self.s3_part_size {
-                    return Err("--s3-memory must hold at least one part (--s3-part-size)".into());
+                if self.s3_part_size > crate::store::blob::s3::MAX_CONFIGURED_PART as u64 {
+                    return Err(
+                        "--s3-part-size must be at most 512MiB (a tail must fit a database row)"
+                            .into(),
+                    );
+                }
+                let largest =
+                    (self.s3_part_size as usize).max(crate::store::blob::s3::LARGEST_GROWN_PART);
+                if self.s3_memory < largest as u64 {
+                    return Err(format!(
+                        "--s3-memory must hold the largest part ({}: parts grow to 256MiB, or --s3-part-size if larger)",
+                        bytesize::ByteSize(largest as u64)
+                    ));
                 }
                 crate::store::blob::s3::S3Location::parse(url).map(Storage::S3)
             }
@@ -399,7 +411,8 @@ mod tests {
         for bad in [
             vec!["ferry", "--storage", "gs://bucket"],
             vec!["ferry", "--storage", "s3://b", "--s3-part-size", "1MiB"],
-            vec!["ferry", "--storage", "s3://b", "--s3-memory", "4MiB"],
+            vec!["ferry", "--storage", "s3://b", "--s3-memory", "128MiB"],
+            vec!["ferry", "--storage", "s3://b", "--s3-part-size", "1GiB"],
         ] {
             let c = Config::try_parse_from(bad.clone()).unwrap();
             assert!(c.storage().is_err(), "{bad:?}");

@@ -20,27 +20,17 @@ fn io_error(context: &str, e: sqlx::Error) -> io::Error {
 #[async_trait]
 impl TailStore for SqlStore {
     async fn put_piece(&self, key: &str, name: &str, bytes: Vec<u8>) -> io::Result<()> {
-        let failed = |e| io_error("storing a piece of a tail", e);
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        if self.backend == Backend::Postgres {
-            // No wait for this commit to reach the disk: the record that
-            // names the piece is committed later in the same log, and its
-            // flush makes everything before it durable too. Until then
-            // nothing uses the piece, so a crash may lose it harmlessly.
-            sqlx::query("SET LOCAL synchronous_commit TO OFF")
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        }
+        // Durable on its own commit: a database that restarted between it
+        // and the record's could otherwise lose a piece the record names.
         let sql = self.sql("INSERT INTO s3_tails (blob_key, name, bytes) VALUES (?, ?, ?)");
         sqlx::query(&sql)
             .bind(key)
             .bind(name)
             .bind(bytes)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)
+            .map_err(|e| io_error("storing a piece of a tail", e))?;
+        Ok(())
     }
 
     async fn piece(&self, key: &str, name: &str) -> io::Result<Option<Vec<u8>>> {

@@ -21,6 +21,7 @@ const UNIT: u64 = 1024;
 #[derive(Debug)]
 pub(super) struct Memory {
     room: Arc<Semaphore>,
+    total: u64,
     wait: Duration,
 }
 
@@ -40,9 +41,10 @@ impl Reserved {
 
 impl Memory {
     pub(super) fn new(bytes: u64, wait: Duration) -> Memory {
-        let units = (bytes / UNIT).min(Semaphore::MAX_PERMITS as u64) as usize;
+        let units = bytes.div_ceil(UNIT).min(Semaphore::MAX_PERMITS as u64) as usize;
         Memory {
             room: Arc::new(Semaphore::new(units)),
+            total: units as u64 * UNIT,
             wait,
         }
     }
@@ -51,6 +53,14 @@ impl Memory {
     pub(super) async fn reserve(&self, held: &mut Reserved, bytes: u64) -> io::Result<()> {
         if held.bytes() >= bytes {
             return Ok(());
+        }
+        if bytes > self.total {
+            // It would never fit: no waiting, and no place in the queue
+            // ahead of writers that would.
+            return Err(io::Error::other(format!(
+                "a part of {bytes} bytes is larger than --s3-memory ({} bytes)",
+                self.total
+            )));
         }
         let more = (bytes - held.bytes()).div_ceil(UNIT);
         let more = u32::try_from(more).map_err(|_| io::Error::other("a part too large"))?;

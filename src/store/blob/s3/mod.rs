@@ -48,7 +48,7 @@ pub use location::S3Location;
 use memory::{Memory, Reserved};
 pub use memory::{DEFAULT_MEMORY, MEMORY_WAIT};
 use parts::{largest_blob, part_size};
-pub use parts::{LARGEST_GROWN_PART, MAX_PARTS};
+pub use parts::{LARGEST_GROWN_PART, MAX_CONFIGURED_PART, MAX_PARTS};
 use rope::Rope;
 use state::State;
 use tail_cache::TailCache;
@@ -57,9 +57,6 @@ use writer::S3BlobWriter;
 
 /// S3's smallest part (but the last).
 pub const MIN_PART_SIZE: usize = 5 << 20;
-
-/// S3's largest part.
-const MAX_PART_SIZE: usize = 5 << 30;
 
 /// Blobs as S3 objects.
 #[derive(Clone)]
@@ -160,7 +157,7 @@ impl S3BlobStore {
             bucket: location.bucket.clone(),
             observer: Arc::new(Unobserved),
             prefix: location.prefix.clone(),
-            part_size: part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
+            part_size: part_size.clamp(MIN_PART_SIZE, MAX_CONFIGURED_PART),
             pieces: tails,
             cache: Arc::default(),
             memory: Arc::new(Memory::new(DEFAULT_MEMORY, MEMORY_WAIT)),
@@ -168,8 +165,9 @@ impl S3BlobStore {
     }
 
     /// This store, gathering parts in at most `bytes` of memory over all
-    /// writers (at least one part), each writer waiting at most `wait` for
-    /// room before failing with `ErrorKind::ResourceBusy`.
+    /// writers, each writer waiting at most `wait` for room before failing
+    /// with `ErrorKind::ResourceBusy`. Give at least `largest_part()` (the
+    /// configuration checks it): a part that can never fit is refused.
     pub fn with_memory(mut self, bytes: u64, wait: Duration) -> Self {
         let bytes = bytes.max(self.part_size as u64);
         self.memory = Arc::new(Memory::new(bytes, wait));
@@ -179,6 +177,11 @@ impl S3BlobStore {
     /// The size of the part at `index` (from 0).
     pub(super) fn part_size(&self, index: usize) -> usize {
         part_size(self.part_size, index)
+    }
+
+    /// The largest part this store sends (parts grow up to it).
+    pub fn largest_part(&self) -> u64 {
+        self.part_size(MAX_PARTS - 1) as u64
     }
 
     /// The largest blob this store can hold: S3's 10,000 parts, as large as
@@ -222,7 +225,7 @@ impl S3BlobStore {
 
     /// Deletes every tail object a blob has in the bucket (Ferry 0.1 stored
     /// tails there whole; see `State::old_tail`).
-    async fn delete_old_tails(&self, key: &str) -> io::Result<()> {
+    pub(super) async fn delete_old_tails(&self, key: &str) -> io::Result<()> {
         let found: Vec<_> = self
             .store
             .list(Some(&self.tails(key)))
@@ -318,6 +321,7 @@ impl BlobStore for S3BlobStore {
             finished: false,
             broken: false,
             reserved,
+            legacy: state.old_tail.is_some(),
         }))
     }
 

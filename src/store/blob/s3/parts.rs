@@ -6,6 +6,10 @@
 /// Parts grow (every 1,000) up to this size, unless `part_size` is larger.
 pub const LARGEST_GROWN_PART: usize = 256 << 20;
 
+/// The largest `--s3-part-size`: a tail (less than a part) is kept in one
+/// database row, and PostgreSQL's and SQLite's stop near 1 GB.
+pub const MAX_CONFIGURED_PART: usize = 512 << 20;
+
 /// S3's most parts in one multipart upload.
 pub const MAX_PARTS: usize = 10_000;
 

@@ -21,8 +21,7 @@ use std::io;
 /// random and never reused, so a piece never changes once stored).
 #[async_trait]
 pub trait TailStore: Send + Sync + 'static {
-    /// Stores a piece. It must be durable once a record change made after
-    /// this answers is (the record naming the piece is written next).
+    /// Stores a piece, durably, before answering.
     async fn put_piece(&self, key: &str, name: &str, bytes: Vec<u8>) -> io::Result<()>;
     /// A piece's bytes, or `None` when there is no such piece.
     async fn piece(&self, key: &str, name: &str) -> io::Result<Option<Vec<u8>>>;

@@ -35,7 +35,13 @@ pub(super) struct S3BlobWriter {
     pub(super) broken: bool,
     /// This writer's room in the store's memory, reserved as bytes arrive.
     pub(super) reserved: Reserved,
+    /// Whether the blob was opened from an earlier version's state, with a
+    /// tail object in the bucket.
+    pub(super) legacy: bool,
 }
+
+/// The most pieces a tail is made of.
+const MAX_PIECES: usize = 64;
 
 impl S3BlobWriter {
     pub(super) fn path(&self) -> ObjectPath {
@@ -162,7 +168,14 @@ impl BlobWriter for S3BlobWriter {
                 return Ok(());
             }
             if self.buf.len() > self.stored {
-                // Only what arrived since the last commit is stored.
+                // Only what arrived since the last commit is stored; but a
+                // tail of many pieces (a trickling client commits every
+                // second) is stored again whole, as one piece, so that no
+                // tail has more than MAX_PIECES.
+                if self.working.pieces.len() + 1 >= MAX_PIECES {
+                    self.working.pieces.clear();
+                    self.stored = 0;
+                }
                 let mut fresh = self.buf.clone();
                 fresh.skip(self.stored);
                 let name = format!("{:032x}", rand::random::<u128>());
@@ -229,26 +242,38 @@ impl BlobWriter for S3BlobWriter {
     }
 
     async fn settle(&mut self) -> io::Result<()> {
+        // Each clean-up is tried even when one before it failed; the first
+        // failure is reported.
         let garbage = std::mem::take(&mut self.garbage);
         for name in &garbage {
             self.store.cache.forget(name);
         }
+        let mut first_error = None;
+        let mut note = |r: io::Result<()>| {
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        };
         for name in std::mem::take(&mut self.old_garbage) {
-            ignore_missing(
+            note(ignore_missing(
                 self.store
                     .store
                     .delete(&self.store.tail(&self.key, &name))
                     .await,
                 "deleting a tail object",
-            )?;
+            ));
         }
         if self.finished {
+            if self.legacy {
+                // Tail objects of requests an earlier version never
+                // recorded.
+                note(self.store.delete_old_tails(&self.key).await);
+            }
             // Every piece, with any that a failed request left unrecorded.
-            return self.store.pieces.delete_blob_pieces(&self.key).await;
+            note(self.store.pieces.delete_blob_pieces(&self.key).await);
+        } else if !garbage.is_empty() {
+            note(self.store.pieces.delete_pieces(&self.key, &garbage).await);
         }
-        if garbage.is_empty() {
-            return Ok(());
-        }
-        self.store.pieces.delete_pieces(&self.key, &garbage).await
+        first_error.map_or(Ok(()), Err)
     }
 }
