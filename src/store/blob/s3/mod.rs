@@ -213,33 +213,6 @@ impl S3BlobStore {
             ObjectPath::from(format!("{}/{name}", self.prefix))
         }
     }
-
-    /// The folder of a blob's tail objects.
-    fn tails(&self, key: &str) -> ObjectPath {
-        self.object(&format!("{key}.tail"))
-    }
-
-    fn tail(&self, key: &str, name: &str) -> ObjectPath {
-        self.object(&format!("{key}.tail/{name}"))
-    }
-
-    /// Deletes every tail object a blob has in the bucket (Ferry 0.1 stored
-    /// tails there whole; see `State::old_tail`).
-    pub(super) async fn delete_old_tails(&self, key: &str) -> io::Result<()> {
-        let found: Vec<_> = self
-            .store
-            .list(Some(&self.tails(key)))
-            .try_collect()
-            .await
-            .map_err(|e| other("listing tail objects", e))?;
-        for meta in found {
-            ignore_missing(
-                self.store.delete(&meta.location).await,
-                "deleting a tail object",
-            )?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]

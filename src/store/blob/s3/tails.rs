@@ -11,7 +11,10 @@
 //! size of the requests, instead of the tail being stored again by every
 //! request until its part is full.
 
-use super::{other, Rope, S3BlobStore, State};
+use super::{ignore_missing, other, Rope, S3BlobStore, State};
+use futures_util::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::ObjectStore;
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
@@ -85,5 +88,32 @@ impl S3BlobStore {
             return Err(short());
         }
         Ok(tail)
+    }
+
+    /// The folder of a blob's tail objects.
+    pub(super) fn tails(&self, key: &str) -> ObjectPath {
+        self.object(&format!("{key}.tail"))
+    }
+
+    pub(super) fn tail(&self, key: &str, name: &str) -> ObjectPath {
+        self.object(&format!("{key}.tail/{name}"))
+    }
+
+    /// Deletes every tail object a blob has in the bucket (Ferry 0.1 stored
+    /// tails there whole; see `State::old_tail`).
+    pub(super) async fn delete_old_tails(&self, key: &str) -> io::Result<()> {
+        let found: Vec<_> = self
+            .store
+            .list(Some(&self.tails(key)))
+            .try_collect()
+            .await
+            .map_err(|e| other("listing tail objects", e))?;
+        for meta in found {
+            ignore_missing(
+                self.store.delete(&meta.location).await,
+                "deleting a tail object",
+            )?;
+        }
+        Ok(())
     }
 }
