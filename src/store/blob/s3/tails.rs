@@ -12,11 +12,11 @@
 //! request until its part is full.
 
 use super::{ignore_missing, other, Rope, S3BlobStore, State};
+use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
-use async_trait::async_trait;
-use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use std::io;
 
