@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 addr=127.0.0.1:3000
 data=${FERRY_DATA_DIR:-target/e2e-data}
 rm -rf "$data"
-"${FERRY_BIN:-target/release/ferry}" --addr "$addr" --data-dir "$data" --site-root target/site --log warn &
+# The tests that start servers of their own run the same binary.
+export FERRY_BIN
+FERRY_BIN=$(realpath "${FERRY_BIN:-target/release/ferry}")
+"$FERRY_BIN" --addr "$addr" --data-dir "$data" --site-root target/site --log warn &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do

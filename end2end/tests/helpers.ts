@@ -124,7 +124,7 @@ export async function headStatus(request: APIRequestContext, url: string, base =
   return r.status();
 }
 
-/** A Ferry server of the test's own, from the debug binary scripts/site.sh built. */
+/** A Ferry server of the test's own, from the binary scripts/e2e.sh serves ($FERRY_BIN). */
 export class Server {
   proc: ChildProcess | null = null;
   constructor(public port: number, public dataDir: string, public args: string[] = []) {}
@@ -134,7 +134,7 @@ export class Server {
   }
 
   async start() {
-    const bin = path.resolve(__dirname, "../../target/debug/ferry");
+    const bin = process.env.FERRY_BIN ?? path.resolve(__dirname, "../../target/release/ferry");
     this.proc = spawn(bin, [
       "--addr", `127.0.0.1:${this.port}`,
       "--data-dir", this.dataDir,
