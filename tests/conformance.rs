@@ -525,6 +525,17 @@ async fn lock_suite(a: &dyn Locker, b: &dyn Locker, shared: bool) {
     gave_way.await.unwrap();
 }
 
+/// A real PostgreSQL server (whose database "tails" keeps S3 tails) and a
+/// real S3 server with the bucket `bucket`, and where that bucket is (the
+/// servers stop when their values are dropped: keep them to the end).
+async fn s3_with_tails(bucket: &str) -> (Postgres, S3, Arc<SqlStore>, S3Location) {
+    let pg = Postgres::start();
+    let s3 = S3::start();
+    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
+    let location = S3Location::parse(&s3.bucket(bucket)).unwrap();
+    (pg, s3, tails, location)
+}
+
 fn s3_store(location: &S3Location, tails: Arc<SqlStore>) -> S3BlobStore {
     S3BlobStore::with_keys(location, PART, S3_ACCESS_KEY, S3_SECRET_KEY, tails).unwrap()
 }
@@ -546,10 +557,7 @@ async fn embedded_stores_conform() {
 
 #[tokio::test]
 async fn distributed_stores_conform() {
-    let pg = Postgres::start();
-    let s3 = S3::start();
-    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
-    let location = S3Location::parse(&s3.bucket("blobs")).unwrap();
+    let (pg, s3, tails, location) = s3_with_tails("blobs").await;
     let store = s3_store(&location, tails.clone());
     store.check().await.unwrap();
     blob_suite(&store).await;
@@ -857,10 +865,7 @@ async fn counting_proxy(to: String) -> (String, Arc<std::sync::atomic::AtomicU64
 #[tokio::test]
 async fn s3_tails_reach_the_bucket_once() {
     use std::sync::atomic::Ordering;
-    let pg = Postgres::start();
-    let s3 = S3::start();
-    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
-    let mut location = S3Location::parse(&s3.bucket("once")).unwrap();
+    let (_pg, _s3, tails, mut location) = s3_with_tails("once").await;
     let endpoint = location.endpoint.clone().unwrap();
     let (proxy, sent) = counting_proxy(endpoint.trim_start_matches("http://").to_string()).await;
     location.endpoint = Some(format!("http://{proxy}"));
@@ -918,10 +923,7 @@ async fn s3_tails_reach_the_bucket_once() {
 /// writers with room carry on, and room comes back when a writer ends.
 #[tokio::test]
 async fn s3_writers_share_bounded_memory() {
-    let pg = Postgres::start();
-    let s3 = S3::start();
-    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
-    let location = S3Location::parse(&s3.bucket("memory")).unwrap();
+    let (_pg, _s3, tails, location) = s3_with_tails("memory").await;
     let store = s3_store(&location, tails).with_memory(2 * PART as u64, Duration::from_millis(300));
     let keys = [
         "MemoryKey00000000001",
@@ -974,10 +976,7 @@ async fn s3_writers_share_bounded_memory() {
 /// a tail of at most 64 pieces: past that the tail is stored again whole.
 #[tokio::test]
 async fn a_trickled_tail_stays_in_few_pieces() {
-    let pg = Postgres::start();
-    let s3 = S3::start();
-    let tails = Arc::new(SqlStore::open(&pg.database("tails"), true).await.unwrap());
-    let location = S3Location::parse(&s3.bucket("trickle")).unwrap();
+    let (_pg, _s3, tails, location) = s3_with_tails("trickle").await;
     let store = s3_store(&location, tails.clone());
     let key = "TrickleKey0000000001";
     let data = bytes(300 * 1000, 9);

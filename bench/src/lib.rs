@@ -7,6 +7,22 @@ use std::io::{self, BufRead};
 /// The size of the block of bytes every upload repeats.
 pub const BLOCK: usize = 64 << 20;
 
+/// Where the `len` bytes of an upload starting at `from` lie in the
+/// repeated block, as ranges of it, in order.
+pub fn spans(from: u64, len: u64) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let end = from + len;
+    let mut at = from;
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let o = (at % BLOCK as u64) as usize;
+        let n = ((BLOCK - o) as u64).min(end - at) as usize;
+        at += n as u64;
+        Some(o..o + n)
+    })
+}
+
 /// A block of pseudo-random bytes (xorshift), the same in every program.
 pub fn block() -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;

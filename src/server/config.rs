@@ -285,8 +285,7 @@ impl Config {
                             .into(),
                     );
                 }
-                let largest =
-                    (self.s3_part_size as usize).max(crate::store::blob::s3::LARGEST_GROWN_PART);
+                let largest = crate::store::blob::s3::largest_part(self.s3_part_size as usize);
                 if self.s3_memory < largest as u64 {
                     return Err(format!(
                         "--s3-memory must hold the largest part ({}: parts grow to 256MiB, or --s3-part-size if larger)",

@@ -12,11 +12,10 @@
 //!
 //! Prints one JSON line: seconds, bytes, and PATCH latencies.
 
-use ferry_bench::{block, read_head, Head, BLOCK};
+use ferry_bench::{block, read_head, spans, Head, BLOCK};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
-
 
 /// Writes a request head in one piece, as an HTTP client library does
 /// (`write!` on the socket would send each formatted fragment as a packet
@@ -27,13 +26,8 @@ fn send_head(s: &mut TcpStream, head: String) {
 
 /// Writes `len` bytes of the repeated block starting at `from`.
 fn send_bytes(s: &mut TcpStream, data: &[u8], from: u64, len: u64) {
-    let mut at = from;
-    let end = from + len;
-    while at < end {
-        let o = (at % BLOCK as u64) as usize;
-        let n = ((BLOCK - o) as u64).min(end - at) as usize;
-        s.write_all(&data[o..o + n]).expect("send");
-        at += n as u64;
+    for span in spans(from, len) {
+        s.write_all(&data[span]).expect("send");
     }
 }
 
@@ -148,12 +142,8 @@ fn chunk_sha256(data: &[u8], from: u64, len: u64) -> String {
         return v.clone();
     }
     let mut bytes = Vec::with_capacity(len as usize);
-    let mut at = from;
-    while at < from + len {
-        let o = (at % BLOCK as u64) as usize;
-        let n = ((BLOCK - o) as u64).min(from + len - at) as usize;
-        bytes.extend_from_slice(&data[o..o + n]);
-        at += n as u64;
+    for span in spans(from, len) {
+        bytes.extend_from_slice(&data[span]);
     }
     let mut child = std::process::Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())

@@ -8,7 +8,7 @@
 //! Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Prints one
 //! JSON line: seconds and bytes.
 
-use ferry_bench::{block, BLOCK};
+use ferry_bench::{block, spans};
 use object_store::aws::AmazonS3Builder;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
@@ -38,15 +38,7 @@ async fn main() {
     while at < total {
         let n = part.min(total - at);
         // The part's bytes, from the repeated block, without copying.
-        let mut chunks = Vec::new();
-        let mut o = at;
-        while o < at + n {
-            let i = (o % BLOCK as u64) as usize;
-            let m = ((BLOCK - i) as u64).min(at + n - o) as usize;
-            chunks.push(data.slice(i..i + m));
-            o += m as u64;
-        }
-        let payload: PutPayload = chunks.into_iter().collect();
+        let payload: PutPayload = spans(at, n).map(|span| data.slice(span)).collect();
         let id = store
             .put_part(&path, &upload, parts.len(), payload)
             .await

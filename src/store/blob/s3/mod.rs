@@ -47,6 +47,7 @@ mod writer;
 pub use location::S3Location;
 use memory::{Memory, Reserved};
 pub use memory::{DEFAULT_MEMORY, MEMORY_WAIT};
+pub use parts::largest_part;
 use parts::{largest_blob, part_size};
 pub use parts::{LARGEST_GROWN_PART, MAX_CONFIGURED_PART, MAX_PARTS};
 use rope::Rope;
@@ -181,7 +182,7 @@ impl S3BlobStore {
 
     /// The largest part this store sends (parts grow up to it).
     pub fn largest_part(&self) -> u64 {
-        self.part_size(MAX_PARTS - 1) as u64
+        largest_part(self.part_size) as u64
     }
 
     /// The largest blob this store can hold: S3's 10,000 parts, as large as
@@ -263,8 +264,7 @@ impl BlobStore for S3BlobStore {
         // pieces are deleted once the next commit is recorded).
         let mut recorded = state.clone();
         recorded.truncate_pieces(keep);
-        let mut garbage: Vec<String> = state.pieces.iter().map(|p| p.0.clone()).collect();
-        garbage.retain(|name| !recorded.pieces.iter().any(|p| &p.0 == name));
+        let garbage = state.pieces_dropped_by(&recorded);
         let mut old_garbage = Vec::new();
         if let Some((name, size)) = &mut recorded.old_tail {
             *size = keep;

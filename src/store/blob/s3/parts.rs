@@ -20,6 +20,12 @@ pub(super) fn part_size(base: usize, index: usize) -> usize {
     grown.min(LARGEST_GROWN_PART.max(base))
 }
 
+/// The largest part sent with parts of `base` bytes to start (the memory
+/// one writer may need).
+pub fn largest_part(base: usize) -> usize {
+    part_size(base, MAX_PARTS - 1)
+}
+
 /// The most bytes 10,000 parts hold with parts of `base` bytes to start.
 pub(super) fn largest_blob(base: usize) -> u64 {
     (0..MAX_PARTS).map(|i| part_size(base, i) as u64).sum()
@@ -42,6 +48,8 @@ mod tests {
         let largest = largest_blob(8 * MIB);
         assert!(largest > 1 << 40, "{largest}");
         assert!(largest < 2 << 40, "{largest}");
+        assert_eq!(largest_part(8 * MIB), 256 * MIB);
+        assert_eq!(largest_part(512 * MIB), 512 * MIB);
         // A larger configured part stays as it is.
         assert_eq!(part_size(512 * MIB, 9999), 512 * MIB);
         assert_eq!(largest_blob(512 * MIB), 10_000 * 512 * MIB as u64);

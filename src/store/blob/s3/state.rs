@@ -69,6 +69,15 @@ impl State {
         }
     }
 
+    /// The names of this state's pieces that `newer` no longer uses.
+    pub(super) fn pieces_dropped_by(&self, newer: &State) -> Vec<String> {
+        self.pieces
+            .iter()
+            .filter(|(name, _, _)| !newer.pieces.iter().any(|p| &p.0 == name))
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    }
+
     /// Keeps the first `n` bytes of the tail's pieces, dropping the rest.
     pub(super) fn truncate_pieces(&mut self, mut n: u64) {
         let mut kept = 0;

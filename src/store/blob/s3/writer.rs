@@ -197,11 +197,8 @@ impl BlobWriter for S3BlobWriter {
             self.broken = true;
             return Err(e);
         }
-        for (name, _, _) in &self.recorded.pieces {
-            if !self.working.pieces.iter().any(|p| &p.0 == name) {
-                self.garbage.push(name.clone());
-            }
-        }
+        let dropped = self.recorded.pieces_dropped_by(&self.working);
+        self.garbage.extend(dropped);
         if let Some((old, _)) = self.recorded.old_tail.take() {
             self.old_garbage.push(old);
         }
