@@ -32,6 +32,15 @@ ensure_wasm_target() {
     rustup target add wasm32-unknown-unknown
 }
 
+# make test lints while it compiles (clippy-driver) and checks formatting.
+ensure_rust_components() {
+    local have
+    have=$(rustup component list --installed)
+    grep -q '^clippy' <<<"$have" && grep -q '^rustfmt' <<<"$have" && return
+    step "adding the clippy and rustfmt components"
+    rustup component add clippy rustfmt
+}
+
 ensure_cargo_leptos() {
     [ "$(cargo leptos --version 2>/dev/null)" = "cargo-leptos $CARGO_LEPTOS_VERSION" ] && return
     step "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 12 minutes on 2 cores)"
@@ -116,6 +125,7 @@ watch)
     ensure_cargo_leptos
     ;;
 test)
+    ensure_rust_components
     ensure_wasm_target
     ensure_wasm_bindgen
     ensure_npm tools
