@@ -67,5 +67,11 @@ if [ "$mode" = release ]; then
 fi
 cp style/main.css "$site/pkg/ferry.css"
 cp -R public/. "$site/"
+# The code a browser downloads, also gzipped: the server sends the .gz to
+# browsers that take it (Ferry's page and every page embedding its
+# uploader), a third of the bytes.
+for f in "$site/pkg/ferry.wasm" "$site/pkg/ferry.js" "$site/pkg/ferry.css" "$site/embed.js"; do
+    gzip -9 -k -f -n "$f"
+done
 step "server ($mode)"
 cargo build --bin ferry --no-default-features --features ssr "${server_args[@]}"

@@ -91,3 +91,156 @@ async fn server_function_answers_with_the_version() {
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
     assert!(json["uptime_secs"].is_u64());
 }
+
+/// A page of another site embedding the uploader (`public/embed.js`) loads
+/// its code without the access token, with CORS for the origins the
+/// server names, gzipped and revalidated; everything else still needs the
+/// token, and only named origins may call the server functions or open a
+/// WebSocket with the browser's cookie.
+#[tokio::test]
+async fn the_embeddable_uploader_loads_for_named_origins_and_nothing_else_opens() {
+    let app = TestApp::with(|c| {
+        c.cors_origin = vec!["https://shop.example".into()];
+        c.access_token = Some(ferry::server::config::Secret::new("s3cret"));
+    })
+    .await;
+    let script = b"export function mount() {}\n".repeat(50);
+    std::fs::write(app.site.path().join("embed.js"), &script).unwrap();
+    let gz = b"\x1f\x8b pretend gzip".to_vec();
+    std::fs::write(app.site.path().join("embed.js.gz"), &gz).unwrap();
+    let shop = ("origin", "https://shop.example");
+
+    let a = app
+        .call(
+            "GET",
+            "/embed.js",
+            &[shop, ("accept-encoding", "gzip, br")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "no token needed for the code");
+    assert_eq!(a.header("content-encoding"), Some("gzip"));
+    assert_eq!(a.body.as_ref(), gz.as_slice(), "the .gz beside it");
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    assert_eq!(a.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(a.header("cache-control"), Some("no-cache"));
+    let modified = a.header("last-modified").expect("a validator").to_string();
+    let plain = app.call("GET", "/embed.js", &[shop], Body::empty()).await;
+    assert_eq!(
+        plain.body.as_ref(),
+        script.as_slice(),
+        "as is, to who takes no gzip"
+    );
+    assert!(plain.header("content-type").unwrap().contains("javascript"));
+    let again = app
+        .call(
+            "GET",
+            "/embed.js",
+            &[shop, ("if-modified-since", &modified)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED, "downloaded once");
+    let wasm = app
+        .call("GET", "/pkg/ferry.wasm", &[shop], Body::empty())
+        .await;
+    assert_eq!(wasm.status, StatusCode::OK);
+    assert_eq!(wasm.header("content-type"), Some("application/wasm"));
+    let missing = app.call("GET", "/pkg/nothing.js", &[], Body::empty()).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let escape = app
+        .call("GET", "/pkg/../../etc/passwd", &[], Body::empty())
+        .await;
+    assert_ne!(escape.status, StatusCode::OK);
+
+    // The rest still needs the token, from the named page too.
+    let list = |headers: Vec<(&'static str, &'static str)>| {
+        let app = &app;
+        async move {
+            let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+            h.extend(headers);
+            app.call("POST", "/api/list_uploads", &h, Body::empty())
+                .await
+                .status
+        }
+    };
+    let cross = ("sec-fetch-site", "cross-site");
+    assert_eq!(list(vec![shop, cross]).await, StatusCode::UNAUTHORIZED);
+    let bearer = ("authorization", "Bearer s3cret");
+    assert_eq!(
+        list(vec![shop, cross, bearer]).await,
+        StatusCode::OK,
+        "a named page, even cross-site"
+    );
+    assert_eq!(
+        list(vec![("origin", "https://evil.example"), cross, bearer]).await,
+        StatusCode::FORBIDDEN,
+        "another site's page may not call the server functions"
+    );
+    let preflight = app
+        .call(
+            "OPTIONS",
+            "/api/list_uploads",
+            &[
+                shop,
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
+            ],
+            Body::empty(),
+        )
+        .await;
+    assert!(preflight.status.is_success());
+    assert_eq!(
+        preflight.header("access-control-allow-credentials"),
+        Some("true")
+    );
+
+    // A WebSocket carries the browser's cookie from any page: only the
+    // server's own and the named ones may open one.
+    let id = app.create(10, &[bearer]).await;
+    let ws = |origin: &'static str| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            app.call(
+                "GET",
+                &format!("{id}/ws"),
+                &[
+                    ("origin", origin),
+                    bearer,
+                    ("connection", "upgrade"),
+                    ("upgrade", "websocket"),
+                    ("sec-websocket-version", "13"),
+                    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ],
+                Body::empty(),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(ws("https://evil.example").await, StatusCode::FORBIDDEN);
+    assert_ne!(ws("https://shop.example").await, StatusCode::FORBIDDEN);
+}
+
+/// `*` opens the tus API to every page, but never with the browser's
+/// credentials: CORS forbids credentials for any origin.
+#[tokio::test]
+async fn any_origin_means_no_credentials() {
+    let app = TestApp::with(|c| c.cors_origin = vec!["*".into()]).await;
+    let a = app
+        .call(
+            "GET",
+            "/pkg/ferry.wasm",
+            &[("origin", "https://x.example")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(a.header("access-control-allow-credentials"), None);
+}

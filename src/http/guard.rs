@@ -148,26 +148,32 @@ fn body_failure(e: &axum::Error) -> BodyFailure {
     BodyFailure::Broken
 }
 
-/// Whether a request was sent by a page of another site: the browser says so
-/// in `Sec-Fetch-Site`, or its `Origin` names another host than the one
-/// asked (and not one the CORS setting names; `*` names none).
+/// Whether a request was sent by a page of another site that the CORS
+/// setting does not name (`*` names none): its `Origin` is another host
+/// than the one asked, or the browser says so in `Sec-Fetch-Site`. A page
+/// the setting names, such as one embedding Ferry's uploader, is no
+/// stranger, whichever site it is on.
 pub fn is_cross_site(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin {
+        if origin != "null"
+            && allowed_origins
+                .iter()
+                .any(|o| o != "*" && o.trim_end_matches('/') == origin)
+        {
+            return false;
+        }
+    }
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site.eq_ignore_ascii_case("cross-site") {
             return true;
         }
     }
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = origin else {
         return false; // not a browser's cross-origin request
     };
     if origin == "null" {
         return true;
-    }
-    if allowed_origins
-        .iter()
-        .any(|o| o.trim_end_matches('/') == origin)
-    {
-        return false;
     }
     let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
     let host = headers
@@ -254,5 +260,33 @@ mod tests {
             &headers(&[("host", "ferry.example"), ("origin", "https://app.example")]),
             &allowed
         ));
+        // A page the setting names, on another site, embedding the uploader.
+        assert!(!is_cross_site(
+            &headers(&[
+                ("host", "ferry.example"),
+                ("origin", "https://app.example"),
+                ("sec-fetch-site", "cross-site")
+            ]),
+            &allowed
+        ));
+        assert!(is_cross_site(
+            &headers(&[
+                ("host", "ferry.example"),
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "cross-site")
+            ]),
+            &allowed
+        ));
+        let any = vec!["*".to_string()];
+        assert!(
+            is_cross_site(
+                &headers(&[
+                    ("host", "ferry.example"),
+                    ("origin", "https://evil.example")
+                ]),
+                &any
+            ),
+            "`*` opens the tus API to every page, not the session's calls"
+        );
     }
 }

@@ -40,6 +40,7 @@ use futures_util::TryStreamExt;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 /// Builds the whole application: page routes, server functions, API routes
@@ -73,8 +74,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What needs no access token: signing in, and the page's icon.
+/// What needs no access token: signing in, the page's icon, and the code
+/// of the page and of the embeddable uploader (`/embed.js`, `/pkg/…`),
+/// which a host page's `<script>` loads without credentials and which is
+/// the same for everyone.
 fn open(state: &AppState) -> Router<AppState> {
+    // Sent gzipped to browsers that take it (scripts/site.sh writes the
+    // .gz beside each). Their names never change: browsers keep them and
+    // ask whether they did (Last-Modified), so each is downloaded once per
+    // build.
+    let site = std::path::Path::new(&*state.leptos_options.site_root);
+    let code = Router::new()
+        .route_service(
+            "/embed.js",
+            ServeFile::new(site.join("embed.js")).precompressed_gzip(),
+        )
+        .nest_service("/pkg", ServeDir::new(site.join("pkg")).precompressed_gzip())
+        .layer(axum::middleware::map_response(revalidate));
     Router::new()
         .route("/signin", get(session::signin_page).post(session::signin))
         .route_layer(from_fn_with_state(state.clone(), guard::same_site_changes))
@@ -82,7 +98,15 @@ fn open(state: &AppState) -> Router<AppState> {
             "/favicon.svg",
             get(leptos_axum::file_and_error_handler::<AppState, _>(shell)),
         )
+        .merge(code)
         .layer(from_fn_with_state(state.clone(), session::welcome))
+}
+
+async fn revalidate(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache"));
+    resp
 }
 
 /// What needs the access token (when one is set): the tus API, live events,
@@ -91,7 +115,7 @@ fn open(state: &AppState) -> Router<AppState> {
 fn signed_in(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(files::routes())
-        .route(&format!("{}/{{id}}/ws", protocol::FILES), get(ws::upgrade))
+        .merge(websocket(state))
         .route(protocol::EVENTS, get(events::stream))
         .route(protocol::EVENTS_POLL, get(events::poll))
         .merge(form(state))
@@ -101,6 +125,14 @@ fn signed_in(state: &AppState) -> Router<AppState> {
         // app's own not-found page for anything else.
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(from_fn_with_state(state.clone(), session::identify))
+}
+
+/// Uploads over a WebSocket. A browser opens one from any page, with the
+/// session's cookie and no CORS check: pages of other sites are refused.
+fn websocket(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{}/{{id}}/ws", protocol::FILES), get(ws::upgrade))
+        .route_layer(from_fn_with_state(state.clone(), guard::same_site_always))
 }
 
 /// The form upload that works without JavaScript: its body is the upload,
@@ -161,7 +193,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let allow = if origins.iter().any(|o| o == "*") {
+    // Named origins may send the browser's credentials (the session
+    // cookie of an embedded uploader); `*` may not, and CORS forbids it.
+    let any = origins.iter().any(|o| o == "*");
+    let allow = if any {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(
@@ -227,6 +262,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 protocol::ietf::UPLOAD_INCOMPLETE,
                 protocol::ietf::UPLOAD_LIMIT,
             ]))
+            .allow_credentials(!any)
             .max_age(std::time::Duration::from_secs(86400)),
     )
 }
