@@ -10,6 +10,8 @@ use crate::protocol::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage}
 use crate::protocol::rules::UploadRules;
 use leptos::prelude::*;
 
+pub mod remote;
+
 /// Most files one `check_files` call may ask about.
 pub const MAX_CHECK_FILES: usize = 1000;
 /// Uploads in one page of the listing, unless asked for fewer or more.
@@ -76,7 +78,7 @@ mod server {
 
 /// The rules the server holds uploads to, for the page to check files
 /// against before it sends them (the server checks them again).
-#[server(prefix = "/api", endpoint = "upload_rules")]
+#[server(prefix = "/api", client = remote::FerryClient, endpoint = "upload_rules")]
 pub async fn announce_rules() -> Result<UploadRules, ServerFnError> {
     let owner = server::owner().await?;
     let state = server::state();
@@ -91,11 +93,12 @@ pub async fn announce_rules() -> Result<UploadRules, ServerFnError> {
             .room_left(&owner)
             .await
             .map_err(server::fail)?,
+        also_types: Vec::new(),
     })
 }
 
 /// Describes the running server (version, uptime, limits) to the page.
-#[server(prefix = "/api", endpoint = "describe_server")]
+#[server(prefix = "/api", client = remote::FerryClient, endpoint = "describe_server")]
 pub async fn describe_server() -> Result<ServerInfo, ServerFnError> {
     let state = server::state();
     Ok(ServerInfo {
@@ -108,7 +111,7 @@ pub async fn describe_server() -> Result<ServerInfo, ServerFnError> {
 /// Before a batch is sent: what the server already has of each file. A
 /// finished upload of the same file is reported complete (nothing to send),
 /// an unfinished one partial (resume at its offset), anything else new.
-#[server(prefix = "/api", endpoint = "check_files")]
+#[server(prefix = "/api", client = remote::FerryClient, endpoint = "check_files")]
 pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, ServerFnError> {
     if files.len() > MAX_CHECK_FILES {
         return Err(ServerFnError::new(format!(
@@ -154,7 +157,7 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
 /// A page of the caller's uploads, newest first: the first page without
 /// `after`, the next one with the `next` of the page before. `limit` is at
 /// most `MAX_LIST_PAGE` (default `LIST_PAGE`).
-#[server(prefix = "/api", endpoint = "list_uploads")]
+#[server(prefix = "/api", client = remote::FerryClient, endpoint = "list_uploads")]
 pub async fn list_uploads(
     after: Option<String>,
     limit: Option<u32>,
@@ -184,7 +187,7 @@ pub async fn list_uploads(
 }
 
 /// Deletes one of the caller's uploads.
-#[server(prefix = "/api", endpoint = "delete_upload")]
+#[server(prefix = "/api", client = remote::FerryClient, endpoint = "delete_upload")]
 pub async fn delete_upload(id: String) -> Result<(), ServerFnError> {
     use crate::core::error::{Error, ErrorCode};
     let owner = server::owner().await?;

@@ -52,3 +52,52 @@ pub fn hydrate() {
         let _ = body.set_attribute("data-hydrated", "true");
     }
 }
+
+/// Mounts Ferry's uploader in `root` (a node in the shadow root of `host`,
+/// the `<ferry-upload>` element or the element given to `Ferry.mount`),
+/// with the options' JSON (`page::embed::EmbedOptions`). Answers the
+/// widget's ID for the element's methods. Called by `public/embed.js`.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn mount_embed(
+    host: web_sys::Element,
+    root: web_sys::HtmlElement,
+    options: &str,
+) -> Result<u32, wasm_bindgen::JsValue> {
+    use leptos::prelude::*;
+    console_error_panic_hook::set_once();
+    let (id, model, options) = client::embed::prepare(options)?;
+    let parts = ui::Parts {
+        settings: false,
+        form_notice: false,
+        activity: options.shows_activity(),
+        uploaded: options.shows_uploaded(),
+    };
+    let mounted = leptos::mount::mount_to(root, move || {
+        client::embed::start(model, options, host);
+        view! { <ui::EmbeddedUploader model parts/> }
+    });
+    client::embed::keep(id, Box::new(mounted));
+    Ok(id)
+}
+
+/// A method of an embedded widget: `start`, `pause`, `resume` or `cancel`.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn embed_call(id: u32, method: &str) -> Result<(), wasm_bindgen::JsValue> {
+    Ok(client::embed::call(id, method)?)
+}
+
+/// An embedded widget's files, as its events describe them.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn embed_list(id: u32) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    Ok(client::embed::list(id)?)
+}
+
+/// Takes an embedded widget off its page (its element left the document).
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn unmount_embed(id: u32) {
+    client::embed::unmount(id);
+}

@@ -216,7 +216,7 @@ fn refuse_by_rules(m: Uploads, added: &[Row]) -> Vec<u32> {
         let (rule, figure) = match verdict {
             None | Some(Broken::NoRoom) => continue,
             Some(Broken::TooLarge) => (Msg::RuleTooLarge, format_size(lang, rules.max_size)),
-            Some(Broken::TypeNotAllowed) => (Msg::RuleType, rules.allow_types.join(", ")),
+            Some(Broken::TypeNotAllowed) => (Msg::RuleType, rules.accepted_kinds()),
             Some(Broken::TooManyFiles) => {
                 (Msg::RuleTooMany, rules.max_files.unwrap_or(0).to_string())
             }

@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
-use web_sys::{EventSource, MessageEvent};
+use web_sys::{EventSource, EventSourceInit, MessageEvent};
 
 /// Items the activity view keeps.
 const KEEP: usize = 50;
@@ -51,7 +51,16 @@ fn apply(m: Uploads, e: LiveEvent) {
 
 /// Starts listening; falls back to long polling by itself.
 pub fn start(m: Uploads) {
-    let Ok(source) = EventSource::new(EVENTS) else {
+    let remote = crate::api::remote::get();
+    if remote.token.is_some() {
+        // An EventSource sends no headers: the token goes by polling.
+        spawn_local(poll(m, None));
+        return;
+    }
+    let init = EventSourceInit::new();
+    init.set_with_credentials(remote.is_remote());
+    let Ok(source) = EventSource::new_with_event_source_init_dict(&remote.url(EVENTS), &init)
+    else {
         spawn_local(poll(m, None));
         return;
     };

@@ -10,12 +10,14 @@
 //! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
 //! dropped folders), `transfer` (one file), `queue`
 //! (the batch: pump, retry, back-off), `adding` (files joining it), `listing` (finished uploads),
-//! `live` (events), `start` (what happens once the page is interactive).
+//! `live` (events), `start` (what happens once the page is interactive),
+//! `embed` (the uploader as a widget on another site's page).
 //!
 //! What this module must not know: the components (`crate::ui`), which
 //! reach it only through `ui::actions` and the functions re-exported here.
 
 mod adding;
+pub mod embed;
 mod folders;
 mod listing;
 mod live;

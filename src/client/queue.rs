@@ -39,8 +39,12 @@ pub(super) fn release(id: u32) {
     JOBS.with(|jobs| jobs.borrow_mut().remove(&id));
 }
 
-/// Starts waiting files while there are free slots.
+/// Starts waiting files while there are free slots (none while the queue
+/// is held).
 pub(super) fn pump(m: Uploads) {
+    if m.held.get_untracked() {
+        return;
+    }
     let parallel = m.settings.get_untracked().parallel.max(1) as usize;
     let rows = m.rows.get_untracked();
     let active = rows
@@ -109,6 +113,12 @@ async fn run(m: Uploads, row: Row) {
             }
         }
     }
+    pump(m);
+}
+
+/// Lets a held queue go: waiting files start.
+pub fn start(m: Uploads) {
+    m.held.set(false);
     pump(m);
 }
 

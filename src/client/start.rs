@@ -7,32 +7,62 @@
 use super::tus::{self, Head};
 use super::xhr::sleep;
 use super::{listing, live, storage};
+use crate::page::embed::EmbedOptions;
 use crate::page::i18n::Lang;
 use crate::page::state::{Interrupted, Uploads};
 use crate::page::tus::Failure;
+use crate::protocol::rules::UploadRules;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 /// Sets up the page once it is hydrated.
 pub fn init(m: Uploads) {
     m.settings.set(storage::load_settings());
-    let lang = storage::load_lang().unwrap_or_else(|| {
-        let tag = web_sys::window()
-            .and_then(|w| w.navigator().language())
-            .unwrap_or_default();
-        Lang::from_tag(&tag)
-    });
+    let lang = storage::load_lang().unwrap_or_else(browser_lang);
     m.lang.set(lang);
     if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
         if let Some(html) = doc.document_element() {
             let _ = html.set_attribute("lang", lang.tag());
         }
     }
+    begin(m, None);
+}
+
+/// Sets up a widget embedded in another site's page: settings, language
+/// and rules from the host page's options, and nothing of the host page
+/// touched.
+pub fn init_embedded(m: Uploads, options: EmbedOptions) {
+    m.settings.set(options.settings());
+    m.lang.set(options.lang().unwrap_or_else(browser_lang));
+    m.held.set(!options.autostarts());
+    // The host page's own restrictions hold from the first file, before
+    // (and whether or not) the server's rules arrive.
+    m.rules.set(Some(options.narrow(UploadRules {
+        max_size: u64::MAX,
+        ..UploadRules::default()
+    })));
+    begin(m, Some(options));
+}
+
+fn browser_lang() -> Lang {
+    let tag = web_sys::window()
+        .and_then(|w| w.navigator().language())
+        .unwrap_or_default();
+    Lang::from_tag(&tag)
+}
+
+/// What every page starts: the interrupted uploads, the rules, live
+/// events and the refresh of the list.
+fn begin(m: Uploads, embedded: Option<EmbedOptions>) {
     spawn_local(load_interrupted(m));
     spawn_local(async move {
         // Without them the server still refuses what breaks its rules,
         // file by file, once sending starts.
         if let Ok(rules) = crate::api::announce_rules().await {
+            let rules = match &embedded {
+                Some(options) => options.narrow(rules),
+                None => rules,
+            };
             m.rules.set(Some(rules));
         }
     });

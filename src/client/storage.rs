@@ -39,15 +39,26 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
 
+/// The storage key for `key`: embedded in another site's page, the
+/// storage is that site's, and its entries name the server they are for.
+fn scoped(key: &str) -> String {
+    let remote = crate::api::remote::get();
+    if remote.is_remote() {
+        format!("{key}@{}", remote.base)
+    } else {
+        key.to_string()
+    }
+}
+
 fn read<T: for<'de> Deserialize<'de>>(key: &str) -> Option<T> {
-    let text = storage()?.get_item(key).ok()??;
+    let text = storage()?.get_item(&scoped(key)).ok()??;
     serde_json::from_str(&text).ok()
 }
 
 fn write<T: Serialize>(key: &str, value: &T) {
     if let (Some(s), Ok(text)) = (storage(), serde_json::to_string(value)) {
         // A full or disabled storage only costs resumability.
-        let _ = s.set_item(key, &text);
+        let _ = s.set_item(&scoped(key), &text);
     }
 }
 

@@ -51,13 +51,18 @@ pub async fn upload(
     let Some(location) = web_sys::window().map(|w| w.location()) else {
         return Err(Failure::Fatal("No window".into()));
     };
-    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
-        "wss:"
+    // The page's own origin, or the server an embedding page talks to.
+    let remote = crate::api::remote::get();
+    let origin = if remote.is_remote() {
+        remote.base
     } else {
-        "ws:"
+        location.origin().unwrap_or_default()
     };
-    let host = location.host().unwrap_or_default();
-    let url = format!("{scheme}//{host}{}", upload_ws_url(path, offset));
+    let url = match origin.split_once("://") {
+        Some(("https", host)) => format!("wss://{host}{}", upload_ws_url(path, offset)),
+        Some((_, host)) => format!("ws://{host}{}", upload_ws_url(path, offset)),
+        None => return Err(Failure::Fatal("No origin".into())),
+    };
     let Ok(ws) = WebSocket::new(&url) else {
         return Err(Failure::Retry("The WebSocket could not be opened".into()));
     };

@@ -1,5 +1,6 @@
 //! One HTTP request through `XMLHttpRequest`, as a future: the only browser
-//! API that reports upload progress while a body is being sent. Also the
+//! API that reports upload progress while a body is being sent. Paths go
+//! to the server the page talks to (`crate::api::remote`). Also the
 //! page's timer (`sleep`).
 //!
 //! What this module must not know: tus, the page's state, or what a request
@@ -59,12 +60,23 @@ pub async fn send(
     progress: Option<Box<dyn Fn(f64)>>,
     slot: Option<&Slot>,
 ) -> Result<Reply, NetError> {
+    let remote = crate::api::remote::get();
     let xhr = XmlHttpRequest::new().map_err(|_| NetError::Network)?;
-    xhr.open_with_async(method, url, true)
+    xhr.open_with_async(method, &remote.url(url), true)
         .map_err(|_| NetError::Network)?;
     for (name, value) in headers {
         xhr.set_request_header(name, value)
             .map_err(|_| NetError::Network)?;
+    }
+    if remote.is_remote() {
+        // Embedded in another site's page: the server's session cookie
+        // goes along where the browser allows it, and the host page's
+        // token always.
+        xhr.set_with_credentials(true);
+        if let Some(value) = remote.authorization() {
+            xhr.set_request_header("authorization", &value)
+                .map_err(|_| NetError::Network)?;
+        }
     }
     let (tx, rx) = futures::channel::oneshot::channel::<Result<(), NetError>>();
     let tx: Done = Rc::new(RefCell::new(Some(tx)));

@@ -8,6 +8,7 @@
 //! (and knows nothing of web-sys, requests or components), which is what
 //! keeps the two free of import cycles.
 
+pub mod embed;
 pub mod i18n;
 pub mod speed;
 pub mod state;

@@ -214,6 +214,9 @@ pub struct Uploads {
     pub live: RwSignal<&'static str>,
     /// The server's rules for uploads, once it said them.
     pub rules: RwSignal<Option<UploadRules>>,
+    /// True while files wait to be started (an embedded widget with
+    /// `autostart` off, until the host page calls `start()`).
+    pub held: RwSignal<bool>,
     next_id: RwSignal<u32>,
 }
 
@@ -231,6 +234,7 @@ impl Uploads {
             activity: RwSignal::new(Vec::new()),
             live: RwSignal::new(""),
             rules: RwSignal::new(None),
+            held: RwSignal::new(false),
             next_id: RwSignal::new(1),
         }
     }

@@ -21,6 +21,11 @@ pub struct UploadRules {
     pub max_files: Option<u32>,
     /// What is left of the owner's share, in bytes; `None`: no quota.
     pub room_left: Option<u64>,
+    /// A second type rule a file must also meet: the host page's, when
+    /// Ferry's uploader is embedded in it (`page::embed`). The server
+    /// never sets it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_types: Vec<String>,
 }
 
 /// Why a file breaks the rules.
@@ -75,12 +80,38 @@ pub fn type_allowed(allow: &[String], name: &str, mime: &str) -> bool {
 }
 
 impl UploadRules {
+    /// The kinds of file accepted, for people: the host page's list, and
+    /// the server's when both have one.
+    pub fn accepted_kinds(&self) -> String {
+        match (self.allow_types.is_empty(), self.also_types.is_empty()) {
+            (_, true) => self.allow_types.join(", "),
+            (true, false) => self.also_types.join(", "),
+            (false, false) => format!(
+                "{} ({})",
+                self.also_types.join(", "),
+                self.allow_types.join(", ")
+            ),
+        }
+    }
+
+    /// The picker's `accept`: the narrower list, or none.
+    pub fn picker_accept(&self) -> Option<String> {
+        let list = if self.also_types.is_empty() {
+            &self.allow_types
+        } else {
+            &self.also_types
+        };
+        (!list.is_empty()).then(|| list.join(","))
+    }
+
     /// What is wrong with one file, checked alone (size and type).
     pub fn check(&self, name: &str, size: u64, mime: &str) -> Option<Broken> {
         if size > self.max_size {
             return Some(Broken::TooLarge);
         }
-        if !type_allowed(&self.allow_types, name, mime) {
+        if !type_allowed(&self.allow_types, name, mime)
+            || !type_allowed(&self.also_types, name, mime)
+        {
             return Some(Broken::TypeNotAllowed);
         }
         None
@@ -177,6 +208,7 @@ mod tests {
             allow_types: allow(&[".txt"]),
             max_files: Some(2),
             room_left: Some(150),
+            also_types: Vec::new(),
         };
         let got = rules.check_batch([
             ("a.txt", 10, ""),

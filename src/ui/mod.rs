@@ -21,4 +21,4 @@ mod status;
 mod upload_page;
 mod uploaded;
 
-pub use upload_page::UploadPage;
+pub use upload_page::{EmbeddedUploader, Parts, UploadPage};

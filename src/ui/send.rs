@@ -69,8 +69,7 @@ pub fn DropForm() -> impl IntoView {
             // hydrated the native input is kept only for assistive tools.
             // The picker offers only the kinds of file the server takes.
             <input id="file-input" type="file" name="files" multiple=true on:change=on_change
-                accept=move || model.rules.get().filter(|r| !r.allow_types.is_empty())
-                    .map(|r| r.allow_types.join(","))
+                accept=move || model.rules.get().and_then(|r| r.picker_accept())
                 class:sr-only=move || model.hydrated.get()/>
             // A folder, with everything in it: each file keeps its path.
             // Only once the page runs: the form without it sends files.

@@ -66,7 +66,7 @@ pub fn UploadedItem(u: UploadSummary) -> impl IntoView {
                 <code class="sha" data-testid="uploaded-sha256">{u.sha256.clone().unwrap_or_default()}</code>
             </div>
             <div class="actions">
-                <a href=u.url.clone() download=u.name.clone()>{move || t(lang.get(), Msg::Download)}</a>
+                <a href=crate::api::remote::url(&u.url) download=u.name.clone()>{move || t(lang.get(), Msg::Download)}</a>
                 <button type="button" class="secondary" data-testid="delete"
                     on:click=move |_| actions::delete_uploaded(model, id.clone())>
                     {move || t(lang.get(), Msg::Delete)}

@@ -1,0 +1,255 @@
+//! The uploader as a widget on another site's page (`public/embed.js`):
+//! the options read and the server chosen (`prepare`), the same start-up
+//! as Ferry's page with the host page's settings (`start`), the DOM events
+//! the host page hears, drawn from the page's state as it changes
+//! (`watch`), and the element's methods (`call`, `list`).
+//!
+//! What this module must not know: the components (the crate's root mounts
+//! them), or how files are sent.
+
+use super::queue;
+use super::start::init_embedded;
+use super::xhr::sleep;
+use crate::api::remote::{self, Remote};
+use crate::page::embed::{batch_settled, event, EmbedOptions, FileDetail, Progress};
+use crate::page::state::{Row, Status, Uploads};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde::Serialize;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use web_sys::{CustomEvent, CustomEventInit, Element};
+
+/// How long a finished file's event waits for the server's SHA-256 (read
+/// from the refreshed list of uploads) before it goes without it.
+const SHA_WAIT_MS: i32 = 5_000;
+
+/// One widget on the page: its state and what keeps it mounted.
+struct Widget {
+    model: Uploads,
+    mounted: Option<Box<dyn Any>>,
+}
+
+thread_local! {
+    // The widgets on this page, by the ID their element holds. A page is
+    // one thread: nobody else's.
+    static WIDGETS: RefCell<HashMap<u32, Widget>> = RefCell::new(HashMap::new());
+    static NEXT: Cell<u32> = const { Cell::new(1) };
+}
+
+/// Reads the options, points this page's requests at their server, and
+/// makes the widget's state; answers its ID.
+pub fn prepare(options: &str) -> Result<(u32, Uploads, EmbedOptions), String> {
+    let options = EmbedOptions::parse(options).map_err(|e| e.0)?;
+    let wanted = Remote {
+        base: options.server.clone(),
+        token: options.token.clone(),
+    };
+    if let Err(current) = remote::set(wanted) {
+        return Err(format!(
+            "This page already talks to {} as another owner or server; one page, one Ferry server and owner.",
+            current.base
+        ));
+    }
+    // Once per page; the same server again is already set.
+    let root: &'static str = Box::leak(options.server.clone().into_boxed_str());
+    let _ = leptos::server_fn::client::try_set_server_url(root);
+    let model = Uploads::new(Vec::new());
+    model.hydrated.set(true);
+    let id = NEXT.with(|n| {
+        let id = n.get();
+        n.set(id + 1);
+        id
+    });
+    WIDGETS.with(|w| {
+        w.borrow_mut().insert(
+            id,
+            Widget {
+                model,
+                mounted: None,
+            },
+        )
+    });
+    Ok((id, model, options))
+}
+
+/// Starts the widget (inside its mounted view, so that what it watches
+/// lives as long as the view) and tells the host page it is ready.
+pub fn start(model: Uploads, options: EmbedOptions, host: Element) {
+    let server = options.server.clone();
+    init_embedded(model, options);
+    watch(model, host.clone());
+    #[derive(Serialize)]
+    struct Ready {
+        server: String,
+    }
+    dispatch(&host, event::READY, &Ready { server });
+}
+
+/// Keeps what holds the widget mounted, until `unmount`.
+pub fn keep(id: u32, mounted: Box<dyn Any>) {
+    WIDGETS.with(|w| {
+        if let Some(widget) = w.borrow_mut().get_mut(&id) {
+            widget.mounted = Some(mounted);
+        }
+    });
+}
+
+/// Takes the widget off the page; its uploads stop where they are, and the
+/// server keeps what it has.
+pub fn unmount(id: u32) {
+    let widget = WIDGETS.with(|w| w.borrow_mut().remove(&id));
+    if let Some(widget) = widget {
+        queue::pause_all(widget.model);
+        drop(widget.mounted);
+    }
+}
+
+fn model(id: u32) -> Result<Uploads, String> {
+    WIDGETS
+        .with(|w| w.borrow().get(&id).map(|w| w.model))
+        .ok_or_else(|| format!("No widget {id} on this page"))
+}
+
+/// One of the element's methods: `start`, `pause`, `resume`, `cancel`.
+pub fn call(id: u32, method: &str) -> Result<(), String> {
+    let m = model(id)?;
+    match method {
+        "start" => queue::start(m),
+        "pause" => queue::pause_all(m),
+        "resume" => {
+            queue::resume_all(m);
+            queue::start(m);
+        }
+        "cancel" => queue::cancel_all(m),
+        other => return Err(format!("The widget has no method {other:?}")),
+    }
+    Ok(())
+}
+
+/// The element's `list()`: every file of the batch, as the events tell it.
+pub fn list(id: u32) -> Result<JsValue, String> {
+    let m = model(id)?;
+    let files: Vec<FileDetail> = m
+        .rows
+        .with_untracked(|rows| rows.iter().map(detail).collect());
+    Ok(to_js(&files))
+}
+
+fn detail(row: &Row) -> FileDetail {
+    FileDetail::of(row, remote::url)
+}
+
+fn to_js(value: &impl Serialize) -> JsValue {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|json| js_sys::JSON::parse(&json).ok())
+        .unwrap_or(JsValue::NULL)
+}
+
+/// Sends `name` with `detail` from the widget's element; it bubbles and
+/// crosses shadow roots, like the host page's own events.
+fn dispatch(host: &Element, name: &str, detail: &impl Serialize) {
+    let init = CustomEventInit::new();
+    init.set_bubbles(true);
+    init.set_composed(true);
+    init.set_detail(&to_js(detail));
+    if let Ok(e) = CustomEvent::new_with_event_init_dict(name, &init) {
+        let _ = host.dispatch_event(&e);
+    }
+}
+
+/// Dispatches the events as the state changes: a file added, its
+/// progress, its end (complete or error), and the batch's end.
+fn watch(m: Uploads, host: Element) {
+    let seen = Rc::new(RefCell::new(HashSet::new()));
+    {
+        let host = host.clone();
+        Effect::new(move |_| {
+            let rows = m.rows.get();
+            let mut seen = seen.borrow_mut();
+            for row in rows {
+                if seen.insert(row.id) {
+                    dispatch(&host, event::FILE_ADDED, &detail(&row));
+                    watch_row(m, host.clone(), row);
+                }
+            }
+        });
+    }
+    let announced = Rc::new(Cell::new(false));
+    Effect::new(move |_| {
+        let settled = m
+            .rows
+            .with(|rows| batch_settled(rows.iter().map(|r| r.status.get())));
+        if settled && !announced.replace(true) {
+            #[derive(Serialize)]
+            struct AllDone {
+                files: Vec<FileDetail>,
+            }
+            let files = m
+                .rows
+                .with_untracked(|rows| rows.iter().map(detail).collect());
+            dispatch(&host, event::ALL_DONE, &AllDone { files });
+        } else if !settled {
+            announced.set(false);
+        }
+    });
+}
+
+fn watch_row(m: Uploads, host: Element, row: Row) {
+    {
+        let (host, row) = (host.clone(), row.clone());
+        Effect::new(move |_| {
+            let sent = row.sent.get();
+            let (batch_sent, batch_total) = untrack(|| m.totals());
+            let progress = Progress {
+                id: row.id,
+                name: row.file.name.clone(),
+                bytes_sent: sent.min(row.file.size),
+                bytes_total: row.file.size,
+                batch_sent,
+                batch_total,
+            };
+            dispatch(&host, event::PROGRESS, &progress);
+        });
+    }
+    // Each end is told once per time the file reaches it.
+    let told = Rc::new(Cell::new(None::<Status>));
+    Effect::new(move |_| {
+        let status = row.status.get();
+        let sha_known = row.server_sha.with(Option::is_some);
+        match status {
+            Status::Done | Status::AlreadyUploaded => {
+                if told.get() == Some(Status::Done) {
+                    return;
+                }
+                if sha_known {
+                    told.set(Some(Status::Done));
+                    dispatch(&host, event::FILE_COMPLETE, &detail(&row));
+                } else {
+                    // The SHA-256 comes with the refreshed list; if it
+                    // does not, the file is still complete.
+                    let (host, row, told) = (host.clone(), row.clone(), told.clone());
+                    spawn_local(async move {
+                        sleep(SHA_WAIT_MS).await;
+                        if told.get() != Some(Status::Done)
+                            && row.status.get_untracked().is_finished()
+                        {
+                            told.set(Some(Status::Done));
+                            dispatch(&host, event::FILE_COMPLETE, &detail(&row));
+                        }
+                    });
+                }
+            }
+            Status::Failed | Status::Refused => {
+                if told.replace(Some(status)) != Some(status) {
+                    dispatch(&host, event::ERROR, &detail(&row));
+                }
+            }
+            _ => told.set(None),
+        }
+    });
+}
