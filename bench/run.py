@@ -6,7 +6,8 @@ Run by `make bench` (which builds everything first). Writes
 bench/results/results.md, results.json and chart.svg, and prints the table.
 
 Environment: FERRY_BENCH_RUNS (default 5), FERRY_BENCH_BYTES (default 1 GiB),
-FERRY_BENCH_ONLY (comma-separated scenario names, to run a subset),
+FERRY_BENCH_ONLY (comma-separated scenario names, to run a subset; "bundle"
+alone reports the embeddable uploader's download size),
 FERRY_BENCH_BASELINE (another ferry binary, say an earlier commit's, measured
 side by side as "ferry-baseline").
 """
@@ -447,6 +448,14 @@ def main():
             r = measure("ferry", RUNS, lambda s: mbps(client("tus", s.base, SIZE, 8 * MIB, flag)))
             row("integrity", "ferry" + (" +sha256" if flag else ""), 8, r)
 
+    if wanted("bundle"):
+        results["bundle"] = bundle_sizes()
+        for b in results["bundle"]:
+            log(f"  bundle     {b['file']:<12} {b['bytes'] / 1024:8.1f} KiB, gzip {b['gzip'] / 1024:8.1f} KiB")
+    if not results["rows"]:
+        print(render_bundle(results.get("bundle", [])))
+        return
+
     limit_speed = limit["median"]
     for r in results["rows"]:
         if r["scenario"] == "s3":
@@ -461,6 +470,35 @@ def main():
     (RESULTS / "chart.svg").write_text(render_chart(results))
     print(table)
     log(f"written: {RESULTS}/results.md, results.json, chart.svg")
+
+
+def bundle_sizes():
+    """What a page embedding the uploader downloads (public/embed.js and the
+    page's bundle, as scripts/site.sh built them), raw and gzipped as the
+    server sends them (the .gz beside each)."""
+    import gzip
+    files = [SITE / "embed.js", SITE / "pkg/ferry.js", SITE / "pkg/ferry.wasm", SITE / "pkg/ferry.css"]
+    out = []
+    for f in files:
+        data = f.read_bytes()
+        gz = Path(str(f) + ".gz")
+        out.append({"file": f.name, "bytes": len(data),
+                    "gzip": gz.stat().st_size if gz.exists() else len(gzip.compress(data, 9))})
+    return out
+
+
+def render_bundle(bundle):
+    if not bundle:
+        return ""
+    total = sum(b["bytes"] for b in bundle)
+    total_gz = sum(b["gzip"] for b in bundle)
+    lines = ["", "The embeddable uploader (`<script type=module src=…/embed.js>`): what a host page downloads "
+             "once (then revalidated, 304), as served gzipped.", "",
+             "| file | bytes | gzip |", "|---|---:|---:|"]
+    for b in bundle:
+        lines.append(f"| {b['file']} | {b['bytes'] / 1024:.1f} KiB | {b['gzip'] / 1024:.1f} KiB |")
+    lines.append(f"| all | {total / 1024:.1f} KiB | {total_gz / 1024:.1f} KiB |")
+    return "\n".join(lines) + "\n"
 
 
 def render_table(results):
@@ -496,7 +534,7 @@ def render_table(results):
         lines.append("")
         lines.append(f"Integrity cost: SHA-256 per-chunk checksums run at "
                      f"{single[1]['median'] / single[0]['median']:.2f} of the speed without.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + render_bundle(results.get("bundle", []))
 
 
 def render_chart(results):
