@@ -109,8 +109,23 @@ test("a page on another origin embeds the uploader with one line: events, hidden
     makeFile(dir, "notes.txt", 2000, 42),
     makePng(dir, "picture.png"),
   ];
+  // How loading the widget treats the host page: printed, not asserted
+  // (a shared machine's timings are not a test's business).
+  await page.addInitScript(() => {
+    const w = window as any;
+    w.longTasks = [];
+    new PerformanceObserver((l) => l.getEntries().forEach((e) => w.longTasks.push(e.duration)))
+      .observe({ type: "longtask", buffered: true });
+    document.addEventListener("ferry:ready", () => (w.readyAt = performance.now()));
+  });
   // Small chunks: the large file takes many requests.
   await open(page, "small");
+  const load = await page.evaluate(() => {
+    const w = window as any;
+    return { ready: Math.round(w.readyAt), longest: Math.round(Math.max(0, ...w.longTasks)), long: w.longTasks.length };
+  });
+  console.log(`embed: ready ${load.ready} ms after navigation; longest main-thread task ${load.longest} ms; ` +
+    `${load.long} tasks over 50 ms`);
   const patches: number[] = [];
   page.on("request", (r) => {
     if (r.method() === "PATCH" && r.url().startsWith(ferry.base)) patches.push(Number(r.headers()["upload-offset"]));
