@@ -16,6 +16,7 @@ use ferry::core::{
     BlobStore, Commit, Concat, Durability, EventStore, Locker, MetaStore, Owner, UploadId,
     UploadRecord, UploadState,
 };
+use ferry::protocol::error::ErrorCode;
 use ferry::protocol::events::EventKind;
 use ferry::protocol::metadata::Metadata;
 use ferry::server::config::Config;
@@ -204,6 +205,23 @@ async fn record_suite(store: &SqlStore) {
     a.updated_at = 1_500;
     store.update(&a).await.unwrap();
     assert_eq!(store.get(&a.id).await.unwrap().as_ref(), Some(&a));
+
+    // A writer's commit moves the record on only from where it found it.
+    let mut stale = a.clone();
+    a.offset = 800;
+    store.advance_with(&a, 600, &[]).await.unwrap();
+    stale.offset = 700;
+    let refused = store.advance_with(&stale, 600, &[]).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::OffsetMismatch);
+    let news = [delivery(HookPoint::PostReceive, &stale, 1_700)];
+    assert!(store.advance_with(&stale, 600, &news).await.is_err());
+    assert_eq!(
+        store.get(&a.id).await.unwrap().as_ref(),
+        Some(&a),
+        "untouched"
+    );
+    a.offset = 600;
+    store.update(&a).await.unwrap();
 
     // Complete: found for instant upload by owner, hash and length only.
     a.offset = 1000;

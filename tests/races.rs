@@ -1,7 +1,7 @@
 #![cfg(feature = "ssr")]
-//! Races: DELETE during a PATCH, HEAD during a PATCH, and a retried PATCH
-//! whose first attempt did arrive. (Simultaneous PATCHes at one offset are
-//! in tests/tus.rs.)
+//! Races: DELETE during a PATCH, HEAD during a PATCH, a retried PATCH
+//! whose first attempt did arrive, and a writer that lost its lock.
+//! (Simultaneous PATCHes at one offset are in tests/tus.rs.)
 
 mod common;
 
@@ -134,4 +134,47 @@ async fn a_retried_patch_that_had_arrived_duplicates_nothing() {
     let d = app.download(&path).await;
     assert_eq!(d.body.len(), 3000, "never larger than the source");
     assert_eq!(&d.body[..], &data[..]);
+}
+
+/// A writer whose lock is gone (as when an instance's PostgreSQL lock
+/// session ends while it writes) while another writer records and
+/// acknowledges bytes: the stale writer's commit is refused, and the
+/// acknowledged offset stands. Two instances over one database, each with
+/// its own locks, play the two writers.
+#[tokio::test]
+async fn a_writer_that_lost_its_lock_cannot_take_back_an_acknowledged_offset() {
+    let a = TestApp::new().await;
+    let mut config = ferry::server::config::Config::for_data_dir(a.data_dir());
+    config.site_root = a.site.path().to_string_lossy().into_owned();
+    config.min_free_space = ferry::server::config::Share::Bytes(0);
+    let state = ferry::server::bootstrap::state(config).await.unwrap();
+    let b = TestApp::from_parts(
+        ferry::router(state.clone()),
+        state,
+        tempfile::tempdir().unwrap(),
+    );
+
+    let data = bytes(20, 7);
+    let path = a.create(20, &[]).await;
+    let (tx, stale) = slow_patch(&b, &path, 0);
+    tx.send(Ok(Bytes::copy_from_slice(&data[..5])))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let acked = a.patch(&path, 0, data[..10].to_vec(), &[]).await;
+    assert_eq!(acked.status, StatusCode::NO_CONTENT, "{:?}", acked.body);
+    assert_eq!(acked.header("upload-offset"), Some("10"));
+    // The stale writer goes on, and ends short of what was acknowledged.
+    tx.send(Ok(Bytes::copy_from_slice(&data[5..8])))
+        .await
+        .unwrap();
+    drop(tx);
+    let (status, body) = stale.await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("offset_mismatch"), "{body}");
+    assert_eq!(a.offset(&path).await, 10, "the acknowledged offset stands");
+    assert_eq!(b.offset(&path).await, 10);
+    let rest = a.patch(&path, 10, data[10..].to_vec(), &[]).await;
+    assert_eq!(rest.status, StatusCode::NO_CONTENT, "{:?}", rest.body);
+    assert_eq!(a.download(&path).await.body.as_ref(), data.as_slice());
 }

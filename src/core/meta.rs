@@ -57,6 +57,13 @@ pub trait MetaStore: Send + Sync + 'static {
     }
     /// `update`, with the deliveries that tell of it.
     async fn update_with(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<()>;
+    /// A writer's commit: `update_with`, only while the stored record is
+    /// still active at `from`, the offset this writer opened it at.
+    /// Otherwise another writer moved it on (possible only once a writer's
+    /// lock was lost, as when an instance's lock session ends while it
+    /// writes): nothing is stored, and the answer is `offset_mismatch`, so
+    /// a stale writer can never take back an offset that was acknowledged.
+    async fn advance_with(&self, rec: &UploadRecord, from: u64, news: &[Delivery]) -> Result<()>;
     /// Removes a record and gives back its blob reference, atomically
     /// telling whether the blob is still used.
     async fn delete(&self, id: &UploadId, news: &[Delivery]) -> Result<Option<Deleted>>;

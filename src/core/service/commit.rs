@@ -105,6 +105,8 @@ impl UploadService {
         debug_assert_eq!(writer.committed(), position);
         // What to take the record back to if the overlapped sync fails.
         let before = overlap.then(|| record.clone());
+        // The record moves on only from where this writer found it.
+        let from = record.offset;
         let now = now_millis();
         record.offset = position;
         record.updated_at = now;
@@ -129,10 +131,10 @@ impl UploadService {
         };
         let started = std::time::Instant::now();
         match before {
-            None => self.meta.update_with(record, &news).await?,
+            None => self.meta.advance_with(record, from, &news).await?,
             Some(before) => {
                 let (synced, updated) =
-                    tokio::join!(writer.sync(), self.meta.update_with(record, &news));
+                    tokio::join!(writer.sync(), self.meta.advance_with(record, from, &news));
                 if let Err(e) = synced {
                     // The bytes may not be on disk: take the record back.
                     if updated.is_ok() {
