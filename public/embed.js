@@ -9,7 +9,8 @@
 // client, from the same WebAssembly bundle), drawn in a shadow root so that
 // the host page's styles and its own stay apart. It talks to the server it
 // was loaded from (or the `server` option), which must list the host
-// page's origin in --cors-origin. Events (`ferry:file-added`,
+// page's origin in --cors-origin. Options are read once, when the element
+// joins the page. Events (`ferry:file-added`,
 // `ferry:progress`, `ferry:file-complete`, `ferry:error`, `ferry:all-done`,
 // `ferry:ready`) bubble from the element; its methods are start(), pause(),
 // resume(), cancel() and list(). See the README's "Embedding" section.
@@ -39,13 +40,13 @@ const ATTRIBUTES = {
 const bundles = new Map();
 function bundle(server) {
   if (!bundles.has(server)) {
-    bundles.set(
-      server,
-      import(new URL("/pkg/ferry.js", server).href).then(async (m) => {
-        await m.default({ module_or_path: new URL("/pkg/ferry.wasm", server) });
-        return m;
-      }),
-    );
+    const loading = import(new URL("/pkg/ferry.js", server).href).then(async (m) => {
+      await m.default({ module_or_path: new URL("/pkg/ferry.wasm", server) });
+      return m;
+    });
+    // A failed load is not kept: the next widget tries again.
+    loading.catch(() => bundles.delete(server));
+    bundles.set(server, loading);
   }
   return bundles.get(server);
 }
@@ -67,6 +68,7 @@ class FerryUpload extends HTMLElement {
   #id = null;
   #bundle = null;
   #mounting = null;
+  #token = undefined;
 
   constructor() {
     super();
@@ -82,6 +84,9 @@ class FerryUpload extends HTMLElement {
       if (this.hasAttribute(attr)) options[name] = parse(this.getAttribute(attr));
     }
     options.server = new URL(options.server || here.origin).origin;
+    // Kept here once read, for a remount after the element is put back.
+    if (options.token !== undefined) this.#token = options.token;
+    else if (this.#token !== undefined) options.token = this.#token;
     return options;
   }
 
@@ -91,7 +96,8 @@ class FerryUpload extends HTMLElement {
   }
 
   disconnectedCallback() {
-    // Moved, not removed: it comes straight back.
+    // Moved, not removed: it comes straight back. Removed: its uploads
+    // pause (the server keeps what it has) and it lets go of everything.
     queueMicrotask(() => {
       if (!this.isConnected && this.#id !== null) {
         this.#bundle.unmount_embed(this.#id);
@@ -102,13 +108,13 @@ class FerryUpload extends HTMLElement {
   }
 
   async #mount() {
-    const options = this.#resolved();
     const shadow = this.shadowRoot || this.attachShadow({ mode: "open" });
     shadow.replaceChildren();
-    const styled = stylesheet(shadow, options.server);
     const root = document.createElement("div");
     shadow.append(root);
     try {
+      const options = this.#resolved();
+      const styled = stylesheet(shadow, options.server);
       // Without a token the owner is the browser's Ferry session: one
       // request with credentials first, so that the widget's first calls
       // (sent at once) all carry the same session rather than racing to
@@ -117,8 +123,15 @@ class FerryUpload extends HTMLElement {
         ? null
         : fetch(new URL("/embed.js", options.server), { method: "HEAD", credentials: "include" }).catch(() => null);
       const [m] = await Promise.all([bundle(options.server), styled, session]);
+      if (!this.isConnected) return; // removed while it loaded
       this.#bundle = m;
       this.#id = m.mount_embed(this, root, JSON.stringify(options));
+      // The token stays inside the widget, out of the page's DOM.
+      this.removeAttribute("token");
+      delete this.options.token;
+      this.dispatchEvent(
+        new CustomEvent("ferry:ready", { bubbles: true, composed: true, detail: { server: options.server } }),
+      );
     } catch (e) {
       const message = String(e && e.message ? e.message : e);
       root.setAttribute("role", "alert");

@@ -66,7 +66,7 @@ pub fn mount_embed(
 ) -> Result<u32, wasm_bindgen::JsValue> {
     use leptos::prelude::*;
     console_error_panic_hook::set_once();
-    let (id, model, options) = client::embed::prepare(options)?;
+    let (id, options) = client::embed::prepare(options)?;
     let parts = ui::Parts {
         settings: false,
         form_notice: false,
@@ -74,7 +74,7 @@ pub fn mount_embed(
         uploaded: options.shows_uploaded(),
     };
     let mounted = leptos::mount::mount_to(root, move || {
-        client::embed::start(model, options, host);
+        let model = client::embed::start(id, options, host);
         view! { <ui::EmbeddedUploader model parts/> }
     });
     client::embed::keep(id, Box::new(mounted));

@@ -244,3 +244,142 @@ async fn any_origin_means_no_credentials() {
     assert_eq!(a.header("access-control-allow-origin"), Some("*"));
     assert_eq!(a.header("access-control-allow-credentials"), None);
 }
+
+/// Embed tokens: minted by the host's back end with `--embed-secret`, each
+/// names a person as an owner of their own (whichever of their tokens is
+/// used), stands for the access token, never opens `/admin`, and is
+/// refused once expired or when not signed with the server's key.
+#[tokio::test]
+async fn embed_tokens_name_owners_and_open_nothing_more() {
+    use ferry::http::embed_token::mint;
+    let app = TestApp::with(|c| {
+        c.access_token = Some(ferry::server::config::Secret::new("admin-secret"));
+        c.embed_secret = Some(ferry::server::config::Secret::new("embed-key"));
+    })
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let alice = format!("Bearer {}", mint("embed-key", "alice", now + 3600).unwrap());
+    let alice_later = format!("Bearer {}", mint("embed-key", "alice", now + 7200).unwrap());
+    let bob = format!("Bearer {}", mint("embed-key", "bob", now + 3600).unwrap());
+    let names = |auth: String| {
+        let app = &app;
+        async move {
+            let a = app
+                .call(
+                    "POST",
+                    "/api/list_uploads",
+                    &[
+                        ("content-type", "application/x-www-form-urlencoded"),
+                        ("authorization", &auth),
+                    ],
+                    Body::empty(),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+            a.json()["uploads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let meta = format!("filename {}", common::b64(b"alice.txt"));
+    let path = app
+        .create(3, &[("authorization", &alice), ("upload-metadata", &meta)])
+        .await;
+    let done = app
+        .patch(&path, 0, b"abc".to_vec(), &[("authorization", &alice)])
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT);
+    assert_eq!(names(alice.clone()).await, ["alice.txt"]);
+    assert_eq!(
+        names(alice_later).await,
+        ["alice.txt"],
+        "the same person, a fresh token"
+    );
+    assert!(
+        names(bob.clone()).await.is_empty(),
+        "another person sees nothing"
+    );
+
+    let admin = app
+        .call(
+            "GET",
+            "/admin/hooks/dead",
+            &[("authorization", &alice)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        admin.status,
+        StatusCode::UNAUTHORIZED,
+        "never the operator's routes"
+    );
+
+    let expired = format!("Bearer {}", mint("embed-key", "alice", now - 1).unwrap());
+    let forged = format!(
+        "Bearer {}",
+        mint("another-key", "alice", now + 3600).unwrap()
+    );
+    for (auth, says) in [(expired, "expired"), (forged, "not valid")] {
+        let a = app
+            .call(
+                "HEAD",
+                &path,
+                &[common::TUS, ("authorization", &auth)],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        let a = app
+            .call(
+                "POST",
+                "/api/list_uploads",
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("authorization", &auth),
+                ],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            String::from_utf8_lossy(&a.body).contains(says),
+            "{:?}",
+            a.body
+        );
+    }
+
+    // A server without the key takes none of them for the access token.
+    let closed = TestApp::with(|c| {
+        c.access_token = Some(ferry::server::config::Secret::new("admin-secret"));
+    })
+    .await;
+    let a = closed
+        .call(
+            "HEAD",
+            &path,
+            &[common::TUS, ("authorization", &bob)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
+
+/// `*` and named origins together would leave cookies off for the named
+/// ones while the guards let them in: refused at start-up.
+#[tokio::test]
+async fn any_origin_and_named_origins_are_not_mixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ferry::server::config::Config::for_data_dir(dir.path());
+    config.cors_origin = vec!["*".into(), "https://shop.example".into()];
+    let err = ferry::server::bootstrap::state(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.message.contains("--cors-origin"), "{}", err.message);
+}

@@ -4,6 +4,7 @@
 // host stylesheet, tokens as owners, and an origin the server does not
 // allow.
 import { test, expect, Page } from "@playwright/test";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
@@ -12,7 +13,16 @@ import { MIB, Server, makeFile, makePng, sha256File, tempDir } from "./helpers";
 
 const EXAMPLE = path.resolve(__dirname, "../../examples/embed/index.html");
 
-type Variant = { token?: string; autostart?: boolean; hostileStyle?: boolean; attrs?: string };
+type Variant = { token?: string; autostart?: boolean; hostileStyle?: boolean; attrs?: string; second?: boolean };
+
+const EMBED_SECRET = "embed-secret-for-tests";
+
+/** An embed token for `owner`, as a host page's back end mints one (README, "Embedding"). */
+function embedToken(owner: string, ttlSecs = 3600): string {
+  const expires = Math.floor(Date.now() / 1000) + ttlSecs;
+  const mac = crypto.createHmac("sha256", EMBED_SECRET).update(`ferry-embed-token:${owner}.${expires}`).digest("hex");
+  return `fe1.${owner}.${expires}.${mac}`;
+}
 
 /** The example page, pointed at `ferry`, changed as the variant says. */
 function hostPage(ferry: string, v: Variant): string {
@@ -23,6 +33,9 @@ function hostPage(ferry: string, v: Variant): string {
     v.attrs ?? "",
   ].join(" ");
   html = html.replace('<ferry-upload id="uploader" chunk-mib="8">', `<ferry-upload id="uploader" ${attrs}>`);
+  if (v.second) {
+    html = html.replace('<ul id="attachments">', '<ferry-upload id="second" show-uploaded="false"></ferry-upload><ul id="attachments">');
+  }
   if (v.hostileStyle) {
     // Everything a careless or hostile site's stylesheet can throw at an
     // element it does not own, and a class name Ferry uses too.
@@ -63,14 +76,15 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const widget = (page: Page) => page.locator("ferry-upload");
-const input = (page: Page) => page.locator("ferry-upload #file-input");
+const widget = (page: Page) => page.locator("ferry-upload#uploader");
+const input = (page: Page) => widget(page).locator("#file-input");
 const fileRow = (page: Page, name: string) =>
-  page.locator(`ferry-upload [data-testid="file-row"][data-name="${name}"]`);
+  widget(page).locator(`[data-testid="file-row"][data-name="${name}"]`);
 const events = (page: Page, type: string) =>
   page.evaluate((t) => (window as any).ferryEvents.filter((e: any) => e.type === t).map((e: any) => e.detail), type);
 
 let ferry: Server;
+const tokens = { alice: embedToken("alice"), bob: embedToken("bob") };
 let host: Awaited<ReturnType<typeof hostServer>>;
 
 test.beforeAll(async () => {
@@ -83,10 +97,12 @@ test.beforeAll(async () => {
     small: { attrs: 'chunk-mib="1"' },
     manual: { autostart: false, attrs: 'chunk-mib="1"' },
     hostile: { hostileStyle: true },
-    alice: { token: "alice-token-1", attrs: 'show-uploaded="true"' },
-    bob: { token: "bob-token-2", attrs: 'show-uploaded="true"' },
+    alice: { token: tokens.alice, attrs: 'show-uploaded="true"' },
+    bob: { token: tokens.bob, attrs: 'show-uploaded="true"' },
+    expired: { token: embedToken("carol", -60) },
+    two: { second: true },
   });
-  ferry = new Server(port, tempDir("embed-data-"), ["--cors-origin", host.origin]);
+  ferry = new Server(port, tempDir("embed-data-"), ["--cors-origin", host.origin, "--embed-secret", EMBED_SECRET]);
   await ferry.start();
 });
 
@@ -130,7 +146,11 @@ test("a page on another origin embeds the uploader with one line: events, hidden
   page.on("request", (r) => {
     if (r.method() === "PATCH" && r.url().startsWith(ferry.base)) patches.push(Number(r.headers()["upload-offset"]));
   });
-  await input(page).setInputFiles(files);
+  // The large file first; the others join while it is on its way (each
+  // file's events keep coming whatever joins later).
+  await input(page).setInputFiles(files[0]);
+  await expect.poll(() => events(page, "progress").then((p) => p.some((e: any) => e.bytesSent > 0))).toBe(true);
+  await input(page).setInputFiles(files.slice(1));
   for (const f of files) {
     await expect(fileRow(page, path.basename(f))).toHaveAttribute("data-status", /done|already-uploaded/, { timeout: 90_000 });
   }
@@ -300,10 +320,50 @@ test("a token given by the host page names the owner: each sees only its own upl
     expect(r.status()).toBe(200);
     return (await r.json()).uploads.map((u: any) => u.name);
   };
-  expect(await names("alice-token-1")).toEqual(["alice-only.bin"]);
-  expect(await names("bob-token-2")).toEqual([]);
+  expect(await names(tokens.alice)).toEqual(["alice-only.bin"]);
+  expect(await names(embedToken("alice"))).toEqual(["alice-only.bin"]);
+  expect(await names(tokens.bob)).toEqual([]);
   expect(await names()).toEqual([]);
+  // The token left the page's DOM once the widget read it.
+  expect(await widget(alice).getAttribute("token")).toBeNull();
   await context.close();
+});
+
+test("an expired embed token: the widget says so and sends nothing", async ({ page }) => {
+  const dir = tempDir();
+  const file = makeFile(dir, "too-late.bin", 10_000, 48);
+  await open(page, "expired");
+  await input(page).setInputFiles(file);
+  await expect.poll(() => events(page, "error").then((e) => e.length), { timeout: 30_000 }).toBe(1);
+  const [err] = await events(page, "error");
+  expect(err.name).toBe("too-late.bin");
+  expect(err.message).toContain("expired");
+  await expect(fileRow(page, "too-late.bin")).toHaveAttribute("data-status", "failed");
+});
+
+test("two widgets on one page keep their files apart", async ({ page }) => {
+  const dir = tempDir();
+  const first = makeFile(dir, "first.bin", 3 * MIB, 49);
+  const second = makeFile(dir, "second.bin", 2 * MIB + 1, 50);
+  await open(page, "two");
+  const other = page.locator("#second");
+  await expect(other.locator('[data-testid="ferry-embed"]')).toBeVisible();
+  await page.locator("#uploader #file-input").setInputFiles(first);
+  await other.locator("#file-input").setInputFiles(second);
+  await expect(page.locator('#uploader [data-testid="file-row"][data-name="first.bin"]'))
+    .toHaveAttribute("data-status", "done", { timeout: 30_000 });
+  await expect(other.locator('[data-testid="file-row"][data-name="second.bin"]'))
+    .toHaveAttribute("data-status", "done", { timeout: 30_000 });
+  const lists = await page.evaluate(() =>
+    ["uploader", "second"].map((id) => (document.getElementById(id) as any).list()));
+  await expect.poll(async () => (await page.evaluate(() =>
+    ["uploader", "second"].map((id) => (document.getElementById(id) as any).list()[0].sha256))))
+    .toEqual([sha256File(first), sha256File(second)]);
+  expect(lists.map((l: any[]) => l.map((f) => f.name))).toEqual([["first.bin"], ["second.bin"]]);
+  for (const [f, list] of [[first, lists[0]], [second, lists[1]]] as const) {
+    const body = await page.request.get(list[0].url);
+    expect(Buffer.from(await body.body()).equals(fs.readFileSync(f))).toBe(true);
+  }
 });
 
 test("a page whose origin the server does not allow gets no uploader", async ({ page }) => {

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 
 /// The Ferry server a page embedding the widget talks to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Remote {
     /// The server's origin (`https://ferry.example`), without a trailing
     /// slash; empty on Ferry's own page, where paths are the page's.
@@ -23,15 +23,32 @@ pub struct Remote {
     pub token: Option<String>,
 }
 
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "****"))
+            .finish()
+    }
+}
+
 impl Remote {
     /// Whether requests leave the page's origin.
     pub fn is_remote(&self) -> bool {
         !self.base.is_empty()
     }
 
-    /// The `Authorization` header's value, with a token.
-    pub fn authorization(&self) -> Option<String> {
-        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    /// The `Authorization` header's value for a request to `url`: with a
+    /// token, and only for the server the token is for.
+    pub fn authorization(&self, url: &str) -> Option<String> {
+        let ours = self.is_remote()
+            && url
+                .strip_prefix(self.base.as_str())
+                .is_some_and(|rest| rest.starts_with('/'));
+        self.token
+            .as_ref()
+            .filter(|_| ours)
+            .map(|t| format!("Bearer {t}"))
     }
 
     /// `path` (`/files/…`) on the server; absolute URLs are left alone.
@@ -44,9 +61,10 @@ impl Remote {
     }
 }
 
+// A page is one thread: this is the page's server, set once by the first
+// widget mounted on it. The server renders Ferry's own page, always
+// same-origin, and never sets it.
 thread_local! {
-    // A page is one thread: this is the page's server, set once by the
-    // first widget mounted on it.
     static REMOTE: RefCell<Remote> = RefCell::new(Remote::default());
 }
 
@@ -150,7 +168,7 @@ mod client {
             Ok(aimed) => aimed,
             Err(_) => original,
         };
-        if let Some(value) = remote.authorization() {
+        if let Some(value) = remote.authorization(&aimed.url()) {
             // A fetch Request's headers take any header but the forbidden
             // ones; Authorization is not one of them.
             let _ = aimed.headers().set("authorization", &value);
@@ -174,7 +192,20 @@ mod tests {
         assert_eq!(remote.url("/files/abc"), "https://ferry.example/files/abc");
         assert_eq!(remote.url("https://x.example/y"), "https://x.example/y");
         assert_eq!(remote.url("//x.example/y"), "//x.example/y");
-        assert_eq!(remote.authorization().as_deref(), Some("Bearer t0k"));
+        let auth = |url: &str| remote.authorization(url);
+        assert_eq!(
+            auth("https://ferry.example/files/a").as_deref(),
+            Some("Bearer t0k")
+        );
+        for elsewhere in [
+            "https://ferry.example.evil/files/a",
+            "https://ferry.examplex/",
+            "https://other.example/files/a",
+            "/files/a",
+        ] {
+            assert_eq!(auth(elsewhere), None, "{elsewhere}");
+        }
+        assert!(!format!("{remote:?}").contains("t0k"), "never in a log");
     }
 
     #[test]

@@ -175,11 +175,14 @@ async fn refuse_without_room(m: Uploads, new_files: &[Row]) {
     if new_files.is_empty() || m.rules.get_untracked().is_none() {
         return;
     }
-    let Ok(rules) = crate::api::announce_rules().await else {
+    let Ok(fresh) = crate::api::announce_rules().await else {
         return;
     };
-    m.rules.set(Some(rules.clone()));
-    let Some(mut left) = rules.room_left else {
+    // Only the room changes: the rest stays as the page has it (narrowed
+    // by the host page's options, for an embedded uploader).
+    m.rules
+        .update(|r| r.get_or_insert_with(|| fresh.clone()).room_left = fresh.room_left);
+    let Some(mut left) = fresh.room_left else {
         return;
     };
     let lang = m.lang.get_untracked();

@@ -40,9 +40,9 @@ thread_local! {
     static NEXT: Cell<u32> = const { Cell::new(1) };
 }
 
-/// Reads the options, points this page's requests at their server, and
-/// makes the widget's state; answers its ID.
-pub fn prepare(options: &str) -> Result<(u32, Uploads, EmbedOptions), String> {
+/// Reads the options and points this page's requests at their server;
+/// answers the widget's ID.
+pub fn prepare(options: &str) -> Result<(u32, EmbedOptions), String> {
     let options = EmbedOptions::parse(options).map_err(|e| e.0)?;
     let wanted = Remote {
         base: options.server.clone(),
@@ -54,16 +54,24 @@ pub fn prepare(options: &str) -> Result<(u32, Uploads, EmbedOptions), String> {
             current.base
         ));
     }
-    // Once per page; the same server again is already set.
-    let root: &'static str = Box::leak(options.server.clone().into_boxed_str());
-    let _ = leptos::server_fn::client::try_set_server_url(root);
-    let model = Uploads::new(Vec::new());
-    model.hydrated.set(true);
+    if leptos::server_fn::client::get_server_url().is_empty() {
+        // Once per page (the server functions' root is a `&'static str`).
+        let root: &'static str = Box::leak(options.server.clone().into_boxed_str());
+        let _ = leptos::server_fn::client::try_set_server_url(root);
+    }
     let id = NEXT.with(|n| {
         let id = n.get();
         n.set(id + 1);
         id
     });
+    Ok((id, options))
+}
+
+/// Makes the widget's state and starts it, inside its mounted view: the
+/// state and what watches it live as long as the view, and go with it.
+pub fn start(id: u32, options: EmbedOptions, host: Element) -> Uploads {
+    let model = Uploads::new(Vec::new());
+    model.hydrated.set(true);
     WIDGETS.with(|w| {
         w.borrow_mut().insert(
             id,
@@ -73,20 +81,10 @@ pub fn prepare(options: &str) -> Result<(u32, Uploads, EmbedOptions), String> {
             },
         )
     });
-    Ok((id, model, options))
-}
-
-/// Starts the widget (inside its mounted view, so that what it watches
-/// lives as long as the view) and tells the host page it is ready.
-pub fn start(model: Uploads, options: EmbedOptions, host: Element) {
-    let server = options.server.clone();
+    let autostart = options.autostarts();
     init_embedded(model, options);
-    watch(model, host.clone());
-    #[derive(Serialize)]
-    struct Ready {
-        server: String,
-    }
-    dispatch(&host, event::READY, &Ready { server });
+    watch(model, host, autostart);
+    model
 }
 
 /// Keeps what holds the widget mounted, until `unmount`.
@@ -104,6 +102,14 @@ pub fn unmount(id: u32) {
     let widget = WIDGETS.with(|w| w.borrow_mut().remove(&id));
     if let Some(widget) = widget {
         queue::pause_all(widget.model);
+        // Let go of the files, then of the state (which ends its loops).
+        let ids: Vec<u32> = widget
+            .model
+            .rows
+            .with_untracked(|rows| rows.iter().map(|r| r.id).collect());
+        for id in ids {
+            queue::release(id);
+        }
         drop(widget.mounted);
     }
 }
@@ -120,11 +126,21 @@ pub fn call(id: u32, method: &str) -> Result<(), String> {
     match method {
         "start" => queue::start(m),
         "pause" => queue::pause_all(m),
-        "resume" => {
-            queue::resume_all(m);
-            queue::start(m);
+        // Back in line; a batch never started still waits for start().
+        "resume" => queue::resume_all(m),
+        // The files on their way, not those already on the server (the
+        // host page may have their URLs in its form).
+        "cancel" => {
+            let unfinished: Vec<u32> = m.rows.with_untracked(|rows| {
+                rows.iter()
+                    .filter(|r| !r.status.get_untracked().is_finished())
+                    .map(|r| r.id)
+                    .collect()
+            });
+            for id in unfinished {
+                queue::cancel(m, id);
+            }
         }
-        "cancel" => queue::cancel_all(m),
         other => return Err(format!("The widget has no method {other:?}")),
     }
     Ok(())
@@ -163,8 +179,14 @@ fn dispatch(host: &Element, name: &str, detail: &impl Serialize) {
 }
 
 /// Dispatches the events as the state changes: a file added, its
-/// progress, its end (complete or error), and the batch's end.
-fn watch(m: Uploads, host: Element) {
+/// progress, its end (complete or error), and the batch's end once every
+/// file's end was told. With `autostart` off, each new batch waits for
+/// `start()` again.
+fn watch(m: Uploads, host: Element, autostart: bool) {
+    // Each row's watchers belong to the widget, not to the Effect that
+    // noticed the row: they must outlive its next run.
+    let root = Owner::current();
+    let told = RwSignal::new(HashSet::<u32>::new());
     let seen = Rc::new(RefCell::new(HashSet::new()));
     {
         let host = host.clone();
@@ -174,16 +196,21 @@ fn watch(m: Uploads, host: Element) {
             for row in rows {
                 if seen.insert(row.id) {
                     dispatch(&host, event::FILE_ADDED, &detail(&row));
-                    watch_row(m, host.clone(), row);
+                    let (host, row) = (host.clone(), row.clone());
+                    match &root {
+                        Some(root) => root.with(|| watch_row(m, host, row, told)),
+                        None => watch_row(m, host, row, told),
+                    }
                 }
             }
         });
     }
     let announced = Rc::new(Cell::new(false));
     Effect::new(move |_| {
-        let settled = m
-            .rows
-            .with(|rows| batch_settled(rows.iter().map(|r| r.status.get())));
+        let settled = m.rows.with(|rows| {
+            batch_settled(rows.iter().map(|r| r.status.get()))
+                && told.with(|t| rows.iter().all(|r| t.contains(&r.id)))
+        });
         if settled && !announced.replace(true) {
             #[derive(Serialize)]
             struct AllDone {
@@ -193,13 +220,16 @@ fn watch(m: Uploads, host: Element) {
                 .rows
                 .with_untracked(|rows| rows.iter().map(detail).collect());
             dispatch(&host, event::ALL_DONE, &AllDone { files });
+            if !autostart {
+                m.held.set(true);
+            }
         } else if !settled {
             announced.set(false);
         }
     });
 }
 
-fn watch_row(m: Uploads, host: Element, row: Row) {
+fn watch_row(m: Uploads, host: Element, row: Row, told: RwSignal<HashSet<u32>>) {
     {
         let (host, row) = (host.clone(), row.clone());
         Effect::new(move |_| {
@@ -217,39 +247,48 @@ fn watch_row(m: Uploads, host: Element, row: Row) {
         });
     }
     // Each end is told once per time the file reaches it.
-    let told = Rc::new(Cell::new(None::<Status>));
+    let tell = {
+        let (host, row) = (host.clone(), row.clone());
+        move |name: &str| {
+            dispatch(&host, name, &detail(&row));
+            told.update(|t| {
+                t.insert(row.id);
+            });
+        }
+    };
+    let is_told = move || told.with_untracked(|t| t.contains(&row.id));
     Effect::new(move |_| {
         let status = row.status.get();
         let sha_known = row.server_sha.with(Option::is_some);
         match status {
-            Status::Done | Status::AlreadyUploaded => {
-                if told.get() == Some(Status::Done) {
-                    return;
-                }
+            _ if is_told()
+                && !matches!(
+                    status,
+                    Status::Done | Status::AlreadyUploaded | Status::Failed | Status::Refused
+                ) =>
+            {
+                // On its way again (retried, resumed): its next end is news.
+                told.update(|t| {
+                    t.remove(&row.id);
+                });
+            }
+            Status::Done | Status::AlreadyUploaded if !is_told() => {
                 if sha_known {
-                    told.set(Some(Status::Done));
-                    dispatch(&host, event::FILE_COMPLETE, &detail(&row));
+                    tell(event::FILE_COMPLETE);
                 } else {
                     // The SHA-256 comes with the refreshed list; if it
                     // does not, the file is still complete.
-                    let (host, row, told) = (host.clone(), row.clone(), told.clone());
+                    let (row, tell) = (row.clone(), tell.clone());
                     spawn_local(async move {
                         sleep(SHA_WAIT_MS).await;
-                        if told.get() != Some(Status::Done)
-                            && row.status.get_untracked().is_finished()
-                        {
-                            told.set(Some(Status::Done));
-                            dispatch(&host, event::FILE_COMPLETE, &detail(&row));
+                        if m.alive() && !is_told() && row.status.get_untracked().is_finished() {
+                            tell(event::FILE_COMPLETE);
                         }
                     });
                 }
             }
-            Status::Failed | Status::Refused => {
-                if told.replace(Some(status)) != Some(status) {
-                    dispatch(&host, event::ERROR, &detail(&row));
-                }
-            }
-            _ => told.set(None),
+            Status::Failed | Status::Refused if !is_told() => tell(event::ERROR),
+            _ => {}
         }
     });
 }

@@ -13,6 +13,7 @@ use crate::protocol::events::{EventKind, EventPage, LiveEvent};
 use crate::protocol::{events_poll_url, EVENTS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use send_wrapper::SendWrapper;
 use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
@@ -64,6 +65,9 @@ pub fn start(m: Uploads) {
         spawn_local(poll(m, None));
         return;
     };
+    // An embedded uploader taken off its page closes its stream.
+    let closing = SendWrapper::new(source.clone());
+    on_cleanup(move || closing.close());
     let opened = Rc::new(Cell::new(false));
     let last = Rc::new(Cell::new(None::<u64>));
     let on_open = {
@@ -109,7 +113,7 @@ pub fn start(m: Uploads) {
 async fn poll(m: Uploads, after: Option<u64>) {
     m.live.set("poll");
     let mut cursor = after;
-    loop {
+    while m.alive() {
         // The first look answers at once; later ones wait up to 25 s.
         let url = events_poll_url(cursor, 25);
         let page = match send("GET", &url, &[], None, None, None).await {

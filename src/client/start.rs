@@ -71,6 +71,9 @@ fn begin(m: Uploads, embedded: Option<EmbedOptions>) {
     spawn_local(async move {
         loop {
             sleep(30_000).await;
+            if !m.alive() {
+                break; // an embedded uploader taken off its page
+            }
             listing::refresh_uploaded(m).await;
         }
     });

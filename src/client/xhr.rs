@@ -61,8 +61,9 @@ pub async fn send(
     slot: Option<&Slot>,
 ) -> Result<Reply, NetError> {
     let remote = crate::api::remote::get();
+    let url = remote.url(url);
     let xhr = XmlHttpRequest::new().map_err(|_| NetError::Network)?;
-    xhr.open_with_async(method, &remote.url(url), true)
+    xhr.open_with_async(method, &url, true)
         .map_err(|_| NetError::Network)?;
     for (name, value) in headers {
         xhr.set_request_header(name, value)
@@ -71,9 +72,9 @@ pub async fn send(
     if remote.is_remote() {
         // Embedded in another site's page: the server's session cookie
         // goes along where the browser allows it, and the host page's
-        // token always.
+        // token to that server (never to any other URL).
         xhr.set_with_credentials(true);
-        if let Some(value) = remote.authorization() {
+        if let Some(value) = remote.authorization(&url) {
             xhr.set_request_header("authorization", &value)
                 .map_err(|_| NetError::Network)?;
         }

@@ -38,6 +38,13 @@ impl Owner {
         Owner(format!("token:{}", short_hash(token)))
     }
 
+    /// A person a host page embedding the uploader names in a signed
+    /// embed token (`http/embed_token.rs`): the same owner whichever token
+    /// named them.
+    pub fn embedded(name: &str) -> Self {
+        Owner(format!("embed:{name}"))
+    }
+
     /// Restores an owner read back from storage.
     pub fn from_stored(s: String) -> Self {
         Owner(s)

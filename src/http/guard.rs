@@ -1,6 +1,8 @@
 //! Guards in front of the handlers: a per-client rate limit, and the
 //! refusal of cross-site requests to the endpoints a browser session
-//! drives (server functions, the form upload, sign-in).
+//! drives (server functions, WebSocket uploads, the form upload, sign-in),
+//! except from the origins `--cors-origin` names (pages embedding the
+//! uploader).
 
 use super::error::ApiError;
 use crate::core::error::{Error, ErrorCode};

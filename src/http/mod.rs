@@ -9,6 +9,7 @@
 
 mod admin;
 mod download;
+pub mod embed_token;
 pub mod error;
 mod events;
 mod files;
@@ -52,10 +53,12 @@ use tower_http::trace::TraceLayer;
 /// - `/healthz`: rate limit only (no session, no token, no CORS);
 /// - `admin`: the operator's routes, behind the access token as a bearer
 ///   token only;
-/// - `open`: the sign-in page and the icon, which need no token;
-/// - `signed_in`: everything else, behind the access token when one is
-///   set; inside it, the server functions and the form upload are guarded
-///   against other sites (`api`, `form`).
+/// - `open`: the sign-in page, the icon and the code every page loads
+///   (`/embed.js`, `/pkg/…`), which need no token;
+/// - `signed_in`: everything else, behind the access token (or an embed
+///   token) when one is set; inside it, the server functions, WebSocket
+///   uploads and the form upload are guarded against other sites (`api`,
+///   `websocket`, `form`).
 pub fn router(state: AppState) -> Router {
     let mut site = Router::new().merge(signed_in(&state)).merge(open(&state));
     if let Some(cors) = cors(&state.config.cors_origin) {

@@ -7,6 +7,7 @@
 //! table is needed and any instance can check it. Sign-in attempts, by form
 //! or by bearer token, are limited per client address.
 
+use super::embed_token;
 use super::error::ApiError;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{Owner, UploadId};
@@ -132,8 +133,20 @@ async fn identify_as(
     let headers = req.headers();
     let bearer = bearer(headers).map(str::to_owned);
     let session = session_id(headers, &state.session_key);
+    // An embed token, when the server has the key to check it: a valid one
+    // names its owner; a forged or expired one is refused outright.
+    let embedded = match (&bearer, &state.config.embed_secret) {
+        (Some(b), Some(secret)) if b.starts_with(embed_token::PREFIX) => {
+            match embed_token::verify(secret.expose(), b, now_secs()) {
+                Ok(owner) => Some(owner),
+                Err(why) => return refuse_embed_token(&state, &req, why),
+            }
+        }
+        _ => None,
+    };
     if let Some(required) = state.config.access_token.as_ref().map(|t| t.expose()) {
-        let by_token = bearer.as_deref().is_some_and(|b| same_secret(b, required));
+        let by_token =
+            embedded.is_some() || bearer.as_deref().is_some_and(|b| same_secret(b, required));
         if bearer.is_some()
             && !by_token
             && !state
@@ -165,10 +178,11 @@ async fn identify_as(
             return resp;
         }
     }
-    let owner = match (&bearer, &session) {
-        (Some(token), _) => Owner::token(token),
-        (None, Some(s)) => Owner::session(s),
-        (None, None) => Owner::anonymous(),
+    let owner = match (&embedded, &bearer, &session) {
+        (Some(name), _, _) => Owner::embedded(name),
+        (None, Some(token), _) => Owner::token(token),
+        (None, None, Some(s)) => Owner::session(s),
+        (None, None, None) => Owner::anonymous(),
     };
     req.extensions_mut().insert(owner);
     let mut resp = next.run(req).await;
@@ -179,6 +193,34 @@ async fn identify_as(
             session_cookie(&value, state.config.secure_cookies),
         );
     }
+    resp
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The answer to an embed token that is not valid (counted as a failed
+/// sign-in attempt of the client's address).
+fn refuse_embed_token(state: &AppState, req: &Request, why: embed_token::Refused) -> Response {
+    if !state
+        .limits
+        .may_sign_in(super::guard::client_ip(req.extensions()))
+    {
+        return too_many_attempts();
+    }
+    let message = match why {
+        embed_token::Refused::Expired => {
+            "This embed token has expired: the page that embeds the uploader must give a fresh one."
+        }
+        _ => "This embed token is not valid (not signed with this server's --embed-secret).",
+    };
+    let mut resp = ApiError(Error::new(ErrorCode::Unauthorized, message)).into_response();
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     resp
 }
 

@@ -15,14 +15,15 @@ use serde::{Deserialize, Serialize};
 /// What the host page asks of the widget, as attributes of
 /// `<ferry-upload>` or the object given to `Ferry.mount` (`embed.js` turns
 /// both into this JSON). Every field may be left out.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct EmbedOptions {
     /// The Ferry server's origin; `embed.js` fills in the one it was
     /// loaded from.
     pub server: String,
-    /// A bearer token naming the owner (otherwise the browser's Ferry
-    /// session cookie, where the browser sends it).
+    /// A bearer token naming the owner, best an embed token the host's
+    /// back end minted for the person (`http/embed_token.rs`); otherwise
+    /// the browser's Ferry session cookie, where the browser sends it.
     pub token: Option<String>,
     /// Bytes per request, in MiB.
     pub chunk_mib: Option<u32>,
@@ -49,6 +50,19 @@ pub struct EmbedOptions {
     /// Send files as soon as they are chosen (default: yes); otherwise
     /// they wait for the element's `start()`.
     pub autostart: Option<bool>,
+}
+
+impl std::fmt::Debug for EmbedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything but the token, which never reaches a log.
+        f.debug_struct("EmbedOptions")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "****"))
+            .field("chunk_mib", &self.chunk_mib)
+            .field("parallel", &self.parallel)
+            .field("accept", &self.accept)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the options cannot be used.
@@ -207,7 +221,8 @@ pub mod event {
     pub const FILE_COMPLETE: &str = "ferry:file-complete";
     pub const ERROR: &str = "ferry:error";
     pub const ALL_DONE: &str = "ferry:all-done";
-    /// The widget is mounted and talking to its server (`detail`: `{ server }`).
+    /// The widget is mounted and its methods work (`detail`: `{ server }`;
+    /// sent by `embed.js`).
     pub const READY: &str = "ferry:ready";
 }
 

@@ -217,8 +217,11 @@ pub struct Uploads {
     /// True while files wait to be started (an embedded widget with
     /// `autostart` off, until the host page calls `start()`).
     pub held: RwSignal<bool>,
-    next_id: RwSignal<u32>,
 }
+
+/// Row IDs are the page's, not one uploader's: the client keeps each row's
+/// file under its ID, and a page may hold several embedded uploaders.
+static NEXT_ROW: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 impl Uploads {
     pub fn new(uploaded: Vec<UploadSummary>) -> Uploads {
@@ -235,15 +238,18 @@ impl Uploads {
             live: RwSignal::new(""),
             rules: RwSignal::new(None),
             held: RwSignal::new(false),
-            next_id: RwSignal::new(1),
         }
     }
 
-    /// A fresh row ID.
+    /// A fresh row ID, unique on the page.
     pub fn next_id(&self) -> u32 {
-        let id = self.next_id.get_untracked();
-        self.next_id.set(id + 1);
-        id
+        NEXT_ROW.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the uploader is still on the page (its state was not
+    /// disposed with it): long-running loops end when it is not.
+    pub fn alive(&self) -> bool {
+        self.rows.try_with_untracked(|_| ()).is_some()
     }
 
     pub fn row(&self, id: u32) -> Option<Row> {

@@ -22,6 +22,12 @@ use std::time::{Duration, Instant};
 /// upload's record with its stored bytes. With PostgreSQL, locks are taken
 /// in the database and this instance listens to the others.
 pub async fn state(config: Config) -> Result<AppState, Error> {
+    if config.cors_origin.len() > 1 && config.cors_origin.iter().any(|o| o == "*") {
+        return Err(Error::new(
+            ErrorCode::Internal,
+            "--cors-origin: give either * (any page, without the browser's credentials) or a list of origins, not both",
+        ));
+    }
     let metrics = Arc::new(Metrics::new());
     let (uploads, session_key) = uploads(&config, metrics.clone()).await?;
     let uploads = uploads.observed_by(metrics.clone());

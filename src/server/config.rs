@@ -90,11 +90,20 @@ pub struct Config {
     #[arg(long, env = "FERRY_ACCESS_TOKEN", hide_env_values = true)]
     pub access_token: Option<Secret>,
 
+    /// The key a host page's back end signs embed tokens with: each names
+    /// a person as an owner of their own for the embedded uploader, and
+    /// stands for the access token everywhere but `/admin` (see the
+    /// README's "Embedding").
+    #[arg(long, env = "FERRY_EMBED_SECRET", hide_env_values = true)]
+    pub embed_secret: Option<Secret>,
+
     /// An origin allowed to call the API from another site (CORS), such as
-    /// `https://app.example.com`, or `*` for any (bearer-token clients; the
-    /// page's own endpoints still refuse other sites). Repeat the flag (or
-    /// separate with commas in the variable) for several. Default: same
-    /// origin only.
+    /// `https://app.example.com`, or `*` for any. A named origin may also
+    /// send the browser's credentials (Ferry's session cookie) and call the
+    /// page's own endpoints, as a page embedding the uploader does; `*`
+    /// never (bearer-token clients only), and cannot be mixed with names.
+    /// Repeat the flag (or separate with commas in the variable) for
+    /// several. Default: same origin only.
     #[arg(long, env = "FERRY_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origin: Vec<String>,
 

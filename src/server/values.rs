@@ -145,7 +145,14 @@ pub fn parse_origin(s: &str) -> Result<String, String> {
     if !scheme_ok || uri.host().is_none_or(str::is_empty) || !bare || s.contains('@') {
         return Err(bad());
     }
-    Ok(s.to_string())
+    // As browsers send it: lower case, no default port.
+    let scheme = uri.scheme_str().unwrap_or_default().to_ascii_lowercase();
+    let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+    let port = match (scheme.as_str(), uri.port_u16()) {
+        ("http", Some(80)) | ("https", Some(443)) | (_, None) => String::new(),
+        (_, Some(p)) => format!(":{p}"),
+    };
+    Ok(format!("{scheme}://{host}{port}"))
 }
 
 /// Parses a size: plain bytes or a number with a unit (`KiB`, `MB`, ...).
@@ -158,4 +165,36 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?} is too large"));
     }
     Ok(size.as_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_written_as_browsers_send_them() {
+        assert_eq!(
+            parse_origin("HTTPS://Shop.Example:443/").unwrap(),
+            "https://shop.example"
+        );
+        assert_eq!(
+            parse_origin("http://a.example:80").unwrap(),
+            "http://a.example"
+        );
+        assert_eq!(
+            parse_origin("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(parse_origin("*").unwrap(), "*");
+        for bad in [
+            "null",
+            "shop.example",
+            "ftp://a",
+            "https://a/path",
+            "https://u@a",
+            "",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
+    }
 }
