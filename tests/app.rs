@@ -25,6 +25,14 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
+/// The `list_uploads` server function, called with these headers.
+async fn list_uploads(app: &TestApp, headers: &[(&str, &str)]) -> common::Answer {
+    let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    app.call("POST", "/api/list_uploads", &h, Body::empty())
+        .await
+}
+
 #[tokio::test]
 async fn healthz_reports_ok_and_version() {
     let app = app().await;
@@ -159,14 +167,9 @@ async fn the_embeddable_uploader_loads_for_named_origins_and_nothing_else_opens(
     // The rest still needs the token, from the named page too.
     let list = |headers: Vec<(&'static str, &'static str)>| {
         let app = &app;
-        async move {
-            let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
-            h.extend(headers);
-            app.call("POST", "/api/list_uploads", &h, Body::empty())
-                .await
-                .status
-        }
+        async move { list_uploads(app, &headers).await.status }
     };
+
     let cross = ("sec-fetch-site", "cross-site");
     assert_eq!(list(vec![shop, cross]).await, StatusCode::UNAUTHORIZED);
     let bearer = ("authorization", "Bearer s3cret");
@@ -267,17 +270,7 @@ async fn embed_tokens_name_owners_and_open_nothing_more() {
     let names = |auth: String| {
         let app = &app;
         async move {
-            let a = app
-                .call(
-                    "POST",
-                    "/api/list_uploads",
-                    &[
-                        ("content-type", "application/x-www-form-urlencoded"),
-                        ("authorization", &auth),
-                    ],
-                    Body::empty(),
-                )
-                .await;
+            let a = list_uploads(app, &[("authorization", &auth)]).await;
             assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
             a.json()["uploads"]
                 .as_array()
@@ -335,17 +328,7 @@ async fn embed_tokens_name_owners_and_open_nothing_more() {
             )
             .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-        let a = app
-            .call(
-                "POST",
-                "/api/list_uploads",
-                &[
-                    ("content-type", "application/x-www-form-urlencoded"),
-                    ("authorization", &auth),
-                ],
-                Body::empty(),
-            )
-            .await;
+        let a = list_uploads(&app, &[("authorization", &auth)]).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
         assert!(
             String::from_utf8_lossy(&a.body).contains(says),
