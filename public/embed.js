@@ -27,6 +27,7 @@ const ATTRIBUTES = {
   "thumb-size": ["thumbPx", Number],
   lang: ["lang", String],
   transport: ["transport", String],
+  "stall-secs": ["stallSecs", Number],
   "max-size": ["maxSize", Number],
   accept: ["accept", (v) => v.split(",").map((s) => s.trim()).filter(Boolean)],
   "max-files": ["maxFiles", Number],

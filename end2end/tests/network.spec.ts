@@ -70,6 +70,8 @@ test("a request that stops moving is given up and resumed from the server's offs
     await openPage(page, "http://127.0.0.1:3113");
     await setSetting(page, "setting-chunk", 1);
     await setSetting(page, "setting-instant", 0);
+    // A stall is what the person says it is (15 s unless set).
+    await setSetting(page, "setting-stall", 4);
     const started = Date.now();
     await page.setInputFiles("#file-input", [file]);
     await expect(row(page, path.basename(file))).toHaveAttribute("data-status", "done", { timeout: 60_000 });

@@ -90,6 +90,7 @@ pub async fn attempt(
     progressed: &Cell<bool>,
 ) -> Result<(), Failure> {
     let size = row.file.size;
+    let stall_ms = f64::from(settings.stall_secs) * 1000.0;
     // The setting, or less when a proxy on the way refused larger requests.
     let mut chunk = settings.chunk_mib.max(1) as u64 * MIB;
     if let Some(limit) = storage::chunk_limit() {
@@ -154,26 +155,35 @@ pub async fn attempt(
         let speed = job.speed.clone();
         let on_progress =
             Box::new(move |loaded: f64| report(&r, &speed, (base + loaded as u64).min(end)));
-        offset =
-            match tus::patch(&url, base, &body, on_progress, &job.request, &job.cancelled).await {
-                Ok(offset) => offset,
-                Err(Failure::TooLargeOnTheWay(why)) => {
-                    // Nothing reached the server: the same bytes, in less.
-                    row.sent.set(base);
-                    match smaller_chunk(chunk) {
-                        Some(smaller) => {
-                            chunk = smaller;
-                            storage::remember_chunk_limit(smaller);
-                            continue;
-                        }
-                        None => return Err(Failure::Fatal(why)),
+        offset = match tus::patch(
+            &url,
+            base,
+            &body,
+            on_progress,
+            &job.request,
+            &job.cancelled,
+            stall_ms,
+        )
+        .await
+        {
+            Ok(offset) => offset,
+            Err(Failure::TooLargeOnTheWay(why)) => {
+                // Nothing reached the server: the same bytes, in less.
+                row.sent.set(base);
+                match smaller_chunk(chunk) {
+                    Some(smaller) => {
+                        chunk = smaller;
+                        storage::remember_chunk_limit(smaller);
+                        continue;
                     }
+                    None => return Err(Failure::Fatal(why)),
                 }
-                Err(e) => {
-                    row.sent.set(base);
-                    return Err(e);
-                }
-            };
+            }
+            Err(e) => {
+                row.sent.set(base);
+                return Err(e);
+            }
+        };
         row.sent.set(offset);
         progressed.set(true);
     }

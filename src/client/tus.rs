@@ -89,7 +89,8 @@ pub async fn create(
 }
 
 /// Appends `body` at `offset`; `progress` hears how many of its bytes have
-/// left, `slot` holds the request so that it can be aborted. Answers the
+/// left, `slot` holds the request so that it can be aborted, and it is
+/// given up after `stall_ms` without any sign of life. Answers the
 /// server's new offset.
 pub async fn patch(
     url: &str,
@@ -98,11 +99,12 @@ pub async fn patch(
     progress: Box<dyn Fn(f64)>,
     slot: &Slot,
     cancelled: &Cell<bool>,
+    stall_ms: f64,
 ) -> Result<u64, Failure> {
     let headers = rules::patch_headers(offset);
-    // A watchdog gives the request up when nothing moves for
-    // `rules::STALL_MS`: no byte leaves and no answer comes (a proxy or a
-    // network that swallows a connection without closing it).
+    // A watchdog gives the request up when nothing moves for `stall_ms`:
+    // no byte leaves and no answer comes (a proxy or a network that
+    // swallows a connection without closing it).
     let last = Rc::new(Cell::new(js_sys::Date::now()));
     let stalled = Rc::new(Cell::new(false));
     let done = Rc::new(Cell::new(false));
@@ -119,7 +121,7 @@ pub async fn patch(
         spawn_local(async move {
             while !done.get() {
                 sleep(1000).await;
-                if !done.get() && rules::is_stalled(js_sys::Date::now(), last.get()) {
+                if !done.get() && rules::is_stalled(js_sys::Date::now(), last.get(), stall_ms) {
                     stalled.set(true);
                     if let Some(xhr) = slot.borrow().as_ref() {
                         let _ = xhr.abort();
@@ -142,7 +144,7 @@ pub async fn patch(
     if stalled.get() && !cancelled.get() {
         return Err(Failure::Retry(format!(
             "Nothing moved for {} s: trying again from where the server is",
-            rules::STALL_MS / 1000.0
+            stall_ms / 1000.0
         )));
     }
     let reply = sent.map_err(|e| network(e, cancelled))?;

@@ -35,6 +35,8 @@ pub struct EmbedOptions {
     pub lang: Option<String>,
     /// "http" (tus PATCH requests, the default) or "websocket".
     pub transport: Option<String>,
+    /// Seconds without progress before a request is retried.
+    pub stall_secs: Option<u32>,
     /// The largest file the host page takes, in bytes (the server's limit
     /// still holds).
     pub max_size: Option<u64>,
@@ -118,6 +120,7 @@ impl EmbedOptions {
             thumb_px: self.thumb_px.unwrap_or(d.thumb_px),
             instant_mib: d.instant_mib,
             transport,
+            stall_secs: self.stall_secs.unwrap_or(d.stall_secs),
         }
         .clamped()
     }

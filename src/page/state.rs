@@ -97,6 +97,9 @@ pub struct Settings {
     pub instant_mib: u32,
     /// How bytes travel.
     pub transport: Transport,
+    /// Seconds a request may go without a byte leaving or an answer
+    /// coming before it is given up and resumed from the server's offset.
+    pub stall_secs: u32,
 }
 
 impl Default for Settings {
@@ -107,6 +110,7 @@ impl Default for Settings {
             thumb_px: 96,
             instant_mib: 256,
             transport: Transport::Http,
+            stall_secs: 15,
         }
     }
 }
@@ -120,6 +124,7 @@ impl Settings {
             thumb_px: self.thumb_px.clamp(32, 512),
             instant_mib: self.instant_mib.min(1 << 20),
             transport: self.transport,
+            stall_secs: self.stall_secs.clamp(3, 600),
         }
     }
 }
@@ -288,9 +293,11 @@ mod tests {
             thumb_px: 1,
             instant_mib: u32::MAX,
             transport: Transport::WebSocket,
+            stall_secs: 0,
         }
         .clamped();
         assert_eq!((s.chunk_mib, s.parallel, s.thumb_px), (1, 16, 32));
+        assert_eq!(s.stall_secs, 3);
         assert_eq!(s.instant_mib, 1 << 20);
     }
 

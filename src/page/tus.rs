@@ -34,15 +34,12 @@ pub enum Failure {
     TooLargeOnTheWay(String),
 }
 
-/// How long a PATCH may go without a byte leaving the browser or an answer
-/// arriving before it is given up as stalled and tried again from the
-/// server's offset.
-pub const STALL_MS: f64 = 15_000.0;
-
 /// Whether a request whose last sign of life was at `last_ms` has stalled
-/// by `now_ms`.
-pub fn is_stalled(now_ms: f64, last_ms: f64) -> bool {
-    now_ms - last_ms >= STALL_MS
+/// by `now_ms`: nothing left the browser and no answer came for
+/// `stall_ms` (the `stall_secs` setting), so it is given up and tried
+/// again from the server's offset.
+pub fn is_stalled(now_ms: f64, last_ms: f64, stall_ms: f64) -> bool {
+    now_ms - last_ms >= stall_ms
 }
 
 /// The smallest PATCH the page falls back to when something on the way
@@ -177,10 +174,12 @@ mod tests {
 
     #[test]
     fn silence_for_the_stall_time_is_a_stall() {
-        assert!(!is_stalled(1_000.0, 0.0));
-        assert!(!is_stalled(STALL_MS - 1.0, 0.0));
-        assert!(is_stalled(STALL_MS, 0.0));
-        assert!(!is_stalled(100_000.0, 100_000.0 - STALL_MS + 1.0));
+        const STALL_MS: f64 = 15_000.0;
+        assert!(!is_stalled(1_000.0, 0.0, STALL_MS));
+        assert!(!is_stalled(STALL_MS - 1.0, 0.0, STALL_MS));
+        assert!(is_stalled(STALL_MS, 0.0, STALL_MS));
+        assert!(!is_stalled(100_000.0, 100_000.0 - STALL_MS + 1.0, STALL_MS));
+        assert!(is_stalled(4_000.0, 0.0, 4_000.0), "a shorter setting");
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub fn SettingsPanel() -> impl IntoView {
                 {field(Msg::ParallelUploads, "setting-parallel", |s| s.parallel, |s, v| s.parallel = v)}
                 {field(Msg::ThumbnailSize, "setting-thumb", |s| s.thumb_px, |s, v| s.thumb_px = v)}
                 {field(Msg::InstantLimit, "setting-instant", |s| s.instant_mib, |s, v| s.instant_mib = v)}
+                {field(Msg::StallAfter, "setting-stall", |s| s.stall_secs, |s, v| s.stall_secs = v)}
                 <label class="setting">
                     <span>{move || t(lang.get(), Msg::Transport)}</span>
                     <select
