@@ -102,7 +102,12 @@ test.beforeAll(async () => {
     expired: { token: embedToken("carol", -60) },
     two: { second: true },
   });
-  ferry = new Server(port, tempDir("embed-data-"), ["--cors-origin", host.origin, "--embed-secret", EMBED_SECRET]);
+  // The same host page as another site (localhost is not 127.0.0.1's
+  // site), where the browser withholds Ferry's cookie.
+  ferry = new Server(port, tempDir("embed-data-"), [
+    "--cors-origin", `${host.origin},${host.origin.replace("127.0.0.1", "localhost")}`,
+    "--embed-secret", EMBED_SECRET,
+  ]);
   await ferry.start();
 });
 
@@ -111,8 +116,8 @@ test.afterAll(async () => {
   await host?.close();
 });
 
-async function open(page: Page, variant = "plain") {
-  await page.goto(`${host.origin}/${variant === "plain" ? "" : variant}`);
+async function open(page: Page, variant = "plain", origin = host.origin) {
+  await page.goto(`${origin}/${variant === "plain" ? "" : variant}`);
   await expect(widget(page).locator('[data-testid="ferry-embed"]')).toBeVisible();
   await expect.poll(() => events(page, "ready").then((r) => r.length)).toBe(1);
 }
@@ -222,6 +227,39 @@ test("the embedded uploader resumes after a reload, sending only the rest", asyn
   await expect.poll(() => events(page, "file-complete").then((c) => c.length), { timeout: 15_000 }).toBe(1);
   const [done] = await events(page, "file-complete");
   expect(done.sha256).toBe(sha256File(file));
+  const body = await page.request.get(done.url);
+  expect(Buffer.from(await body.body()).equals(fs.readFileSync(file))).toBe(true);
+});
+
+test("on another site, without Ferry's cookie, an upload still resumes after a reload", async ({ page }) => {
+  test.setTimeout(120_000);
+  const dir = tempDir();
+  const size = 16 * MIB + 9;
+  const file = makeFile(dir, "cookieless.bin", size, 51);
+  const elsewhere = host.origin.replace("127.0.0.1", "localhost");
+  await open(page, "small", elsewhere);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MIB,
+  });
+  await input(page).setInputFiles(file);
+  await expect.poll(async () => (await events(page, "progress"))
+    .reduce((m: number, p: any) => Math.max(m, p.bytesSent), 0), { timeout: 60_000 })
+    .toBeGreaterThan(5 * MIB);
+  await page.reload();
+  await expect.poll(() => events(page, "ready").then((r) => r.length)).toBe(1);
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+  });
+  const offsets: number[] = [];
+  page.on("request", (r) => {
+    if (r.method() === "PATCH" && r.url().startsWith(ferry.base)) offsets.push(Number(r.headers()["upload-offset"]));
+  });
+  await input(page).setInputFiles(file);
+  await expect(fileRow(page, "cookieless.bin")).toHaveAttribute("data-status", "done", { timeout: 60_000 });
+  expect(offsets[0]).toBeGreaterThan(4 * MIB);
+  await expect.poll(() => events(page, "file-complete").then((c) => c.length), { timeout: 15_000 }).toBe(1);
+  const [done] = await events(page, "file-complete");
   const body = await page.request.get(done.url);
   expect(Buffer.from(await body.body()).equals(fs.readFileSync(file))).toBe(true);
 });

@@ -124,10 +124,17 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                 Ok(checks) if checks.len() == rows.len() => {
                     for (row, check) in rows.iter().zip(checks) {
                         match check {
-                            FileCheck::New => {
-                                storage::forget(&row.file.key());
-                                new_files.push(row.clone());
-                            }
+                            // New to this owner; but an upload this
+                            // browser remembers for the file is its to
+                            // resume (its URL is its capability), as when
+                            // the owner is not stable: an embedded
+                            // uploader whose browser withholds Ferry's
+                            // cookie from another site. One gone from the
+                            // server starts again (`transfer`).
+                            FileCheck::New => match storage::lookup(&row.file) {
+                                Some(url) => row.url.set(Some(url)),
+                                None => new_files.push(row.clone()),
+                            },
                             FileCheck::Partial { url, offset } => {
                                 row.url.set(Some(url));
                                 row.sent.set(offset);
