@@ -288,6 +288,21 @@ async fn embed_tokens_name_owners_and_open_nothing_more() {
         .patch(&path, 0, b"abc".to_vec(), &[("authorization", &alice)])
         .await;
     assert_eq!(done.status, StatusCode::NO_CONTENT);
+    // A finished upload's HEAD tells its SHA-256 (RFC 9530), for a page
+    // whose owner the listing does not know.
+    let head = app
+        .call(
+            "HEAD",
+            &path,
+            &[common::TUS, ("authorization", &bob)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        head.header("repr-digest"),
+        Some("sha-256=:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:"),
+        "SHA-256 of abc"
+    );
     assert_eq!(names(alice.clone()).await, ["alice.txt"]);
     assert_eq!(
         names(alice_later).await,

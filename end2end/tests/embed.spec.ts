@@ -260,6 +260,8 @@ test("on another site, without Ferry's cookie, an upload still resumes after a r
   expect(offsets[0]).toBeGreaterThan(4 * MIB);
   await expect.poll(() => events(page, "file-complete").then((c) => c.length), { timeout: 15_000 }).toBe(1);
   const [done] = await events(page, "file-complete");
+  // Verified all the same: the upload's own HEAD gives its SHA-256.
+  expect(done.sha256).toBe(sha256File(file));
   const body = await page.request.get(done.url);
   expect(Buffer.from(await body.body()).equals(fs.readFileSync(file))).toBe(true);
 });

@@ -207,11 +207,18 @@ pub async fn finish(m: Uploads, row: &Row) {
     storage::forget(&row.file.key());
     refresh_uploaded(m).await;
     if let Some(url) = row.url.get_untracked() {
-        let sha = m.uploaded.with_untracked(|list| {
+        let listed = m.uploaded.with_untracked(|list| {
             list.iter()
                 .find(|u| u.url == url)
                 .and_then(|u| u.sha256.clone())
         });
+        // Not in this owner's list (an owner the browser does not keep,
+        // such as a page on another site without Ferry's cookie): the
+        // upload itself says.
+        let sha = match listed {
+            Some(sha) => Some(sha),
+            None => tus::sha256(&url).await,
+        };
         row.server_sha.set(sha);
     }
     m.announce.set(format!(

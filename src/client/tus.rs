@@ -66,6 +66,18 @@ pub async fn head(url: &str) -> Result<Head, Failure> {
     }
 }
 
+/// The server's SHA-256 of a finished upload, from its HEAD
+/// (`Repr-Digest`); `None` while unfinished or when it cannot say.
+pub async fn sha256(url: &str) -> Option<String> {
+    let reply = send("HEAD", url, &rules::headers(), None, None, None)
+        .await
+        .ok()?;
+    (reply.status == 200)
+        .then(|| reply.header("repr-digest"))
+        .flatten()
+        .and_then(|v| rules::sha256_of_digest(&v))
+}
+
 /// Creates an upload of `size` bytes described by `metadata` (an
 /// `Upload-Metadata` value).
 pub async fn create(

@@ -38,17 +38,6 @@ fn mac(secret: &str, owner: &str, expires: u64) -> Hmac<Sha256> {
     m
 }
 
-/// 64 hex digits as 32 bytes.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    (0..64)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
 fn valid_owner(owner: &str) -> bool {
     (1..=64).contains(&owner.len())
         && owner
@@ -76,7 +65,10 @@ pub fn verify(secret: &str, token: &str, now: u64) -> Result<String, Refused> {
         return Err(Refused::Malformed);
     };
     let expires: u64 = expires.parse().map_err(|_| Refused::Malformed)?;
-    let given = unhex(given).ok_or(Refused::Malformed)?;
+    let given = (given.len() == 64)
+        .then(|| crate::core::hash::unhex(given))
+        .flatten()
+        .ok_or(Refused::Malformed)?;
     if !valid_owner(owner) {
         return Err(Refused::Malformed);
     }

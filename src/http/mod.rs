@@ -264,6 +264,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 protocol::ietf::UPLOAD_COMPLETE,
                 protocol::ietf::UPLOAD_INCOMPLETE,
                 protocol::ietf::UPLOAD_LIMIT,
+                "repr-digest",
             ]))
             .allow_credentials(!any)
             .max_age(std::time::Duration::from_secs(86400)),

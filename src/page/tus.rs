@@ -42,6 +42,18 @@ pub fn is_stalled(now_ms: f64, last_ms: f64, stall_ms: f64) -> bool {
     now_ms - last_ms >= stall_ms
 }
 
+/// The hex SHA-256 in a `Repr-Digest` field (`sha-256=:<base64>:`, RFC
+/// 9530), as Ferry's HEAD sends it for a finished upload.
+pub fn sha256_of_digest(value: &str) -> Option<String> {
+    use base64::Engine;
+    let b64 = value
+        .split(',')
+        .filter_map(|item| item.trim().strip_prefix("sha-256=:"))
+        .find_map(|rest| rest.strip_suffix(':'))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    (bytes.len() == 32).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The smallest PATCH the page falls back to when something on the way
 /// refuses larger ones.
 pub const MIN_CHUNK: u64 = 256 * 1024;
@@ -171,6 +183,16 @@ pub fn retry_message(reason: &str, attempt: u32, delay_ms: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_give_their_sha256() {
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let field = "sha-512=:AAAA:, sha-256=:n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=:";
+        assert_eq!(sha256_of_digest(field).as_deref(), Some(sha));
+        assert_eq!(sha256_of_digest("sha-256=:AAAA:"), None, "not 32 bytes");
+        assert_eq!(sha256_of_digest("sha-256=:n4bQ"), None);
+        assert_eq!(sha256_of_digest(""), None);
+    }
 
     #[test]
     fn silence_for_the_stall_time_is_a_stall() {

@@ -41,6 +41,13 @@ pub(in crate::http) async fn head(state: &AppState, id: &UploadId) -> Result<Res
             ),
         ),
     }
+    // A finished upload's SHA-256 (RFC 9530), for clients that did not
+    // create it (a page whose owner changed) and still want to verify it.
+    if let Some(bytes) = record.sha256.as_deref().and_then(crate::core::hash::unhex) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        set(&mut resp, "repr-digest", format!("sha-256=:{b64}:"));
+    }
     set(&mut resp, "cache-control", "no-store");
     set_expires(&mut resp, &record);
     Ok(resp)
