@@ -193,77 +193,55 @@ test("a page on another origin embeds the uploader with one line: events, hidden
   await expect(link).toHaveAttribute("href", new RegExp(`^${ferry.base}/files/`));
 });
 
-test("the embedded uploader resumes after a reload, sending only the rest", async ({ page }) => {
-  test.setTimeout(120_000);
-  const dir = tempDir();
-  const size = 24 * MIB + 7;
-  const file = makeFile(dir, "resume-embedded.bin", size, 43);
-  await open(page, "small");
+/**
+ * Sends `name` on a 4 MB/s uplink, reloads the host page once more than
+ * `cutAt` bytes have left, chooses the file again, and checks the widget
+ * listed it as interrupted, resumed past 4 MiB, and ended with the server's
+ * SHA-256 of identical bytes.
+ */
+async function resumeAfterReload(page: Page, name: string, size: number, seed: number, cutAt: number, origin = host.origin) {
+  const file = makeFile(tempDir(), name, size, seed);
+  await open(page, "small", origin);
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("Network.emulateNetworkConditions", {
     offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MIB,
   });
   await input(page).setInputFiles(file);
   await expect.poll(async () => (await events(page, "progress"))
-    .filter((p: any) => p.name === "resume-embedded.bin")
+    .filter((p: any) => p.name === name)
     .reduce((m: number, p: any) => Math.max(m, p.bytesSent), 0), { timeout: 60_000 })
-    .toBeGreaterThan(6 * MIB);
+    .toBeGreaterThan(cutAt);
   await page.reload();
   await expect.poll(() => events(page, "ready").then((r) => r.length)).toBe(1);
   await cdp.send("Network.emulateNetworkConditions", {
     offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
   });
-  await expect(widget(page).locator('[data-testid="ferry-embed"]')).toBeVisible();
   // The widget remembers the upload in the host page's storage.
-  const item = widget(page).locator('[data-testid="interrupted-item"][data-name="resume-embedded.bin"]');
-  await expect(item).toBeVisible();
+  await expect(widget(page).locator(`[data-testid="interrupted-item"][data-name="${name}"]`)).toBeVisible();
   const offsets: number[] = [];
   page.on("request", (r) => {
     if (r.method() === "PATCH" && r.url().startsWith(ferry.base)) offsets.push(Number(r.headers()["upload-offset"]));
   });
   await input(page).setInputFiles(file);
-  await expect(fileRow(page, "resume-embedded.bin")).toHaveAttribute("data-status", "done", { timeout: 90_000 });
+  await expect(fileRow(page, name)).toHaveAttribute("data-status", "done", { timeout: 90_000 });
   expect(offsets[0]).toBeGreaterThan(4 * MIB);
   await expect.poll(() => events(page, "file-complete").then((c) => c.length), { timeout: 15_000 }).toBe(1);
   const [done] = await events(page, "file-complete");
   expect(done.sha256).toBe(sha256File(file));
   const body = await page.request.get(done.url);
   expect(Buffer.from(await body.body()).equals(fs.readFileSync(file))).toBe(true);
+}
+
+test("the embedded uploader resumes after a reload, sending only the rest", async ({ page }) => {
+  test.setTimeout(120_000);
+  await resumeAfterReload(page, "resume-embedded.bin", 24 * MIB + 7, 43, 6 * MIB);
 });
 
 test("on another site, without Ferry's cookie, an upload still resumes after a reload", async ({ page }) => {
   test.setTimeout(120_000);
-  const dir = tempDir();
-  const size = 16 * MIB + 9;
-  const file = makeFile(dir, "cookieless.bin", size, 51);
-  const elsewhere = host.origin.replace("127.0.0.1", "localhost");
-  await open(page, "small", elsewhere);
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MIB,
-  });
-  await input(page).setInputFiles(file);
-  await expect.poll(async () => (await events(page, "progress"))
-    .reduce((m: number, p: any) => Math.max(m, p.bytesSent), 0), { timeout: 60_000 })
-    .toBeGreaterThan(5 * MIB);
-  await page.reload();
-  await expect.poll(() => events(page, "ready").then((r) => r.length)).toBe(1);
-  await cdp.send("Network.emulateNetworkConditions", {
-    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
-  });
-  const offsets: number[] = [];
-  page.on("request", (r) => {
-    if (r.method() === "PATCH" && r.url().startsWith(ferry.base)) offsets.push(Number(r.headers()["upload-offset"]));
-  });
-  await input(page).setInputFiles(file);
-  await expect(fileRow(page, "cookieless.bin")).toHaveAttribute("data-status", "done", { timeout: 60_000 });
-  expect(offsets[0]).toBeGreaterThan(4 * MIB);
-  await expect.poll(() => events(page, "file-complete").then((c) => c.length), { timeout: 15_000 }).toBe(1);
-  const [done] = await events(page, "file-complete");
   // Verified all the same: the upload's own HEAD gives its SHA-256.
-  expect(done.sha256).toBe(sha256File(file));
-  const body = await page.request.get(done.url);
-  expect(Buffer.from(await body.body()).equals(fs.readFileSync(file))).toBe(true);
+  await resumeAfterReload(page, "cookieless.bin", 16 * MIB + 9, 51, 5 * MIB,
+    host.origin.replace("127.0.0.1", "localhost"));
 });
 
 test("a hostile host stylesheet neither hides nor breaks the widget, and the widget's styles stay inside", async ({ page }) => {

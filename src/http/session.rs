@@ -10,6 +10,7 @@
 use super::embed_token;
 use super::error::ApiError;
 use crate::core::error::{Error, ErrorCode};
+use crate::core::record::now_millis;
 use crate::core::{Owner, UploadId};
 use crate::server::state::AppState;
 use axum::extract::{Request, State};
@@ -137,7 +138,7 @@ async fn identify_as(
     // names its owner; a forged or expired one is refused outright.
     let embedded = match (&bearer, &state.config.embed_secret) {
         (Some(b), Some(secret)) if b.starts_with(embed_token::PREFIX) => {
-            match embed_token::verify(secret.expose(), b, now_secs()) {
+            match embed_token::verify(secret.expose(), b, now_millis() as u64 / 1000) {
                 Ok(owner) => Some(owner),
                 Err(why) => return refuse_embed_token(&state, &req, why),
             }
@@ -194,13 +195,6 @@ async fn identify_as(
         );
     }
     resp
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The answer to an embed token that is not valid (counted as a failed
