@@ -288,6 +288,13 @@ async fn embed_tokens_name_owners_and_open_nothing_more() {
         .patch(&path, 0, b"abc".to_vec(), &[("authorization", &alice)])
         .await;
     assert_eq!(done.status, StatusCode::NO_CONTENT);
+    // The answer to the last bytes says the SHA-256, so the page verifies
+    // without asking again.
+    assert_eq!(
+        done.header("repr-digest"),
+        Some("sha-256=:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:"),
+        "SHA-256 of abc, from the PATCH that finished it"
+    );
     // A finished upload's HEAD tells its SHA-256 (RFC 9530), for a page
     // whose owner the listing does not know.
     let head = app

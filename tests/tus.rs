@@ -392,9 +392,33 @@ async fn creation_with_upload() {
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     assert_eq!(a.header("upload-offset"), Some("2000"));
+    assert_eq!(a.header("repr-digest"), None, "unfinished: no digest yet");
     let path = a.location();
-    app.patch(&path, 2000, data[2000..].to_vec(), &[]).await;
+    let done = app.patch(&path, 2000, data[2000..].to_vec(), &[]).await;
+    let digest = |d: &[u8]| {
+        use base64::Engine;
+        use sha2::Digest;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(d));
+        format!("sha-256=:{b64}:")
+    };
+    assert_eq!(done.header("repr-digest"), Some(digest(&data).as_str()));
     assert_eq!(&app.download(&path).await.body[..], &data[..]);
+
+    // A whole file in the request that creates it: one request, and its
+    // answer says the SHA-256.
+    let small = bytes(300, 10);
+    let a = app
+        .call(
+            "POST",
+            "/files/",
+            &[TUS, OCTET, ("upload-length", "300")],
+            small.clone(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    assert_eq!(a.header("upload-offset"), Some("300"));
+    assert_eq!(a.header("repr-digest"), Some(digest(&small).as_str()));
+    assert_eq!(&app.download(&a.location()).await.body[..], &small[..]);
 }
 
 #[tokio::test]

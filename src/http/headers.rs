@@ -221,6 +221,17 @@ pub(crate) fn set(resp: &mut Response, name: &'static str, value: impl ToString)
 }
 
 /// `Upload-Expires`: when an unfinished upload expires, as an HTTP date.
+/// A finished upload's SHA-256 as `Repr-Digest` (RFC 9530), so the client
+/// that sent its last bytes, or any that did not create it, can verify
+/// it without asking again. Nothing while the upload is unfinished.
+pub(crate) fn set_repr_digest(resp: &mut Response, record: &UploadRecord) {
+    if let Some(bytes) = record.sha256.as_deref().and_then(crate::core::hash::unhex) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        set(resp, "repr-digest", format!("sha-256=:{b64}:"));
+    }
+}
+
 pub(crate) fn set_expires(resp: &mut Response, record: &UploadRecord) {
     if let Some(ms) = record.expires_at {
         // HTTP dates end with the year 9999.

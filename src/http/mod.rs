@@ -78,7 +78,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// What needs no access token: signing in, the page's icon, and the code
-/// of the page and of the embeddable uploader (`/embed.js`, `/pkg/…`),
+/// of the page and of the embeddable uploader (`/embed.js`, `/pkg/…`,
+/// and `/hash-worker.js`, which hashes large files beside the page),
 /// which a host page's `<script>` loads without credentials and which is
 /// the same for everyone.
 fn open(state: &AppState) -> Router<AppState> {
@@ -91,6 +92,10 @@ fn open(state: &AppState) -> Router<AppState> {
         .route_service(
             "/embed.js",
             ServeFile::new(site.join("embed.js")).precompressed_gzip(),
+        )
+        .route_service(
+            "/hash-worker.js",
+            ServeFile::new(site.join("hash-worker.js")).precompressed_gzip(),
         )
         .nest_service("/pkg", ServeDir::new(site.join("pkg")).precompressed_gzip())
         .layer(axum::middleware::map_response(revalidate));

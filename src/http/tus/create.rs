@@ -2,7 +2,7 @@
 //! creation-defer-length and concatenation).
 
 use super::super::body_stream;
-use super::super::headers::{caller, set, set_expires};
+use super::super::headers::{caller, set, set_expires, set_repr_digest};
 use super::super::headers::{
     header_error, header_str, is_offset_stream, parse_checksum, parse_concat, public_base,
     u64_header,
@@ -132,6 +132,7 @@ pub(in crate::http) async fn create(
     if with_body || record.is_complete() {
         set(&mut resp, header::UPLOAD_OFFSET, record.offset);
     }
+    set_repr_digest(&mut resp, &record);
     set_expires(&mut resp, &record);
     Ok(resp)
 }

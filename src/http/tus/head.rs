@@ -1,7 +1,7 @@
 //! `HEAD /files/{id}`: where an upload stands (offset, length, metadata,
 //! expiry, concatenation).
 
-use super::super::headers::{set, set_expires};
+use super::super::headers::{set, set_expires, set_repr_digest};
 use super::Result;
 use crate::core::{Concat, UploadId};
 use crate::protocol::header;
@@ -41,13 +41,9 @@ pub(in crate::http) async fn head(state: &AppState, id: &UploadId) -> Result<Res
             ),
         ),
     }
-    // A finished upload's SHA-256 (RFC 9530), for clients that did not
-    // create it (a page whose owner changed) and still want to verify it.
-    if let Some(bytes) = record.sha256.as_deref().and_then(crate::core::hash::unhex) {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        set(&mut resp, "repr-digest", format!("sha-256=:{b64}:"));
-    }
+    // A finished upload's SHA-256, for clients that did not create it (a
+    // page whose owner changed) and still want to verify it.
+    set_repr_digest(&mut resp, &record);
     set(&mut resp, "cache-control", "no-store");
     set_expires(&mut resp, &record);
     Ok(resp)

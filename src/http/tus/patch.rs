@@ -3,7 +3,7 @@
 //! refused by the core before a byte past it is written.
 
 use super::super::body_stream;
-use super::super::headers::{caller, set, set_expires};
+use super::super::headers::{caller, set, set_expires, set_repr_digest};
 use super::super::headers::{
     header_error, header_str, is_offset_stream, parse_checksum, u64_header,
 };
@@ -60,6 +60,9 @@ pub(in crate::http) async fn patch(
     };
     let mut resp = StatusCode::NO_CONTENT.into_response();
     set(&mut resp, header::UPLOAD_OFFSET, record.offset);
+    // The last bytes' answer says what the server holds, so the client
+    // verifies without asking again.
+    set_repr_digest(&mut resp, &record);
     set_expires(&mut resp, &record);
     Ok(resp)
 }
