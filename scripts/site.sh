@@ -70,7 +70,7 @@ cp -R public/. "$site/"
 # The code a browser downloads, also gzipped: the server sends the .gz to
 # browsers that take it (Ferry's page and every page embedding its
 # uploader), a third of the bytes.
-for f in "$site/pkg/ferry.wasm" "$site/pkg/ferry.js" "$site/pkg/ferry.css" "$site/embed.js"; do
+for f in "$site/pkg/ferry.wasm" "$site/pkg/ferry.js" "$site/pkg/ferry.css" "$site/embed.js" "$site/hash-worker.js"; do
     gzip -9 -k -f -n "$f"
 done
 step "server ($mode)"

@@ -53,6 +53,46 @@ pub fn hydrate() {
     }
 }
 
+/// A SHA-256 fed piece by piece, for `public/hash-worker.js`: the page
+/// hashes large files in a Web Worker, with this same bundle, while their
+/// bytes are sent.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+#[derive(Default)]
+pub struct Sha256Stream(sha2::Sha256);
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+impl Sha256Stream {
+    #[wasm_bindgen::prelude::wasm_bindgen(constructor)]
+    pub fn new() -> Sha256Stream {
+        Sha256Stream::default()
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    /// The SHA-256 of every byte given, as lowercase hex.
+    pub fn finish(self) -> String {
+        format!("{:x}", sha2::Digest::finalize(self.0))
+    }
+}
+
+/// The bytes of the page's WebAssembly memory, which only grows: what a
+/// batch costs the page beyond the JavaScript heap (the browser tests and
+/// `bench/` print it).
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn memory_bytes() -> f64 {
+    use wasm_bindgen::JsCast;
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| js_sys::ArrayBuffer::from(m.buffer()).byte_length() as f64)
+        .unwrap_or(0.0)
+}
+
 /// Mounts Ferry's uploader in `root` (a node in the shadow root of `host`,
 /// the `<ferry-upload>` element or the element given to `Ferry.mount`),
 /// with the options' JSON (`page::embed::EmbedOptions`). Answers the

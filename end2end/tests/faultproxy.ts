@@ -178,3 +178,38 @@ export class SwallowProxy extends Proxy {
     });
   }
 }
+
+/** A proxy that flips one bit in the first upload request's body, `at`
+ * bytes past its headers, as a faulty middlebox or memory might: the
+ * request is otherwise whole, so only a comparison of hashes can tell.
+ * Everything else passes. */
+export class FlipProxy extends Proxy {
+  flipped = 0;
+
+  constructor(targetPort: number, private at = 1024 * 1024) {
+    super(targetPort);
+  }
+
+  protected forward(client: net.Socket, upstream: net.Socket, _end: () => void) {
+    // Body bytes of this connection's upload request seen so far; -1
+    // outside one.
+    let body = -1;
+    client.on("data", (chunk: Buffer) => {
+      if (this.flipped === 0 && body < 0 && chunk.toString("latin1").startsWith("PATCH /files/")) {
+        const headersEnd = chunk.indexOf("\r\n\r\n");
+        if (headersEnd >= 0) body = -(headersEnd + 4); // counts up to 0 at the body's start
+      }
+      if (this.flipped === 0 && body !== -1) {
+        const start = body;
+        body += chunk.length;
+        const i = this.at - start;
+        if (i >= 0 && i < chunk.length) {
+          chunk = Buffer.from(chunk);
+          chunk[i] ^= 0x01;
+          this.flipped++;
+        }
+      }
+      upstream.write(chunk);
+    });
+  }
+}

@@ -8,12 +8,13 @@
 
 use super::queue::{hold, pump, release};
 use super::transfer::Job;
-use super::{folders, storage, thumb};
+use super::{folders, storage};
 use crate::page::i18n::{format_size, t, Lang, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::protocol::model::{FileCheck, FileFingerprint};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::collections::HashSet;
 use wasm_bindgen::JsCast;
 use web_sys::File;
 
@@ -70,9 +71,12 @@ pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
 /// Adds files to the batch: refuses at once what breaks the server's rules
 /// (size, kind, files at once), asks the server what it has of the rest
 /// (in calls of at most `MAX_CHECK_FILES`), refuses the new files that no
-/// longer fit in the owner's room, then queues what needs sending.
+/// longer fit in the owner's room, then queues what needs sending. Each
+/// call's files start as soon as their answer comes, so the first bytes of
+/// ten thousand files leave after one call, not ten.
 pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
-    let busy: Vec<String> = m.rows.with_untracked(|rows| {
+    // Keys, not a list: a drop of thousands is checked in one pass.
+    let mut taken: HashSet<String> = m.rows.with_untracked(|rows| {
         rows.iter()
             .filter(|r| !matches!(r.status.get_untracked(), Status::Failed | Status::Refused))
             .map(|r| r.file.key())
@@ -82,7 +86,7 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
     let mut chosen = Vec::new();
     for (file, path) in files {
         let fp = fingerprint(&file, path);
-        if busy.contains(&fp.key()) || added.iter().any(|r| r.file == fp) {
+        if !taken.insert(fp.key()) {
             continue; // already in this batch
         }
         let row = Row::new(m.next_id(), fp);
@@ -99,26 +103,24 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
         if refused.contains(&row.id) {
             continue;
         }
-        hold(row.id, Job::new(file.clone()));
-        let thumb_row = row.clone();
-        let px = m.settings.get_untracked().thumb_px;
-        spawn_local(async move {
-            if let Some(url) = thumb::thumbnail(&file, px).await {
-                thumb_row.thumb.set(Some(url));
-            }
-        });
+        // Its thumbnail is made when its row is drawn (`gallery`).
+        hold(row.id, Job::new(file));
         kept.push(row);
     }
     let added = kept;
     if added.is_empty() {
         return;
     }
-    let keys: Vec<String> = added.iter().map(|r| r.file.key()).collect();
+    let keys: HashSet<String> = added.iter().map(|r| r.file.key()).collect();
     m.interrupted
         .update(|list| list.retain(|i| !keys.contains(&i.key)));
     spawn_local(async move {
-        let mut new_files = Vec::new();
+        // New files let in by earlier calls and not created yet: the
+        // server's room does not count them.
+        let mut admitted: Vec<Row> = Vec::new();
         for rows in added.chunks(crate::api::MAX_CHECK_FILES) {
+            let remembered = storage::resumable();
+            let mut new_files = Vec::new();
             let fps: Vec<FileFingerprint> = rows.iter().map(|r| r.file.clone()).collect();
             match crate::api::check_files(fps).await {
                 Ok(checks) if checks.len() == rows.len() => {
@@ -131,8 +133,8 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                             // uploader whose browser withholds Ferry's
                             // cookie from another site. One gone from the
                             // server starts again (`transfer`).
-                            FileCheck::New => match storage::lookup(&row.file) {
-                                Some(url) => row.url.set(Some(url)),
+                            FileCheck::New => match remembered.get(&row.file.key()) {
+                                Some(r) => row.url.set(Some(r.url.clone())),
                                 None => new_files.push(row.clone()),
                             },
                             FileCheck::Partial { url, offset } => {
@@ -152,18 +154,24 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                 // Without an answer, fall back to what this browser remembers.
                 _ => {
                     for row in rows {
-                        row.url.set(storage::lookup(&row.file));
+                        row.url
+                            .set(remembered.get(&row.file.key()).map(|r| r.url.clone()));
                     }
                 }
             }
-        }
-        refuse_without_room(m, &new_files).await;
-        for row in &added {
-            if row.status.get_untracked() == Status::Checking {
-                row.status.set(Status::Waiting);
+            admitted.retain(|r| {
+                r.url.get_untracked().is_none() && r.status.get_untracked() != Status::Refused
+            });
+            let pending: u64 = admitted.iter().map(|r| r.file.size).sum();
+            refuse_without_room(m, &new_files, pending).await;
+            admitted.extend(new_files);
+            for row in rows {
+                if row.status.get_untracked() == Status::Checking {
+                    row.status.set(Status::Waiting);
+                }
             }
+            pump(m);
         }
-        pump(m);
     });
 }
 
@@ -177,8 +185,9 @@ fn refuse(row: &Row, lang: Lang, rule: Msg, figure: String) {
 }
 
 /// Refuses the new files (nothing of them on the server yet) that do not
-/// fit in what is left of the owner's share, as the server says it now.
-async fn refuse_without_room(m: Uploads, new_files: &[Row]) {
+/// fit in what is left of the owner's share, as the server says it now,
+/// less the `pending` bytes of files let in before and not created yet.
+async fn refuse_without_room(m: Uploads, new_files: &[Row], pending: u64) {
     if new_files.is_empty() || m.rules.get_untracked().is_none() {
         return;
     }
@@ -189,7 +198,7 @@ async fn refuse_without_room(m: Uploads, new_files: &[Row]) {
     // by the host page's options, for an embedded uploader).
     m.rules
         .update(|r| r.get_or_insert_with(|| fresh.clone()).room_left = fresh.room_left);
-    let Some(mut left) = fresh.room_left else {
+    let Some(mut left) = fresh.room_left.map(|room| room.saturating_sub(pending)) else {
         return;
     };
     let lang = m.lang.get_untracked();

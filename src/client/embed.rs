@@ -229,12 +229,38 @@ fn watch(m: Uploads, host: Element, autostart: bool) {
     });
 }
 
+/// A batch's bytes sent and in all, and when they were summed.
+type Summed = (f64, (u64, u64));
+
+thread_local! {
+    // Each widget's batch totals, by its rows.
+    static TOTALS: RefCell<HashMap<RwSignal<Vec<Row>>, Summed>> = RefCell::new(HashMap::new());
+}
+
+/// The batch's bytes sent and in all, summed at most every 100 ms: each
+/// row's progress event carries them, and summing ten thousand rows for
+/// each would hold the page up. `ferry:all-done` carries the final word.
+fn batch_totals(m: Uploads) -> (u64, u64) {
+    let now = js_sys::Date::now();
+    let fresh = TOTALS.with(|t| {
+        t.borrow()
+            .get(&m.rows)
+            .filter(|(at, _)| now - at < 100.0)
+            .map(|(_, totals)| *totals)
+    });
+    fresh.unwrap_or_else(|| {
+        let totals = untrack(|| m.totals());
+        TOTALS.with(|t| t.borrow_mut().insert(m.rows, (now, totals)));
+        totals
+    })
+}
+
 fn watch_row(m: Uploads, host: Element, row: Row, told: RwSignal<HashSet<u32>>) {
     {
         let (host, row) = (host.clone(), row.clone());
         Effect::new(move |_| {
             let sent = row.sent.get();
-            let (batch_sent, batch_total) = untrack(|| m.totals());
+            let (batch_sent, batch_total) = batch_totals(m);
             let progress = Progress {
                 id: row.id,
                 name: row.file.name.clone(),

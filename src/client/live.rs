@@ -6,7 +6,7 @@
 //! What this module must not know: the queue or transfers of this page
 //! (their uploads show up here like anyone else's).
 
-use super::listing::refresh_uploaded;
+use super::listing::refresh_soon;
 use super::xhr::{send, sleep};
 use crate::page::state::{Activity, Uploads};
 use crate::protocol::events::{EventKind, EventPage, LiveEvent};
@@ -14,7 +14,8 @@ use crate::protocol::{events_poll_url, EVENTS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use send_wrapper::SendWrapper;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -23,30 +24,72 @@ use web_sys::{EventSource, EventSourceInit, MessageEvent};
 /// Items the activity view keeps.
 const KEEP: usize = 50;
 
+/// How often the activity view takes in the events that arrived, in
+/// milliseconds: a batch of thousands of small files brings hundreds of
+/// events a second, and drawing each one would hold the page up.
+const APPLY_EVERY_MS: i32 = 250;
+
+thread_local! {
+    // Each uploader's events not yet shown (by its activity view), at most
+    // `KEEP`: older ones would be pushed out of the view by these anyway.
+    // An uploader is here while a showing is due.
+    static PENDING: RefCell<HashMap<RwSignal<Vec<Activity>>, VecDeque<LiveEvent>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Takes in an event: shown with the others that arrive within
+/// `APPLY_EVERY_MS`.
 fn apply(m: Uploads, e: LiveEvent) {
-    let kind = e.kind;
-    m.activity.update(|list| {
-        if let Some(existing) = list.iter().find(|a| a.id == e.upload.id) {
-            if existing.event >= e.id {
-                return; // already applied
-            }
+    let due = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let due = p.contains_key(&m.activity);
+        let events = p.entry(m.activity).or_default();
+        events.push_back(e);
+        if events.len() > KEEP {
+            events.pop_front();
         }
-        list.retain(|a| a.id != e.upload.id);
-        list.insert(
-            0,
-            Activity {
-                id: e.upload.id.clone(),
-                name: e.upload.name.clone(),
-                size: e.upload.size,
-                offset: e.upload.offset,
-                kind: e.kind,
-                event: e.id,
-            },
-        );
+        due
+    });
+    if !due {
+        spawn_local(async move {
+            sleep(APPLY_EVERY_MS).await;
+            let events = PENDING.with(|p| p.borrow_mut().remove(&m.activity));
+            if m.alive() {
+                show(m, events.unwrap_or_default());
+            }
+        });
+    }
+}
+
+/// Shows events in the activity view (newest first, one item per upload),
+/// in one change; finished and removed uploads refresh the list.
+fn show(m: Uploads, events: VecDeque<LiveEvent>) {
+    let mut ended = false;
+    m.activity.update(|list| {
+        for e in events {
+            ended |= !e.kind.is_in_flight();
+            if let Some(existing) = list.iter().find(|a| a.id == e.upload.id) {
+                if existing.event >= e.id {
+                    continue; // already applied
+                }
+            }
+            list.retain(|a| a.id != e.upload.id);
+            list.insert(
+                0,
+                Activity {
+                    id: e.upload.id.clone(),
+                    name: e.upload.name.clone(),
+                    size: e.upload.size,
+                    offset: e.upload.offset,
+                    kind: e.kind,
+                    event: e.id,
+                },
+            );
+        }
         list.truncate(KEEP);
     });
-    if !kind.is_in_flight() {
-        spawn_local(refresh_uploaded(m));
+    if ended {
+        refresh_soon(m);
     }
 }
 

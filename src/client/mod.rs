@@ -8,10 +8,12 @@
 //! Its modules, from the wire up: `xhr` (one request), `tus` (the
 //! protocol's steps, signal-free), `ws` (bytes over a WebSocket), `sha`,
 //! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
-//! dropped folders), `transfer` (one file), `queue`
-//! (the batch: pump, retry, back-off), `adding` (files joining it), `listing` (finished uploads),
-//! `live` (events), `start` (what happens once the page is interactive),
-//! `embed` (the uploader as a widget on another site's page).
+//! dropped folders), `frame` (progress drawn once per frame), `transfer`
+//! (one file), `verify` (its SHA-256 beside its upload, compared at the end), `queue` (the batch: pump, retry, back-off), `adding` (files
+//! joining it), `gallery` (thumbnails of the rows on screen), `listing`
+//! (finished uploads), `live` (events), `start` (what happens once the
+//! page is interactive), `embed` (the uploader as a widget on another
+//! site's page).
 //!
 //! What this module must not know: the components (`crate::ui`), which
 //! reach it only through `ui::actions` and the functions re-exported here.
@@ -19,6 +21,8 @@
 mod adding;
 pub mod embed;
 mod folders;
+mod frame;
+mod gallery;
 mod listing;
 mod live;
 mod queue;
@@ -28,10 +32,12 @@ mod storage;
 mod thumb;
 mod transfer;
 mod tus;
+mod verify;
 mod ws;
 mod xhr;
 
 pub use adding::{add_from_drop, add_from_input};
+pub use gallery::want_thumbnail;
 pub use listing::{delete_uploaded, load_more};
 pub use queue::{cancel, cancel_all, pause, pause_all, resume, resume_all, retry};
 pub use start::init;

@@ -9,14 +9,14 @@
 
 use super::transfer::{self, Job};
 use super::xhr::sleep;
-use super::{storage, tus};
+use super::{storage, tus, verify};
 use crate::page::i18n::{t, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::page::tus::{backoff_ms, retry_message, Failure, MAX_ATTEMPTS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 thread_local! {
     // The files behind the rows. The rows live in the page state, which the
@@ -29,6 +29,11 @@ fn job(id: u32) -> Option<Job> {
     JOBS.with(|jobs| jobs.borrow().get(&id).cloned())
 }
 
+/// The file behind a row, while the batch holds it.
+pub(super) fn file_of(id: u32) -> Option<web_sys::File> {
+    JOBS.with(|jobs| jobs.borrow().get(&id).map(|j| j.file.clone()))
+}
+
 /// Holds the file behind a new row, for `run` to send.
 pub(super) fn hold(id: u32, job: Job) {
     JOBS.with(|jobs| jobs.borrow_mut().insert(id, job));
@@ -39,6 +44,32 @@ pub(super) fn release(id: u32) {
     JOBS.with(|jobs| jobs.borrow_mut().remove(&id));
 }
 
+/// What `pump` keeps between calls, per uploader: the rows it started
+/// (those still active fill the slots) and where in the batch a row may
+/// still be waiting to start. A batch may hold ten thousand files, and
+/// `pump` runs each time one ends: it must not read them all each time.
+#[derive(Default)]
+struct Pumping {
+    started: Vec<Row>,
+    /// Every row before this index is started, ended, paused, failed or
+    /// refused: only `resume` and `retry` make one wait again, and they
+    /// move this back (as taking rows out of the batch does).
+    first_unstarted: usize,
+}
+
+thread_local! {
+    static PUMPING: RefCell<HashMap<RwSignal<Vec<Row>>, Pumping>> = RefCell::new(HashMap::new());
+}
+
+/// Makes `pump` look at the batch from its first row again.
+fn rescan(m: Uploads) {
+    PUMPING.with(|p| {
+        if let Some(state) = p.borrow_mut().get_mut(&m.rows) {
+            state.first_unstarted = 0;
+        }
+    });
+}
+
 /// Starts waiting files while there are free slots (none while the queue
 /// is held).
 pub(super) fn pump(m: Uploads) {
@@ -46,18 +77,36 @@ pub(super) fn pump(m: Uploads) {
         return;
     }
     let parallel = m.settings.get_untracked().parallel.max(1) as usize;
-    let rows = m.rows.get_untracked();
-    let active = rows
-        .iter()
-        .filter(|r| r.status.get_untracked().is_active())
-        .count();
-    let free = parallel.saturating_sub(active);
-    for row in rows
-        .into_iter()
-        .filter(|r| r.status.get_untracked() == Status::Waiting)
-        .take(free)
-    {
+    let starting: Vec<Row> = PUMPING.with(|p| {
+        let mut p = p.borrow_mut();
+        let state = p.entry(m.rows).or_default();
+        state
+            .started
+            .retain(|r| r.status.try_get_untracked().is_some_and(Status::is_active));
+        let free = parallel.saturating_sub(state.started.len());
+        m.rows.with_untracked(|rows| {
+            let mut at = state.first_unstarted.min(rows.len());
+            while rows.get(at).is_some_and(|r| {
+                !matches!(r.status.get_untracked(), Status::Checking | Status::Waiting)
+            }) {
+                at += 1;
+            }
+            state.first_unstarted = at;
+            rows[at..]
+                .iter()
+                .filter(|r| r.status.get_untracked() == Status::Waiting)
+                .take(free)
+                .cloned()
+                .collect()
+        })
+    });
+    for row in starting {
         row.status.set(Status::Uploading);
+        PUMPING.with(|p| {
+            if let Some(state) = p.borrow_mut().get_mut(&m.rows) {
+                state.started.push(row.clone());
+            }
+        });
         spawn_local(run(m, row));
     }
 }
@@ -78,8 +127,8 @@ async fn run(m: Uploads, row: Row) {
             transfer::attempt(settings, &row, &job, &progressed).await
         };
         match result {
-            Ok(()) => {
-                transfer::finish(m, &row).await;
+            Ok(sha) => {
+                transfer::finish(m, row.clone(), sha);
                 break;
             }
             Err(Failure::Cancelled) => return,
@@ -128,25 +177,59 @@ pub fn start(m: Uploads) {
 pub fn cancel(m: Uploads, id: u32) {
     let Some(row) = m.row(id) else { return };
     let said = match row.status.get_untracked() {
-        Status::Done | Status::AlreadyUploaded => Msg::RemoveFromServer,
+        Status::Done | Status::AlreadyUploaded | Status::Verifying => Msg::RemoveFromServer,
         _ => Msg::Cancel,
     };
-    if let Some(job) = JOBS.with(|jobs| jobs.borrow_mut().remove(&id)) {
-        job.cancel();
-    }
-    m.rows.update(|rows| rows.retain(|r| r.id != id));
-    storage::forget(&row.file.key());
-    if let Some(url) = row.url.get_untracked() {
-        spawn_local(async move {
-            tus::delete(&url).await;
-            super::listing::refresh_uploaded(m).await;
-        });
-    }
+    cancel_rows(m, vec![row.clone()]);
     m.announce.set(format!(
         "{}: {}",
         row.file.name,
         t(m.lang.get_untracked(), said)
     ));
+}
+
+/// Cancels every file of the batch.
+pub fn cancel_all(m: Uploads) {
+    let rows = m.rows.get_untracked();
+    let n = rows.len();
+    cancel_rows(m, rows);
+    m.announce
+        .set(format!("{n} × {}", t(m.lang.get_untracked(), Msg::Cancel)));
+}
+
+/// Takes rows out of the batch at once (one change to the list, however
+/// many), stops their work and deletes their server copies one after the
+/// other.
+fn cancel_rows(m: Uploads, gone: Vec<Row>) {
+    let ids: HashSet<u32> = gone.iter().map(|r| r.id).collect();
+    JOBS.with(|jobs| {
+        let mut jobs = jobs.borrow_mut();
+        for id in &ids {
+            if let Some(job) = jobs.remove(id) {
+                job.abandon();
+            }
+        }
+    });
+    for id in &ids {
+        verify::stop(*id);
+    }
+    m.rows.update(|rows| rows.retain(|r| !ids.contains(&r.id)));
+    rescan(m);
+    let urls: Vec<String> = gone
+        .iter()
+        .filter_map(|row| {
+            storage::forget(&row.file.key());
+            row.url.get_untracked()
+        })
+        .collect();
+    if !urls.is_empty() {
+        spawn_local(async move {
+            for url in urls {
+                tus::delete(&url).await;
+            }
+            super::listing::refresh_soon(m);
+        });
+    }
     pump(m);
 }
 
@@ -154,27 +237,59 @@ pub fn cancel(m: Uploads, id: u32) {
 /// every byte it received), and it waits for `resume`.
 pub fn pause(m: Uploads, id: u32) {
     let Some(row) = m.row(id) else { return };
-    if !row.status.get_untracked().can_pause() {
-        return;
+    if pause_row(&row) {
+        m.announce.set(format!(
+            "{}: {}",
+            row.file.name,
+            t(m.lang.get_untracked(), Msg::Paused)
+        ));
+        pump(m);
     }
-    if let Some(job) = job(id) {
+}
+
+/// Pauses every file that can be paused.
+pub fn pause_all(m: Uploads) {
+    let rows = m.rows.get_untracked();
+    let n = rows.iter().filter(|row| pause_row(row)).count();
+    if n > 0 {
+        m.announce
+            .set(format!("{n} × {}", t(m.lang.get_untracked(), Msg::Paused)));
+    }
+}
+
+/// Pauses the row if it can be; answers whether it was.
+fn pause_row(row: &Row) -> bool {
+    if !row.status.get_untracked().can_pause() {
+        return false;
+    }
+    if let Some(job) = job(row.id) {
         job.cancel();
     }
     row.status.set(Status::Paused);
     row.speed.set(0.0);
     row.message.set(None);
-    m.announce.set(format!(
-        "{}: {}",
-        row.file.name,
-        t(m.lang.get_untracked(), Msg::Paused)
-    ));
-    pump(m);
+    true
 }
 
 /// Resumes a paused file: it rejoins the queue and, when its turn comes,
 /// asks the server where it stands and sends the rest.
 pub fn resume(m: Uploads, id: u32) {
-    let Some(row) = m.row(id) else { return };
+    if let Some(row) = m.row(id) {
+        resume_row(&row);
+        rescan(m);
+        pump(m);
+    }
+}
+
+/// Resumes every paused file.
+pub fn resume_all(m: Uploads) {
+    m.rows
+        .with_untracked(|rows| rows.iter().for_each(resume_row));
+    rescan(m);
+    pump(m);
+}
+
+fn resume_row(row: &Row) {
     if row.status.get_untracked() != Status::Paused {
         return;
     }
@@ -182,50 +297,30 @@ pub fn resume(m: Uploads, id: u32) {
     // cancelled flag and cannot be revived by this one.
     JOBS.with(|jobs| {
         let mut jobs = jobs.borrow_mut();
-        if let Some(old) = jobs.get(&id) {
+        if let Some(old) = jobs.get(&row.id) {
             let fresh = Job::new(old.file.clone());
-            jobs.insert(id, fresh);
+            jobs.insert(row.id, fresh);
         }
     });
     row.status.set(Status::Waiting);
-    pump(m);
 }
 
-/// Pauses every file that can be paused.
-pub fn pause_all(m: Uploads) {
-    for id in m
-        .rows
-        .with_untracked(|rows| rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    {
-        pause(m, id);
-    }
-}
-
-/// Resumes every paused file.
-pub fn resume_all(m: Uploads) {
-    for id in m
-        .rows
-        .with_untracked(|rows| rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    {
-        resume(m, id);
-    }
-}
-
-/// Cancels every file of the batch.
-pub fn cancel_all(m: Uploads) {
-    for id in m
-        .rows
-        .with_untracked(|rows| rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    {
-        cancel(m, id);
-    }
-}
-
-/// Puts a failed file back in the queue.
+/// Puts a failed file back in the queue. One whose server copy turned out
+/// not to be the file is sent again from its first byte, the copy deleted.
 pub fn retry(m: Uploads, id: u32) {
     if let Some(row) = m.row(id) {
+        if row.mismatched() {
+            if let Some(url) = row.url.get_untracked() {
+                spawn_local(async move { tus::delete(&url).await });
+            }
+            storage::forget(&row.file.key());
+            row.url.set(None);
+            row.server_sha.set(None);
+            row.sent.set(0);
+        }
         row.message.set(None);
         row.status.set(Status::Waiting);
+        rescan(m);
         pump(m);
     }
 }

@@ -87,11 +87,6 @@ pub fn resumable() -> BTreeMap<String, Resume> {
     read(RESUME).unwrap_or_default()
 }
 
-/// The URL of the unfinished upload of this file, if one is remembered.
-pub fn lookup(file: &FileFingerprint) -> Option<String> {
-    resumable().remove(&file.key()).map(|r| r.url)
-}
-
 /// Remembers that this file is being uploaded to `url`.
 pub fn remember(file: &FileFingerprint, url: &str) {
     let mut all = resumable();

@@ -7,20 +7,29 @@
 //! What this module must not know: the queue (how many files run at once,
 //! when and how often a file is tried again).
 
-use super::listing::refresh_uploaded;
+use super::listing::refresh_soon;
 use super::tus::{self, Head};
-use super::xhr::Slot;
-use super::{sha, storage, ws};
+use super::xhr::{sleep, Slot};
+use super::{frame, sha, storage, verify, ws};
 use crate::page::i18n::{t, Msg};
 use crate::page::speed::Speedometer;
 use crate::page::state::{Row, Settings, Status, Transport, Uploads};
 use crate::page::tus::{metadata, smaller_chunk, Failure, MIN_CHUNK};
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::rc::Rc;
 use web_sys::File;
 
 const MIB: u64 = 1024 * 1024;
+
+/// Files up to this size are sent whole with the request that creates
+/// their upload.
+const WHOLE_WITH_CREATION: u64 = MIB;
+
+/// Batches up to this many files have each file's end announced to
+/// screen readers.
+const ANNOUNCED_UP_TO: usize = 50;
 
 /// What a transfer needs of a row and the page state cannot hold: the file
 /// itself, the request in flight, the cancel flag and the speed samples.
@@ -28,7 +37,13 @@ const MIB: u64 = 1024 * 1024;
 pub struct Job {
     pub file: File,
     pub request: Slot,
+    /// The request creating the upload with the file's first bytes: never
+    /// aborted by a pause, since its answer is the only word of where the
+    /// upload is (one cut short may still have created it).
+    pub creating: Slot,
     pub cancelled: Rc<Cell<bool>>,
+    /// The row left the batch: an upload created meanwhile is deleted.
+    pub abandoned: Rc<Cell<bool>>,
     pub speed: Rc<RefCell<Speedometer>>,
 }
 
@@ -37,19 +52,49 @@ impl Job {
         Job {
             file,
             request: Rc::new(RefCell::new(None)),
+            creating: Rc::new(RefCell::new(None)),
             cancelled: Rc::new(Cell::new(false)),
+            abandoned: Rc::new(Cell::new(false)),
             speed: Rc::new(RefCell::new(Speedometer::default())),
         }
     }
 
     /// Stops the transfer: the flag is seen between steps, and the request
-    /// in flight is aborted.
+    /// in flight is aborted (one creating the upload is let finish).
     pub fn cancel(&self) {
         self.cancelled.set(true);
         if let Some(xhr) = self.request.borrow().as_ref() {
             let _ = xhr.abort();
         }
     }
+
+    /// Stops the transfer for good: the row left the batch.
+    pub fn abandon(&self) {
+        self.abandoned.set(true);
+        self.cancel();
+    }
+}
+
+thread_local! {
+    // Rows whose upload is being created with their first bytes, and rows
+    // where such a request got no answer (the upload may exist).
+    static CREATING: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
+    static UNSURE: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
+}
+
+fn creating(id: u32) -> bool {
+    CREATING.with(|c| c.borrow().contains(&id))
+}
+
+/// Where the server has an upload of this file that a request without an
+/// answer may have created: asked by its fingerprint, as the page asks of
+/// files being added. `None` when it has none, or cannot say.
+async fn created_unseen(row: &Row) -> Option<crate::protocol::model::FileCheck> {
+    let checks = crate::api::check_files(vec![row.file.clone()]).await.ok()?;
+    checks
+        .into_iter()
+        .next()
+        .filter(|c| !matches!(c, crate::protocol::model::FileCheck::New))
 }
 
 /// Hashes the file when it is small enough for instant upload and not
@@ -63,15 +108,11 @@ async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(),
         return Ok(());
     }
     row.status.set(Status::Hashing);
-    let stop = job.cancelled.clone();
-    let r = row.clone();
-    let sha = sha::sha256_hex(
-        &job.file,
-        size,
-        move |n| r.hashed.set(n),
-        move || stop.get(),
-    )
-    .await;
+    let hashed = row.hashed;
+    let progress = move |n| {
+        let _ = hashed.try_set(n);
+    };
+    let sha = sha::sha256_of(&job.file, size, progress, job.cancelled.clone()).await;
     if job.cancelled.get() {
         return Err(Failure::Cancelled);
     }
@@ -82,13 +123,14 @@ async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(),
 
 /// One attempt at sending the row's file; `progressed` is set when the
 /// server ends up with more bytes than before (the queue then starts
-/// counting attempts again).
+/// counting attempts again). Answers the server's SHA-256 of the whole
+/// file when its last answer said it.
 pub async fn attempt(
     settings: Settings,
     row: &Row,
     job: &Job,
     progressed: &Cell<bool>,
-) -> Result<(), Failure> {
+) -> Result<Option<String>, Failure> {
     let size = row.file.size;
     let stall_ms = f64::from(settings.stall_secs) * 1000.0;
     // The setting, or less when a proxy on the way refused larger requests.
@@ -97,79 +139,144 @@ pub async fn attempt(
         chunk = chunk.min(limit.max(MIN_CHUNK));
     }
 
-    let url = match row.url.get_untracked() {
-        Some(url) => url,
+    // A request creating this file's upload may still be on its way (sent
+    // before a pause): its answer says where the upload is.
+    while creating(row.id) {
+        sleep(50).await;
+    }
+    if job.cancelled.get() {
+        return Err(Failure::Cancelled);
+    }
+    // One ended without an answer: the server may have the upload.
+    if row.url.get_untracked().is_none() && UNSURE.with(|u| u.borrow_mut().remove(&row.id)) {
+        use crate::protocol::model::FileCheck;
+        match created_unseen(row).await {
+            Some(FileCheck::Complete { url, sha256 }) => {
+                row.url.set(Some(url));
+                return Ok(Some(sha256));
+            }
+            Some(FileCheck::Partial { url, .. }) => row.url.set(Some(url)),
+            _ => {}
+        }
+    }
+    let (url, mut offset) = match row.url.get_untracked() {
+        Some(url) => {
+            let known = row.sent.get_untracked();
+            match tus::head(&url).await? {
+                Head::At { offset, .. } => {
+                    // The server kept bytes of a request that failed: that
+                    // is progress.
+                    if offset > known {
+                        progressed.set(true);
+                    }
+                    (url, offset)
+                }
+                Head::Gone => {
+                    // Deleted or expired meanwhile: start a new upload.
+                    row.url.set(None);
+                    storage::forget(&row.file.key());
+                    return Err(Failure::Retry("The upload was gone from the server".into()));
+                }
+            }
+        }
         None => {
             hash_if_wanted(&settings, row, job).await?;
             let sha = row.local_sha.get_untracked();
-            let created =
-                tus::create(size, metadata(&row.file, sha.as_deref()), &job.cancelled).await?;
+            let meta = metadata(&row.file, sha.as_deref());
+            // A small file travels whole in the request that creates its
+            // upload: one request instead of two, which is most of the
+            // time of a batch of thousands of small files.
+            let whole = size > 0 && size <= chunk.min(WHOLE_WITH_CREATION);
+            let first = whole.then(|| tus::Body {
+                slot: &job.creating,
+                ..body(row, job, &job.file, 0, size, stall_ms)
+            });
+            CREATING.with(|c| c.borrow_mut().insert(row.id));
+            let answer = tus::create(size, meta.clone(), first, &job.cancelled).await;
+            CREATING.with(|c| c.borrow_mut().remove(&row.id));
+            if whole && matches!(answer, Err(Failure::Retry(_))) {
+                UNSURE.with(|u| u.borrow_mut().insert(row.id));
+            }
+            let created = match answer {
+                // Something on the way refuses even this much: the bytes
+                // follow in requests it lets through.
+                Err(Failure::TooLargeOnTheWay(_)) if whole => {
+                    if let Some(smaller) = smaller_chunk(size) {
+                        storage::remember_chunk_limit(smaller);
+                        chunk = chunk.min(smaller);
+                    }
+                    tus::create(size, meta, None, &job.cancelled).await?
+                }
+                other => other?,
+            };
+            if job.abandoned.get() {
+                tus::delete(&created.url).await;
+                return Err(Failure::Cancelled);
+            }
             row.url.set(Some(created.url.clone()));
             storage::remember(&row.file, &created.url);
-            if created.offset == Some(size) {
-                return Ok(()); // instant upload: the server had these bytes
+            let offset = created.offset.unwrap_or(0);
+            if offset == size {
+                // An instant upload (the server had these bytes), or an
+                // empty file.
+                return Ok(created.sha256);
             }
-            created.url
+            // Just created: the server has what it said, and nothing to
+            // ask a HEAD about.
+            (created.url, offset)
         }
     };
-
-    let known = row.sent.get_untracked();
-    let mut offset = match tus::head(&url).await? {
-        Head::At { offset, .. } => {
-            // The server kept bytes of a request that failed: that is progress.
-            if offset > known {
-                progressed.set(true);
-            }
-            offset
-        }
-        Head::Gone => {
-            // Deleted or expired meanwhile: start a new upload.
-            row.url.set(None);
-            storage::forget(&row.file.key());
-            return Err(Failure::Retry("The upload was gone from the server".into()));
-        }
-    };
-    row.sent.set(offset);
+    // Not hashed before sending (too large for instant upload, or resumed
+    // from an earlier visit): hashed while it is sent.
+    verify::start(row, &job.file);
+    show_sent(row, offset);
     job.speed.borrow_mut().clear();
     if settings.transport == Transport::WebSocket && offset < size {
         let r = row.clone();
         let speed = job.speed.clone();
-        let sent = move |at| report(&r, &speed, at);
+        let reached = Rc::new(Cell::new(offset));
+        let at = reached.clone();
+        let sent = move |n| {
+            at.set(n);
+            report(&r, &speed, n)
+        };
         let end = ws::upload(&url, offset, &job.file, size, sent, &job.cancelled).await;
         if let Err(Failure::Retry(_)) = &end {
-            progressed.set(row.sent.get_untracked() > offset);
+            progressed.set(reached.get() > offset);
         }
-        return end;
+        return end.map(|()| None);
     }
+    let mut sha256 = None;
     while offset < size {
         if job.cancelled.get() {
             return Err(Failure::Cancelled);
         }
         let end = (offset + chunk).min(size);
-        let body = job
-            .file
-            .slice_with_f64_and_f64(offset as f64, end as f64)
-            .map_err(|_| Failure::Fatal("The file cannot be read".into()))?;
+        // The whole file needs no slice: a slice is a new blob the browser
+        // registers, which thousands of small files feel.
+        let piece = if offset == 0 && end == size {
+            web_sys::Blob::from(job.file.clone())
+        } else {
+            job.file
+                .slice_with_f64_and_f64(offset as f64, end as f64)
+                .map_err(|_| Failure::Fatal("The file cannot be read".into()))?
+        };
         let base = offset;
-        let r = row.clone();
-        let speed = job.speed.clone();
-        let on_progress =
-            Box::new(move |loaded: f64| report(&r, &speed, (base + loaded as u64).min(end)));
         offset = match tus::patch(
             &url,
             base,
-            &body,
-            on_progress,
-            &job.request,
+            body(row, job, &piece, base, end, stall_ms),
             &job.cancelled,
-            stall_ms,
         )
         .await
         {
-            Ok(offset) => offset,
+            Ok(appended) => {
+                sha256 = appended.sha256;
+                appended.offset
+            }
             Err(Failure::TooLargeOnTheWay(why)) => {
                 // Nothing reached the server: the same bytes, in less.
-                row.sent.set(base);
+                show_sent(row, base);
                 match smaller_chunk(chunk) {
                     Some(smaller) => {
                         chunk = smaller;
@@ -180,50 +287,107 @@ pub async fn attempt(
                 }
             }
             Err(e) => {
-                row.sent.set(base);
+                show_sent(row, base);
                 return Err(e);
             }
         };
-        row.sent.set(offset);
+        show_sent(row, offset);
         progressed.set(true);
     }
-    Ok(())
+    Ok(sha256)
 }
 
-/// Shows `at` bytes sent and updates the speed.
-fn report(row: &Row, speed: &RefCell<Speedometer>, at: u64) {
-    row.sent.set(at);
-    if let Some(bytes_per_sec) = speed.borrow_mut().sample(js_sys::Date::now(), at) {
-        row.speed.set(bytes_per_sec);
+/// `bytes`, the file's from `base` to `end`, as a request's body whose
+/// progress the row shows.
+fn body<'a>(
+    row: &Row,
+    job: &'a Job,
+    bytes: &'a web_sys::Blob,
+    base: u64,
+    end: u64,
+    stall_ms: f64,
+) -> tus::Body<'a> {
+    let (r, speed) = (row.clone(), job.speed.clone());
+    tus::Body {
+        bytes,
+        progress: Box::new(move |loaded: f64| report(&r, &speed, (base + loaded as u64).min(end))),
+        slot: &job.request,
+        stall_ms,
     }
 }
 
-/// Marks the row done, with the SHA-256 the server recorded, and says so.
-pub async fn finish(m: Uploads, row: &Row) {
-    row.status.set(Status::Done);
-    row.sent.set(row.file.size);
+/// Shows `at` bytes sent and updates the speed, when the page next draws.
+fn report(row: &Row, speed: &RefCell<Speedometer>, at: u64) {
+    let bytes_per_sec = speed.borrow_mut().sample(js_sys::Date::now(), at);
+    let (sent, shown_speed) = (row.sent, row.speed);
+    frame::later(row.id, move || {
+        sent.set(at);
+        if let Some(s) = bytes_per_sec {
+            shown_speed.set(s);
+        }
+    });
+}
+
+/// Shows `at` bytes on the server now: newer than any progress waiting to
+/// be drawn.
+fn show_sent(row: &Row, at: u64) {
+    frame::drop_pending(row.id);
+    row.sent.set(at);
+}
+
+/// Every byte of the row's file is on the server: the row no longer takes
+/// an upload slot, and is done once the server's SHA-256 (`sha`, from its
+/// last answer, or else asked of the upload) and the browser's agree. A
+/// file whose hash is still being computed shows that meanwhile.
+pub fn finish(m: Uploads, row: Row, sha: Option<String>) {
+    row.status.set(Status::Verifying);
+    show_sent(&row, row.file.size);
     row.speed.set(0.0);
     row.message.set(None);
     storage::forget(&row.file.key());
-    refresh_uploaded(m).await;
-    if let Some(url) = row.url.get_untracked() {
-        let listed = m.uploaded.with_untracked(|list| {
-            list.iter()
-                .find(|u| u.url == url)
-                .and_then(|u| u.sha256.clone())
-        });
-        // Not in this owner's list (an owner the browser does not keep,
-        // such as a page on another site without Ferry's cookie): the
-        // upload itself says.
-        let sha = match listed {
-            Some(sha) => Some(sha),
-            None => tus::sha256(&url).await,
+    refresh_soon(m);
+    leptos::task::spawn_local(async move {
+        let server = match (sha, row.url.get_untracked()) {
+            (Some(sha), _) => Some(sha),
+            (None, Some(url)) => tus::sha256(&url).await,
+            (None, None) => None,
         };
-        row.server_sha.set(sha);
-    }
-    m.announce.set(format!(
-        "{}: {}",
-        row.file.name,
-        t(m.lang.get_untracked(), Msg::Done)
-    ));
+        let _ = row.server_sha.try_set(server.clone());
+        let local = verify::settle(&row).await;
+        // Cancelled meanwhile: the row is gone.
+        if row.status.try_get_untracked() != Some(Status::Verifying) {
+            return;
+        }
+        let lang = m.lang.get_untracked();
+        match (local, server) {
+            (Some(here), Some(there)) if here != there => {
+                let why = mismatch_message(lang, &here, &there);
+                row.status.set(Status::Failed);
+                row.message.set(Some(why.clone()));
+                m.announce.set(format!("{}: {why}", row.file.name));
+            }
+            _ => {
+                row.status.set(Status::Done);
+                // Each file is told in a batch a person can follow; in one
+                // of thousands the total tells, and the page is spared a
+                // change to draw for every file.
+                if m.rows.with_untracked(Vec::len) <= ANNOUNCED_UP_TO {
+                    m.announce
+                        .set(format!("{}: {}", row.file.name, t(lang, Msg::Done)));
+                }
+            }
+        }
+    });
+}
+
+/// What a row says when the server's copy is not the file: both hashes,
+/// shortened, and what Retry does.
+fn mismatch_message(lang: crate::page::i18n::Lang, here: &str, there: &str) -> String {
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    format!(
+        "{} ({} ≠ {})",
+        t(lang, Msg::Mismatch),
+        short(here),
+        short(there)
+    )
 }

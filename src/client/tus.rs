@@ -31,6 +31,23 @@ pub struct Created {
     /// The bytes it already has, when the server said: the whole file when
     /// the server completed it from a known SHA-256 (instant upload).
     pub offset: Option<u64>,
+    /// The server's SHA-256, when the upload is already complete.
+    pub sha256: Option<String>,
+}
+
+/// What a PATCH achieved.
+pub struct Appended {
+    /// The server's new offset.
+    pub offset: u64,
+    /// The server's SHA-256, when these were the last bytes.
+    pub sha256: Option<String>,
+}
+
+/// The hex SHA-256 in the answer's `Repr-Digest`, when it has one.
+fn digest_of(reply: &Reply) -> Option<String> {
+    reply
+        .header("repr-digest")
+        .and_then(|v| rules::sha256_of_digest(&v))
 }
 
 fn refused(reply: &Reply) -> Failure {
@@ -72,23 +89,42 @@ pub async fn sha256(url: &str) -> Option<String> {
     let reply = send("HEAD", url, &rules::headers(), None, None, None)
         .await
         .ok()?;
-    (reply.status == 200)
-        .then(|| reply.header("repr-digest"))
-        .flatten()
-        .and_then(|v| rules::sha256_of_digest(&v))
+    (reply.status == 200).then(|| digest_of(&reply)).flatten()
+}
+
+/// The bytes a request carries, and how it tells of them.
+pub struct Body<'a> {
+    pub bytes: &'a Blob,
+    /// Hears how many of the bytes have left.
+    pub progress: Box<dyn Fn(f64)>,
+    /// Holds the request so that it can be aborted.
+    pub slot: &'a Slot,
+    /// The request is given up after this long without any sign of life.
+    pub stall_ms: f64,
 }
 
 /// Creates an upload of `size` bytes described by `metadata` (an
-/// `Upload-Metadata` value).
+/// `Upload-Metadata` value), with its first bytes when `first` says
+/// (creation-with-upload: a small file travels in one request).
 pub async fn create(
     size: u64,
     metadata: String,
+    first: Option<Body<'_>>,
     cancelled: &Cell<bool>,
 ) -> Result<Created, Failure> {
-    let headers = rules::create_headers(size, metadata);
-    let reply = send("POST", &rules::create_url(), &headers, None, None, None)
-        .await
-        .map_err(|e| network(e, cancelled))?;
+    let mut headers = rules::create_headers(size, metadata);
+    let reply = match first {
+        Some(body) => {
+            headers.push((
+                "content-type",
+                crate::protocol::OFFSET_OCTET_STREAM.to_string(),
+            ));
+            watched("POST", &rules::create_url(), &headers, body, cancelled).await?
+        }
+        None => send("POST", &rules::create_url(), &headers, None, None, None)
+            .await
+            .map_err(|e| network(e, cancelled))?,
+    };
     if reply.status != 201 {
         return Err(refused(&reply));
     }
@@ -97,26 +133,48 @@ pub async fn create(
         .map(|l| rules::upload_path(&l))
         .ok_or_else(|| Failure::Retry("No Location in the answer".into()))?;
     let offset = rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref());
-    Ok(Created { url, offset })
+    Ok(Created {
+        url,
+        offset,
+        sha256: digest_of(&reply),
+    })
 }
 
-/// Appends `body` at `offset`; `progress` hears how many of its bytes have
-/// left, `slot` holds the request so that it can be aborted, and it is
-/// given up after `stall_ms` without any sign of life. Answers the
-/// server's new offset.
+/// Appends `body` at `offset`.
 pub async fn patch(
     url: &str,
     offset: u64,
-    body: &Blob,
-    progress: Box<dyn Fn(f64)>,
-    slot: &Slot,
+    body: Body<'_>,
     cancelled: &Cell<bool>,
-    stall_ms: f64,
-) -> Result<u64, Failure> {
+) -> Result<Appended, Failure> {
     let headers = rules::patch_headers(offset);
-    // A watchdog gives the request up when nothing moves for `stall_ms`:
-    // no byte leaves and no answer comes (a proxy or a network that
-    // swallows a connection without closing it).
+    let reply = watched("PATCH", url, &headers, body, cancelled).await?;
+    if reply.status != 204 {
+        return Err(refused(&reply));
+    }
+    Ok(Appended {
+        offset: offset_of(&reply)?,
+        sha256: digest_of(&reply),
+    })
+}
+
+/// Sends a request with a body under a watchdog that gives it up when
+/// nothing moves for the body's `stall_ms`: no byte leaves and no answer
+/// comes (a proxy or a network that swallows a connection without closing
+/// it).
+async fn watched(
+    method: &str,
+    url: &str,
+    headers: &rules::Headers,
+    body: Body<'_>,
+    cancelled: &Cell<bool>,
+) -> Result<Reply, Failure> {
+    let Body {
+        bytes,
+        progress,
+        slot,
+        stall_ms,
+    } = body;
     let last = Rc::new(Cell::new(js_sys::Date::now()));
     let stalled = Rc::new(Cell::new(false));
     let done = Rc::new(Cell::new(false));
@@ -144,10 +202,10 @@ pub async fn patch(
         });
     }
     let sent = send(
-        "PATCH",
+        method,
         url,
-        &headers,
-        Some(body),
+        headers,
+        Some(bytes),
         Some(progress),
         Some(slot),
     )
@@ -159,11 +217,7 @@ pub async fn patch(
             stall_ms / 1000.0
         )));
     }
-    let reply = sent.map_err(|e| network(e, cancelled))?;
-    if reply.status != 204 {
-        return Err(refused(&reply));
-    }
-    offset_of(&reply)
+    sent.map_err(|e| network(e, cancelled))
 }
 
 /// Deletes the upload at `url`, whatever becomes of the request.

@@ -25,6 +25,9 @@ pub enum Status {
     Uploading,
     /// Waiting to try again after an error.
     Retrying,
+    /// Every byte is on the server; the browser's SHA-256 of the file is
+    /// being computed, or compared with the server's.
+    Verifying,
     /// Every byte is on the server.
     Done,
     /// The server had it already: nothing was sent.
@@ -47,6 +50,7 @@ impl Status {
             Status::Hashing => "hashing",
             Status::Uploading => "uploading",
             Status::Retrying => "retrying",
+            Status::Verifying => "verifying",
             Status::Done => "done",
             Status::AlreadyUploaded => "already-uploaded",
             Status::Failed => "failed",
@@ -173,6 +177,12 @@ impl Row {
     /// Whether the browser's and the server's SHA-256 agree.
     pub fn verified(&self) -> bool {
         matches!((self.local_sha.get(), self.server_sha.get()), (Some(a), Some(b)) if a == b)
+    }
+
+    /// Whether the browser's and the server's SHA-256 are both known and
+    /// differ: the server's copy is not the file.
+    pub fn mismatched(&self) -> bool {
+        matches!((self.local_sha.get_untracked(), self.server_sha.get_untracked()), (Some(a), Some(b)) if a != b)
     }
 }
 

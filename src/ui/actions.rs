@@ -8,7 +8,7 @@
 #[cfg(feature = "hydrate")]
 pub use crate::client::{
     add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, pause,
-    pause_all, resume, resume_all, retry, save_lang, save_settings,
+    pause_all, resume, resume_all, retry, save_lang, save_settings, want_thumbnail,
 };
 
 #[cfg(not(feature = "hydrate"))]
@@ -34,4 +34,5 @@ mod server_side {
     pub fn load_more(_: Uploads) {}
     pub fn save_settings(_: &Settings) {}
     pub fn save_lang(_: Lang) {}
+    pub fn want_thumbnail(_: Uploads, _: u32) {}
 }

@@ -2,30 +2,58 @@
 //! with progress, speed, SHA-256, retry and cancel) and the uploads a
 //! previous visit left unfinished.
 //!
+//! A batch may hold ten thousand files, so only the rows in view (and a
+//! few around them) are drawn, in a box of their own that scrolls; the
+//! rest is empty space of the same height. The total sums every row,
+//! four times a second rather than at each byte.
+//!
 //! What this module must not know: how the numbers it shows are produced.
 
 use super::actions;
+use super::virtual_rows::VirtualRows;
 use crate::page::i18n::{
     format_size, format_speed, format_time_left, percent, row_percent, t, Msg,
 };
 use crate::page::state::{Row, Status, Uploads};
 use leptos::prelude::*;
 
+/// How often the total is summed again, in milliseconds.
+const TOTAL_EVERY_MS: u64 = 250;
+
 /// The current batch: total progress, cancel-all and a row per file.
 #[component]
 pub fn Batch() -> impl IntoView {
     let model = expect_context::<Uploads>();
     let lang = model.lang;
-    let totals = Memo::new(move |_| model.totals());
+    // Summing ten thousand rows at each byte would hold the page up: the
+    // sums follow a clock (and the list itself), not every row.
+    let tick = RwSignal::new(0u64);
+    // In an effect: only a browser has timers (the server's render must
+    // not start one).
+    Effect::new(move |_| {
+        if let Ok(clock) = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_millis(TOTAL_EVERY_MS),
+        ) {
+            on_cleanup(move || clock.clear());
+        }
+    });
+    let totals = Memo::new(move |_| {
+        tick.track();
+        model.rows.track();
+        untrack(|| model.totals())
+    });
     let speed = Memo::new(move |_| {
+        tick.track();
         model.rows.with(|rows| {
             rows.iter()
-                .filter(|r| r.status.get() == Status::Uploading)
-                .map(|r| r.speed.get())
+                .filter(|r| r.status.get_untracked() == Status::Uploading)
+                .map(|r| r.speed.get_untracked())
                 .sum::<f64>()
         })
     });
     let has_rows = move || model.rows.with(|r| !r.is_empty());
+    let rows = VirtualRows::new(model);
     view! {
         <Show when=has_rows>
             <div class="total" data-testid="total">
@@ -71,17 +99,30 @@ pub fn Batch() -> impl IntoView {
                 ></progress>
             </div>
         </Show>
-        <ul class="files" aria-label="files">
-            <For each=move || model.rows.get() key=|row| row.id let:row>
-                <FileRow row=row/>
-            </For>
-        </ul>
+        <div class="files-view" node_ref=rows.scroller on:scroll=move |_| rows.measure()>
+            <ul
+                class="files"
+                aria-label="files"
+                style:padding-top=move || format!("{}px", rows.space_above())
+                style:padding-bottom=move || format!("{}px", rows.space_below())
+            >
+                <For each=move || rows.drawn() key=|(at, row)| (*at, row.id) let:drawn>
+                    <FileRow row=drawn.1 position=drawn.0/>
+                </For>
+            </ul>
+        </div>
     }
 }
 
+/// One file of the batch, `position` (from 0) among them.
 #[component]
-pub fn FileRow(row: Row) -> impl IntoView {
+pub fn FileRow(row: Row, position: usize) -> impl IntoView {
     let model = expect_context::<Uploads>();
+    // Drawn now: its thumbnail is wanted now.
+    if row.thumb.get_untracked().is_none() {
+        actions::want_thumbnail(model, row.id);
+    }
+    let set_size = move || model.rows.with(Vec::len);
     let lang = model.lang;
     let size = row.file.size;
     let id = row.id;
@@ -122,6 +163,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 Status::Hashing => Msg::Hashing,
                 Status::Uploading => Msg::Uploading,
                 Status::Retrying => Msg::Retrying,
+                Status::Verifying => Msg::Verifying,
                 Status::Done => Msg::Done,
                 Status::AlreadyUploaded => Msg::AlreadyUploaded,
                 Status::Failed => Msg::Failed,
@@ -129,7 +171,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
                 Status::Refused => Msg::Refused,
             },
         );
-        if s == Status::Hashing {
+        if matches!(s, Status::Hashing | Status::Verifying) {
             format!("{text} {}%", percent(hashed.get(), size))
         } else {
             text.to_string()
@@ -139,6 +181,8 @@ pub fn FileRow(row: Row) -> impl IntoView {
         <li
             class="file"
             data-testid="file-row"
+            aria-setsize=set_size
+            aria-posinset=position + 1
             data-name=name.clone()
             data-status=move || status.get().as_str()
             data-url=move || url.get().unwrap_or_default()
@@ -182,16 +226,27 @@ pub fn FileRow(row: Row) -> impl IntoView {
                     value=move || if size == 0 { if status.get().is_finished() { 1.0 } else { 0.0 } } else { shown() as f64 }
                     aria-label=name.clone()
                 ></progress>
-                {move || message.get().map(|m| view! { <p class="message" data-testid="message">{m}</p> })}
-                {move || server_sha.get().map(|sha| {
-                    let verified = local_sha.get().as_deref() == Some(sha.as_str());
-                    view! {
-                        <p class="sha" data-testid="sha256">
-                            "SHA-256 " <code>{sha}</code>
-                            {verified.then(|| view! { <span class="verified" data-testid="verified">" ✓ " {move || t(lang.get(), Msg::Verified)}</span> })}
-                        </p>
-                    }
-                })}
+                // One line, whatever it says, so that every row is as tall
+                // as the others (the list draws only those in view, by
+                // height): what went wrong, or else the SHA-256.
+                <div class="detail">
+                    {move || match message.get() {
+                        Some(m) => {
+                            let full = m.clone();
+                            view! { <p class="message" data-testid="message" title=full>{m}</p> }.into_any()
+                        }
+                        None => server_sha.get().map(|sha| {
+                            let verified = local_sha.get().as_deref() == Some(sha.as_str());
+                            let full = sha.clone();
+                            view! {
+                                <p class="sha" data-testid="sha256" title=full>
+                                    {verified.then(|| view! { <span class="verified" data-testid="verified">"✓ " {move || t(lang.get(), Msg::Verified)} " · "</span> })}
+                                    "SHA-256 " <code>{sha}</code>
+                                </p>
+                            }
+                        }).into_any(),
+                    }}
+                </div>
             </div>
             <div class="actions">
                 <Show when=move || status.get().can_pause()>
@@ -217,7 +272,7 @@ pub fn FileRow(row: Row) -> impl IntoView {
                     // On a finished file the button removes the server's
                     // copy, and says so.
                     {move || t(lang.get(), match status.get() {
-                        Status::Done | Status::AlreadyUploaded => Msg::RemoveFromServer,
+                        Status::Done | Status::AlreadyUploaded | Status::Verifying => Msg::RemoveFromServer,
                         _ => Msg::Cancel,
                     })}
                 </button>

@@ -5,7 +5,8 @@
 //!
 //! One file per group of components: `upload_page` (the page around them),
 //! `send` (picker, drop zone, the no-JavaScript notice), `files` (the batch,
-//! its rows and totals, interrupted uploads), `uploaded` (finished uploads),
+//! its rows and totals, interrupted uploads) with `virtual_rows` (which of
+//! its rows are drawn), `uploaded` (finished uploads),
 //! `activity` (live events), `settings` (settings and language), `status`
 //! (the server line).
 //!
@@ -20,5 +21,6 @@ mod settings;
 mod status;
 mod upload_page;
 mod uploaded;
+mod virtual_rows;
 
 pub use upload_page::{EmbeddedUploader, Parts, UploadPage};
