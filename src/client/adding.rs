@@ -164,6 +164,9 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
             });
             let pending: u64 = admitted.iter().map(|r| r.file.size).sum();
             refuse_without_room(m, &new_files, pending).await;
+            if !m.alive() {
+                return;
+            }
             admitted.extend(new_files);
             for row in rows {
                 if row.status.get_untracked() == Status::Checking {

@@ -131,15 +131,9 @@ pub fn call(id: u32, method: &str) -> Result<(), String> {
         // The files on their way, not those already on the server (the
         // host page may have their URLs in its form).
         "cancel" => {
-            let unfinished: Vec<u32> = m.rows.with_untracked(|rows| {
-                rows.iter()
-                    .filter(|r| !r.status.get_untracked().is_finished())
-                    .map(|r| r.id)
-                    .collect()
-            });
-            for id in unfinished {
-                queue::cancel(m, id);
-            }
+            // Files already on the server stay there; the rest leave the
+            // batch at once (one change to the list, however many).
+            queue::cancel_unfinished(m);
         }
         other => return Err(format!("The widget has no method {other:?}")),
     }
@@ -206,10 +200,16 @@ fn watch(m: Uploads, host: Element, autostart: bool) {
         });
     }
     let announced = Rc::new(Cell::new(false));
+    // Judged again when the rows or the ends told change, not at every
+    // status of every row (ten thousand rows would make that a freeze): a
+    // row's end is told after its status reaches it, and leaving an end
+    // un-tells it.
     Effect::new(move |_| {
-        let settled = m.rows.with(|rows| {
-            batch_settled(rows.iter().map(|r| r.status.get()))
-                && told.with(|t| rows.iter().all(|r| t.contains(&r.id)))
+        let settled = told.with(|t| {
+            m.rows.with(|rows| {
+                rows.iter().all(|r| t.contains(&r.id))
+                    && batch_settled(rows.iter().map(|r| r.status.get_untracked()))
+            })
         });
         if settled && !announced.replace(true) {
             #[derive(Serialize)]

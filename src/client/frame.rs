@@ -2,8 +2,8 @@
 //! more often than a screen refreshes, and with thousands of files every
 //! write to a row wakes the totals that sum them all; so progress is kept
 //! here, one pending update per row (the latest wins), and applied
-//! together when the browser next draws. A hidden tab draws nothing, so
-//! there the updates wait a quarter of a second instead.
+//! together when the browser next draws, or a quarter of a second later
+//! at the latest (a hidden tab draws nothing).
 //!
 //! What this module must not know: what an update does.
 
@@ -36,21 +36,24 @@ pub fn drop_pending(id: u32) {
 }
 
 fn schedule() {
-    let flush = Closure::once_into_js(flush);
     let Some(window) = web_sys::window() else {
         return;
     };
+    // The next frame, and a quarter of a second at the latest: a tab
+    // hidden before its frame came draws none. Whichever comes first
+    // applies the updates; the other finds them applied.
+    let timer = window
+        .set_timeout_with_callback_and_timeout_and_arguments_0(
+            Closure::once_into_js(flush).unchecked_ref(),
+            250,
+        )
+        .is_ok();
     let hidden = window.document().is_some_and(|d| d.hidden());
-    let asked = if hidden {
-        window
-            .set_timeout_with_callback_and_timeout_and_arguments_0(flush.unchecked_ref(), 250)
-            .is_ok()
-    } else {
-        window
-            .request_animation_frame(flush.unchecked_ref())
-            .is_ok()
-    };
-    if !asked {
+    let frame = !hidden
+        && window
+            .request_animation_frame(Closure::once_into_js(flush).unchecked_ref())
+            .is_ok();
+    if !timer && !frame {
         SCHEDULED.set(false);
     }
 }

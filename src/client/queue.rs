@@ -9,7 +9,7 @@
 
 use super::transfer::{self, Job};
 use super::xhr::sleep;
-use super::{storage, tus, verify};
+use super::{frame, storage, tus, verify};
 use crate::page::i18n::{t, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::page::tus::{backoff_ms, retry_message, Failure, MAX_ATTEMPTS};
@@ -73,7 +73,8 @@ fn rescan(m: Uploads) {
 /// Starts waiting files while there are free slots (none while the queue
 /// is held).
 pub(super) fn pump(m: Uploads) {
-    if m.held.get_untracked() {
+    // A widget taken off its page keeps no queue.
+    if !m.alive() || m.held.get_untracked() {
         return;
     }
     let parallel = m.settings.get_untracked().parallel.max(1) as usize;
@@ -126,11 +127,21 @@ async fn run(m: Uploads, row: Row) {
             let settings = m.settings.get_untracked();
             transfer::attempt(settings, &row, &job, &progressed).await
         };
+        // Paused, cancelled or taken off the page meanwhile: whatever the
+        // attempt ended with, the row stays as that left it (a paused
+        // row's next run asks the server where it is).
+        if !m.alive() {
+            return;
+        }
         match result {
             Ok(sha) => {
-                transfer::finish(m, row.clone(), sha);
+                // A run from before a pause may have finished it already.
+                if !matches!(row.status.get_untracked(), Status::Verifying | Status::Done) {
+                    transfer::finish(m, row.clone(), sha);
+                }
                 break;
             }
+            Err(_) if job.cancelled.get() => return,
             Err(Failure::Cancelled) => return,
             Err(Failure::Fatal(msg) | Failure::TooLargeOnTheWay(msg)) => {
                 row.status.set(Status::Failed);
@@ -191,6 +202,24 @@ pub fn cancel(m: Uploads, id: u32) {
 /// Cancels every file of the batch.
 pub fn cancel_all(m: Uploads) {
     let rows = m.rows.get_untracked();
+    let n = rows.len();
+    cancel_rows(m, rows);
+    m.announce
+        .set(format!("{n} × {}", t(m.lang.get_untracked(), Msg::Cancel)));
+}
+
+/// Cancels every file not yet on the server; finished ones stay (an
+/// embedded widget's `cancel()`).
+pub fn cancel_unfinished(m: Uploads) {
+    let rows: Vec<Row> = m.rows.with_untracked(|rows| {
+        rows.iter()
+            .filter(|r| {
+                let status = r.status.get_untracked();
+                !status.is_finished() && status != Status::Verifying
+            })
+            .cloned()
+            .collect()
+    });
     let n = rows.len();
     cancel_rows(m, rows);
     m.announce
@@ -262,6 +291,7 @@ fn pause_row(row: &Row) -> bool {
     if !row.status.get_untracked().can_pause() {
         return false;
     }
+    frame::drop_pending(row.id);
     if let Some(job) = job(row.id) {
         job.cancel();
     }
@@ -293,22 +323,29 @@ fn resume_row(row: &Row) {
     if row.status.get_untracked() != Status::Paused {
         return;
     }
-    // A fresh job: the paused attempt, still winding down, keeps its own
-    // cancelled flag and cannot be revived by this one.
+    renew_job(row.id);
+    row.status.set(Status::Waiting);
+}
+
+/// A fresh job for the row: the attempt before, still winding down, keeps
+/// its own cancelled flag and cannot be revived by the next. The request
+/// creating its upload, and whether the row left the batch, are the
+/// file's, not the attempt's: they carry over.
+fn renew_job(id: u32) {
     JOBS.with(|jobs| {
         let mut jobs = jobs.borrow_mut();
-        if let Some(old) = jobs.get(&row.id) {
-            let fresh = Job::new(old.file.clone());
-            jobs.insert(row.id, fresh);
+        if let Some(old) = jobs.get(&id) {
+            let fresh = old.renewed();
+            jobs.insert(id, fresh);
         }
     });
-    row.status.set(Status::Waiting);
 }
 
 /// Puts a failed file back in the queue. One whose server copy turned out
 /// not to be the file is sent again from its first byte, the copy deleted.
 pub fn retry(m: Uploads, id: u32) {
     if let Some(row) = m.row(id) {
+        renew_job(id);
         if row.mismatched() {
             if let Some(url) = row.url.get_untracked() {
                 spawn_local(async move { tus::delete(&url).await });

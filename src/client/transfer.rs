@@ -68,6 +68,17 @@ impl Job {
         }
     }
 
+    /// A job for the next attempt at the same file: its own cancelled flag
+    /// and speed, the same request creating the upload and the same word
+    /// on whether the row left the batch.
+    pub fn renewed(&self) -> Job {
+        Job {
+            creating: self.creating.clone(),
+            abandoned: self.abandoned.clone(),
+            ..Job::new(self.file.clone())
+        }
+    }
+
     /// Stops the transfer for good: the row left the batch.
     pub fn abandon(&self) {
         self.abandoned.set(true);
@@ -86,15 +97,33 @@ fn creating(id: u32) -> bool {
     CREATING.with(|c| c.borrow().contains(&id))
 }
 
+/// Marks the row's upload as being created for as long as it lives.
+struct Creating(u32);
+
+impl Creating {
+    fn start(id: u32) -> Creating {
+        CREATING.with(|c| c.borrow_mut().insert(id));
+        Creating(id)
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        CREATING.with(|c| c.borrow_mut().remove(&self.0));
+    }
+}
+
 /// Where the server has an upload of this file that a request without an
 /// answer may have created: asked by its fingerprint, as the page asks of
-/// files being added. `None` when it has none, or cannot say.
-async fn created_unseen(row: &Row) -> Option<crate::protocol::model::FileCheck> {
-    let checks = crate::api::check_files(vec![row.file.clone()]).await.ok()?;
-    checks
+/// files being added. `Ok(None)` when it has none.
+async fn created_unseen(row: &Row) -> Result<Option<crate::protocol::model::FileCheck>, Failure> {
+    let checks = crate::api::check_files(vec![row.file.clone()])
+        .await
+        .map_err(|_| Failure::Retry("The server could not say whether it has the file".into()))?;
+    Ok(checks
         .into_iter()
         .next()
-        .filter(|c| !matches!(c, crate::protocol::model::FileCheck::New))
+        .filter(|c| !matches!(c, crate::protocol::model::FileCheck::New)))
 }
 
 /// Hashes the file when it is small enough for instant upload and not
@@ -150,7 +179,12 @@ pub async fn attempt(
     // One ended without an answer: the server may have the upload.
     if row.url.get_untracked().is_none() && UNSURE.with(|u| u.borrow_mut().remove(&row.id)) {
         use crate::protocol::model::FileCheck;
-        match created_unseen(row).await {
+        let found = created_unseen(row).await;
+        if found.is_err() {
+            // Still unknown: asked again at the next attempt.
+            UNSURE.with(|u| u.borrow_mut().insert(row.id));
+        }
+        match found? {
             Some(FileCheck::Complete { url, sha256 }) => {
                 row.url.set(Some(url));
                 return Ok(Some(sha256));
@@ -191,10 +225,11 @@ pub async fn attempt(
                 slot: &job.creating,
                 ..body(row, job, &job.file, 0, size, stall_ms)
             });
-            CREATING.with(|c| c.borrow_mut().insert(row.id));
+            let creating = Creating::start(row.id);
             let answer = tus::create(size, meta.clone(), first, &job.cancelled).await;
-            CREATING.with(|c| c.borrow_mut().remove(&row.id));
-            if whole && matches!(answer, Err(Failure::Retry(_))) {
+            // No answer (a lost connection, or the watchdog gave up on it):
+            // the upload may exist all the same.
+            if whole && matches!(answer, Err(Failure::Retry(_) | Failure::Cancelled)) {
                 UNSURE.with(|u| u.borrow_mut().insert(row.id));
             }
             let created = match answer {
@@ -209,6 +244,7 @@ pub async fn attempt(
                 }
                 other => other?,
             };
+            drop(creating);
             if job.abandoned.get() {
                 tus::delete(&created.url).await;
                 return Err(Failure::Cancelled);
@@ -354,8 +390,12 @@ pub fn finish(m: Uploads, row: Row, sha: Option<String>) {
         };
         let _ = row.server_sha.try_set(server.clone());
         let local = verify::settle(&row).await;
-        // Cancelled meanwhile: the row is gone.
-        if row.status.try_get_untracked() != Some(Status::Verifying) {
+        // Cancelled meanwhile (the row left the batch), or the widget left
+        // its page.
+        if !m.alive()
+            || m.row(row.id).is_none()
+            || row.status.try_get_untracked() != Some(Status::Verifying)
+        {
             return;
         }
         let lang = m.lang.get_untracked();

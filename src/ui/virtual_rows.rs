@@ -56,6 +56,12 @@ impl VirtualRows {
             range.track();
             rows.measure();
         });
+        // A window made taller shows more rows. In an effect: only a
+        // browser has a window to listen to.
+        Effect::new(move |_| {
+            let listening = window_event_listener(leptos::ev::resize, move |_| rows.measure());
+            on_cleanup(move || listening.remove());
+        });
         rows
     }
 
