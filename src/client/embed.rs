@@ -237,15 +237,15 @@ thread_local! {
     static TOTALS: RefCell<HashMap<RwSignal<Vec<Row>>, Summed>> = RefCell::new(HashMap::new());
 }
 
-/// The batch's bytes sent and in all, summed at most every 100 ms: each
-/// row's progress event carries them, and summing ten thousand rows for
-/// each would hold the page up. `ferry:all-done` carries the final word.
-fn batch_totals(m: Uploads) -> (u64, u64) {
+/// The batch's bytes sent and in all, summed at most every 100 ms (or now,
+/// when `afresh`): each row's progress event carries them, and summing ten
+/// thousand rows for each would hold the page up.
+fn batch_totals(m: Uploads, afresh: bool) -> (u64, u64) {
     let now = js_sys::Date::now();
     let fresh = TOTALS.with(|t| {
         t.borrow()
             .get(&m.rows)
-            .filter(|(at, _)| now - at < 100.0)
+            .filter(|(at, _)| !afresh && now - at < 100.0)
             .map(|(_, totals)| *totals)
     });
     fresh.unwrap_or_else(|| {
@@ -260,7 +260,9 @@ fn watch_row(m: Uploads, host: Element, row: Row, told: RwSignal<HashSet<u32>>) 
         let (host, row) = (host.clone(), row.clone());
         Effect::new(move |_| {
             let sent = row.sent.get();
-            let (batch_sent, batch_total) = batch_totals(m);
+            // A file's last bytes get the batch summed afresh: the last
+            // progress of a batch says it is all there.
+            let (batch_sent, batch_total) = batch_totals(m, sent >= row.file.size);
             let progress = Progress {
                 id: row.id,
                 name: row.file.name.clone(),
