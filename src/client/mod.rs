@@ -9,16 +9,19 @@
 //! protocol's steps, signal-free), `ws` (bytes over a WebSocket), `sha`,
 //! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
 //! dropped folders), `frame` (progress drawn once per frame), `transfer`
-//! (one file), `verify` (its SHA-256 beside its upload, compared at the end), `queue` (the batch: pump, retry, back-off), `adding` (files
-//! joining it), `gallery` (thumbnails of the rows on screen), `listing`
-//! (finished uploads), `live` (events), `start` (what happens once the
-//! page is interactive), `embed` (the uploader as a widget on another
-//! site's page).
+//! (one file) with `creating` (uploads created with their first bytes)
+//! and `verify` (its SHA-256 beside its upload, compared at the end),
+//! `queue` (the batch: pump, retry, back-off), `adding` (files joining
+//! it), `gallery` (thumbnails of the rows on screen), `listing` (finished
+//! uploads), `live` (events), `start` (what happens once the page is
+//! interactive), `embed` (the uploader as a widget on another site's
+//! page).
 //!
 //! What this module must not know: the components (`crate::ui`), which
 //! reach it only through `ui::actions` and the functions re-exported here.
 
 mod adding;
+mod creating;
 pub mod embed;
 mod folders;
 mod frame;

@@ -9,15 +9,15 @@
 
 use super::listing::refresh_soon;
 use super::tus::{self, Head};
-use super::xhr::{sleep, Slot};
-use super::{frame, sha, storage, verify, ws};
+use super::xhr::Slot;
+use super::{creating, frame, sha, storage, verify, ws};
 use crate::page::i18n::{t, Msg};
 use crate::page::speed::Speedometer;
 use crate::page::state::{Row, Settings, Status, Transport, Uploads};
 use crate::page::tus::{metadata, smaller_chunk, Failure, MIN_CHUNK};
+use crate::protocol::model::FileCheck;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::rc::Rc;
 use web_sys::File;
 
@@ -86,46 +86,6 @@ impl Job {
     }
 }
 
-thread_local! {
-    // Rows whose upload is being created with their first bytes, and rows
-    // where such a request got no answer (the upload may exist).
-    static CREATING: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
-    static UNSURE: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
-}
-
-fn creating(id: u32) -> bool {
-    CREATING.with(|c| c.borrow().contains(&id))
-}
-
-/// Marks the row's upload as being created for as long as it lives.
-struct Creating(u32);
-
-impl Creating {
-    fn start(id: u32) -> Creating {
-        CREATING.with(|c| c.borrow_mut().insert(id));
-        Creating(id)
-    }
-}
-
-impl Drop for Creating {
-    fn drop(&mut self) {
-        CREATING.with(|c| c.borrow_mut().remove(&self.0));
-    }
-}
-
-/// Where the server has an upload of this file that a request without an
-/// answer may have created: asked by its fingerprint, as the page asks of
-/// files being added. `Ok(None)` when it has none.
-async fn created_unseen(row: &Row) -> Result<Option<crate::protocol::model::FileCheck>, Failure> {
-    let checks = crate::api::check_files(vec![row.file.clone()])
-        .await
-        .map_err(|_| Failure::Retry("The server could not say whether it has the file".into()))?;
-    Ok(checks
-        .into_iter()
-        .next()
-        .filter(|c| !matches!(c, crate::protocol::model::FileCheck::New)))
-}
-
 /// Hashes the file when it is small enough for instant upload and not
 /// hashed yet.
 async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(), Failure> {
@@ -170,21 +130,13 @@ pub async fn attempt(
 
     // A request creating this file's upload may still be on its way (sent
     // before a pause): its answer says where the upload is.
-    while creating(row.id) {
-        sleep(50).await;
-    }
+    creating::wait(row.id).await;
     if job.cancelled.get() {
         return Err(Failure::Cancelled);
     }
     // One ended without an answer: the server may have the upload.
-    if row.url.get_untracked().is_none() && UNSURE.with(|u| u.borrow_mut().remove(&row.id)) {
-        use crate::protocol::model::FileCheck;
-        let found = created_unseen(row).await;
-        if found.is_err() {
-            // Still unknown: asked again at the next attempt.
-            UNSURE.with(|u| u.borrow_mut().insert(row.id));
-        }
-        match found? {
+    if row.url.get_untracked().is_none() {
+        match creating::found_unseen(row).await? {
             Some(FileCheck::Complete { url, sha256 }) => {
                 row.url.set(Some(url));
                 return Ok(Some(sha256));
@@ -225,12 +177,12 @@ pub async fn attempt(
                 slot: &job.creating,
                 ..body(row, job, &job.file, 0, size, stall_ms)
             });
-            let creating = Creating::start(row.id);
+            let creating = creating::Creating::start(row.id);
             let answer = tus::create(size, meta.clone(), first, &job.cancelled).await;
             // No answer (a lost connection, or the watchdog gave up on it):
             // the upload may exist all the same.
             if whole && matches!(answer, Err(Failure::Retry(_) | Failure::Cancelled)) {
-                UNSURE.with(|u| u.borrow_mut().insert(row.id));
+                creating::unsure(row.id);
             }
             let created = match answer {
                 // Something on the way refuses even this much: the bytes
