@@ -466,11 +466,6 @@ async fn options_announce_the_drafts_limits() {
     assert_eq!(problem(&a)["error"], "upload_too_large");
 }
 
-fn digest(data: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha-256=:{}:", b64(&sha2::Sha256::digest(data)))
-}
-
 #[tokio::test]
 async fn digests_are_checked() {
     let app = TestApp::new().await;

@@ -395,13 +395,10 @@ async fn creation_with_upload() {
     assert_eq!(a.header("repr-digest"), None, "unfinished: no digest yet");
     let path = a.location();
     let done = app.patch(&path, 2000, data[2000..].to_vec(), &[]).await;
-    let digest = |d: &[u8]| {
-        use base64::Engine;
-        use sha2::Digest;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(d));
-        format!("sha-256=:{b64}:")
-    };
-    assert_eq!(done.header("repr-digest"), Some(digest(&data).as_str()));
+    assert_eq!(
+        done.header("repr-digest"),
+        Some(common::digest(&data).as_str())
+    );
     assert_eq!(&app.download(&path).await.body[..], &data[..]);
 
     // A whole file in the request that creates it: one request, and its
@@ -417,7 +414,10 @@ async fn creation_with_upload() {
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     assert_eq!(a.header("upload-offset"), Some("300"));
-    assert_eq!(a.header("repr-digest"), Some(digest(&small).as_str()));
+    assert_eq!(
+        a.header("repr-digest"),
+        Some(common::digest(&small).as_str())
+    );
     assert_eq!(&app.download(&a.location()).await.body[..], &small[..]);
 }
 

@@ -187,9 +187,10 @@ pub fn start(m: Uploads) {
 /// server copy deleted.
 pub fn cancel(m: Uploads, id: u32) {
     let Some(row) = m.row(id) else { return };
-    let said = match row.status.get_untracked() {
-        Status::Done | Status::AlreadyUploaded | Status::Verifying => Msg::RemoveFromServer,
-        _ => Msg::Cancel,
+    let said = if row.status.get_untracked().is_on_server() {
+        Msg::RemoveFromServer
+    } else {
+        Msg::Cancel
     };
     cancel_rows(m, vec![row.clone()]);
     m.announce.set(format!(
@@ -201,22 +202,20 @@ pub fn cancel(m: Uploads, id: u32) {
 
 /// Cancels every file of the batch.
 pub fn cancel_all(m: Uploads) {
-    let rows = m.rows.get_untracked();
-    let n = rows.len();
-    cancel_rows(m, rows);
-    m.announce
-        .set(format!("{n} × {}", t(m.lang.get_untracked(), Msg::Cancel)));
+    cancel_where(m, |_| true);
 }
 
-/// Cancels every file not yet on the server; finished ones stay (an
+/// Cancels every file not yet on the server; those on it stay (an
 /// embedded widget's `cancel()`).
 pub fn cancel_unfinished(m: Uploads) {
+    cancel_where(m, |status| !status.is_on_server());
+}
+
+/// Cancels the files whose status `which` picks, and says how many.
+fn cancel_where(m: Uploads, which: impl Fn(Status) -> bool) {
     let rows: Vec<Row> = m.rows.with_untracked(|rows| {
         rows.iter()
-            .filter(|r| {
-                let status = r.status.get_untracked();
-                !status.is_finished() && status != Status::Verifying
-            })
+            .filter(|r| which(r.status.get_untracked()))
             .cloned()
             .collect()
     });

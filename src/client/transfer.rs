@@ -10,7 +10,7 @@
 use super::listing::refresh_soon;
 use super::tus::{self, Head};
 use super::xhr::Slot;
-use super::{creating, frame, sha, storage, verify, ws};
+use super::{creating, frame, storage, verify, ws};
 use crate::page::i18n::{t, Msg};
 use crate::page::speed::Speedometer;
 use crate::page::state::{Row, Settings, Status, Transport, Uploads};
@@ -97,11 +97,7 @@ async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(),
         return Ok(());
     }
     row.status.set(Status::Hashing);
-    let hashed = row.hashed;
-    let progress = move |n| {
-        let _ = hashed.try_set(n);
-    };
-    let sha = sha::sha256_of(&job.file, size, progress, job.cancelled.clone()).await;
+    let sha = verify::hash(row, &job.file, job.cancelled.clone()).await;
     if job.cancelled.get() {
         return Err(Failure::Cancelled);
     }

@@ -32,16 +32,22 @@ pub fn start(row: &Row, file: &File) {
     RUNNING.with(|r| r.borrow_mut().insert(row.id, stop.clone()));
     let (row, file) = (row.clone(), file.clone());
     spawn_local(async move {
-        let hashed = row.hashed;
-        let progress = move |n| {
-            let _ = hashed.try_set(n);
-        };
-        let sha = sha::sha256_of(&file, row.file.size, progress, stop.clone()).await;
+        let sha = hash(&row, &file, stop.clone()).await;
         RUNNING.with(|r| r.borrow_mut().remove(&row.id));
         if !stop.get() {
             let _ = row.local_sha.try_set(sha);
         }
     });
+}
+
+/// The SHA-256 of the row's file, `row.hashed` following it; `None` when
+/// it cannot be read or `stop` says to give up.
+pub async fn hash(row: &Row, file: &File, stop: Rc<Cell<bool>>) -> Option<String> {
+    let hashed = row.hashed;
+    let progress = move |n| {
+        let _ = hashed.try_set(n);
+    };
+    sha::sha256_of(file, row.file.size, progress, stop).await
 }
 
 /// Whether the row's file is being hashed beside its upload.

@@ -74,6 +74,12 @@ impl Status {
     pub fn is_finished(self) -> bool {
         matches!(self, Status::Done | Status::AlreadyUploaded)
     }
+
+    /// Whether every byte of the file is on the server (cancelling it
+    /// removes the server's copy), finished or still being verified.
+    pub fn is_on_server(self) -> bool {
+        self.is_finished() || self == Status::Verifying
+    }
 }
 
 /// How a file's bytes travel.
@@ -317,5 +323,7 @@ mod tests {
         assert!(!Status::Waiting.is_active());
         assert!(Status::AlreadyUploaded.is_finished());
         assert_eq!(Status::AlreadyUploaded.as_str(), "already-uploaded");
+        assert!(Status::Verifying.is_on_server() && !Status::Verifying.is_finished());
+        assert!(!Status::Uploading.is_on_server());
     }
 }

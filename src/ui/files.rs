@@ -271,10 +271,7 @@ pub fn FileRow(row: Row, position: usize) -> impl IntoView {
                     on:click=move |_| actions::cancel(model, id)>
                     // On a finished file the button removes the server's
                     // copy, and says so.
-                    {move || t(lang.get(), match status.get() {
-                        Status::Done | Status::AlreadyUploaded | Status::Verifying => Msg::RemoveFromServer,
-                        _ => Msg::Cancel,
-                    })}
+                    {move || t(lang.get(), if status.get().is_on_server() { Msg::RemoveFromServer } else { Msg::Cancel })}
                 </button>
             </div>
         </li>

@@ -238,6 +238,12 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// The RFC 9530 digest field (`Repr-Digest`, `Content-Digest`) of `data`.
+pub fn digest(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha-256=:{}:", b64(&sha2::Sha256::digest(data)))
+}
+
 /// How many files are under `dir`, at any depth (but the store's own
 /// dot-files, such as its record of the boot).
 pub fn count_files(dir: &Path) -> usize {
