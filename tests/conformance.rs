@@ -181,7 +181,48 @@ fn record(owner: &Owner, offset: u64, created_at: i64) -> UploadRecord {
         updated_at: created_at,
         expires_at: Some(created_at + 60_000),
         completed_at: None,
+        idempotency_key: None,
     }
+}
+
+/// Idempotency keys: one upload per owner and key while it is not
+/// expired; another owner's key is another key.
+async fn idempotency_suite(store: &SqlStore) {
+    let alice = Owner::token("alice-keys");
+    let bob = Owner::token("bob-keys");
+    let keyed = |owner: &Owner| UploadRecord {
+        idempotency_key: Some("k-1".into()),
+        ..record(owner, 0, 5_000)
+    };
+    let first = keyed(&alice);
+    store.insert(&first, &[]).await.unwrap();
+    let again = keyed(&alice);
+    assert!(
+        store.insert(&again, &[]).await.is_err(),
+        "a second upload with the same owner and key"
+    );
+    assert_eq!(
+        store.get(&again.id).await.unwrap(),
+        None,
+        "nothing of it kept"
+    );
+    store.insert(&keyed(&bob), &[]).await.unwrap();
+    let found = store.find_by_idempotency_key(&alice, "k-1").await.unwrap();
+    assert_eq!(found.as_ref(), Some(&first));
+    assert_eq!(
+        store.find_by_idempotency_key(&alice, "k-2").await.unwrap(),
+        None
+    );
+    // Expired, its key is free again.
+    store.expire(&first.id, 6_000, &[]).await.unwrap();
+    assert_eq!(
+        store.find_by_idempotency_key(&alice, "k-1").await.unwrap(),
+        None
+    );
+    let next = keyed(&alice);
+    store.insert(&next, &[]).await.unwrap();
+    let found = store.find_by_idempotency_key(&alice, "k-1").await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some(next.id));
 }
 
 /// The record and event store contract.
@@ -566,6 +607,7 @@ async fn embedded_stores_conform() {
         .await
         .unwrap();
     record_suite(&db).await;
+    idempotency_suite(&db).await;
     outbox_suite(&db, &db).await;
     let db = Arc::new(db);
     event_order_suite(&[db.clone(), db]).await;
@@ -590,6 +632,7 @@ async fn distributed_stores_conform() {
 
     let db = SqlStore::open(&pg.database("records"), true).await.unwrap();
     record_suite(&db).await;
+    idempotency_suite(&db).await;
     let url = pg.database("outbox");
     let (a, b) = (
         SqlStore::open(&url, true).await.unwrap(),

@@ -117,6 +117,8 @@ fn table(t: &Targets) -> Vec<Case> {
         case("negative length", "POST", "/files/", &[TUS, ME, ("upload-length", "-1")], e, 400, "invalid_header"),
         case("non-numeric length", "POST", "/files/", &[TUS, ME, ("upload-length", "ten")], e, 400, "invalid_header"),
         case("overflowing length", "POST", "/files/", &[TUS, ME, ("upload-length", "99999999999999999999999")], e, 400, "invalid_header"),
+        case("idempotency key with a space", "POST", "/files/", &[TUS, ME, ("upload-length", "5"), ("idempotency-key", "a b")], e, 400, "invalid_header"),
+        case("idempotency key too long", "POST", "/files/", &[TUS, ME, ("upload-length", "5"), ("idempotency-key", &"k".repeat(300))], e, 400, "invalid_header"),
         case("length past i64", "POST", "/files/", &[TUS, ME, ("upload-length", "9223372036854775808")], e, 400, "invalid_header"),
         case("exponent length", "POST", "/files/", &[TUS, ME, ("upload-length", "1e3")], e, 400, "invalid_header"),
         case("length with sign", "POST", "/files/", &[TUS, ME, ("upload-length", "+5")], e, 400, "invalid_header"),

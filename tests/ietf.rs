@@ -164,6 +164,43 @@ async fn a_whole_file_in_the_creation_request_is_complete_with_its_length() {
     assert_eq!(a.header("upload-length"), Some("0"));
 }
 
+/// The same creation sent twice with an Idempotency-Key (a browser
+/// resends a POST whose connection died): one upload, and the second
+/// request's bytes past what the first left are taken.
+#[tokio::test]
+async fn a_creation_sent_again_makes_one_upload() {
+    let app = TestApp::new().await;
+    let data = bytes(4000, 8);
+    let key = ("idempotency-key", "\"draft-1\"");
+    let create = |body: &[u8], done: bool| {
+        let body = body.to_vec();
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                "/files/",
+                &[v(8), complete(8, done), ("upload-length", "4000"), key],
+                body,
+            )
+            .await
+        }
+    };
+    let first = create(&data[..1500], false).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let again = create(&data[..1500], false).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    assert_eq!(again.location(), first.location());
+    assert_eq!(again.header("upload-offset"), Some("1500"));
+    let whole = create(&data, true).await;
+    assert_eq!(whole.status, StatusCode::CREATED, "{:?}", whole.body);
+    assert_eq!(whole.location(), first.location());
+    assert!(says_complete(&whole, 8));
+    assert_eq!(
+        app.download(&first.location()).await.body.as_ref(),
+        data.as_slice()
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_offset_is_409_with_the_drafts_problem() {
     let app = TestApp::new().await;

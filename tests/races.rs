@@ -178,3 +178,132 @@ async fn a_writer_that_lost_its_lock_cannot_take_back_an_acknowledged_offset() {
     assert_eq!(rest.status, StatusCode::NO_CONTENT, "{:?}", rest.body);
     assert_eq!(a.download(&path).await.body.as_ref(), data.as_slice());
 }
+
+/// A creation request with its file's first bytes, fed by hand, keyed.
+fn slow_post(app: &TestApp, key: &str, length: usize) -> (Feed, Answer) {
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let req = Request::post("/files/")
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-length", length.to_string())
+        .header("content-length", length.to_string())
+        .header("idempotency-key", key)
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let router = app.router.clone();
+    let task = tokio::spawn(async move {
+        let resp = router.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let offset = resp
+            .headers()
+            .get("upload-offset")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, offset)
+    });
+    (tx, task)
+}
+
+/// A browser sends a creation request again when the connection it used
+/// dies before the answer, while the server may still be taking in the
+/// first: the two (and a third) meet at every moment, cut at random
+/// points, and the upload they make is one, and its bytes the file's.
+#[tokio::test]
+async fn creations_sent_again_while_the_first_is_sending_keep_the_file_whole() {
+    let app = TestApp::new().await;
+    let data = bytes(200_000, 5);
+    let mut seed = 0x2545_f491_u64;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..40 {
+        let key = format!("\"race-{round}\"");
+        let mut sends = Vec::new();
+        for _ in 0..3 {
+            let (tx, answer) = slow_post(&app, &key, data.len());
+            // Each sends its body in pieces, with pauses, and is cut at a
+            // random byte (or not at all).
+            let cut = match random(3) {
+                0 => data.len(),
+                _ => random(data.len() as u64) as usize,
+            };
+            let pieces: Vec<usize> = (0..4).map(|_| random(60_000) as usize + 1).collect();
+            let pauses: Vec<u64> = (0..4).map(|_| random(4)).collect();
+            let data = data.clone();
+            sends.push(tokio::spawn(async move {
+                let mut at = 0;
+                let mut i = 0;
+                while at < cut {
+                    let end = (at + pieces[i % 4]).min(cut);
+                    if tx
+                        .send(Ok(Bytes::copy_from_slice(&data[at..end])))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(pauses[i % 4])).await;
+                    at = end;
+                    i += 1;
+                }
+                if cut < data.len() {
+                    let _ = tx.send(Err(std::io::Error::other("cut"))).await;
+                }
+                drop(tx);
+                answer.await.unwrap()
+            }));
+            tokio::time::sleep(Duration::from_millis(random(6))).await;
+        }
+        let mut location = None;
+        for send in sends {
+            let (status, _) = send.await.unwrap();
+            assert!(
+                status == StatusCode::CREATED || status.is_client_error(),
+                "round {round}: {status}"
+            );
+        }
+        // The client asks where its upload is, and finishes it.
+        let again = app
+            .call(
+                "POST",
+                "/files/",
+                &[
+                    TUS,
+                    OCTET,
+                    ("upload-length", "200000"),
+                    ("idempotency-key", &key),
+                ],
+                Vec::new(),
+            )
+            .await;
+        let path = again.location();
+        let offset = app.offset(&path).await as usize;
+        if offset < data.len() {
+            let done = app
+                .patch(&path, offset as u64, data[offset..].to_vec(), &[])
+                .await;
+            assert_eq!(
+                done.status,
+                StatusCode::NO_CONTENT,
+                "round {round}: {:?}",
+                done.body
+            );
+        }
+        let body = app.download(&path).await.body;
+        assert!(
+            body[..] == data[..],
+            "round {round}: the file differs (offset {offset})"
+        );
+        location.get_or_insert(path);
+    }
+    let metrics = app.call("GET", "/metrics", &[], Body::empty()).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.contains(r#"ferry_uploads_total{event="created"} 40"#),
+        "{text}"
+    );
+}

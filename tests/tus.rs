@@ -421,6 +421,92 @@ async fn creation_with_upload() {
     assert_eq!(&app.download(&a.location()).await.body[..], &small[..]);
 }
 
+/// A creation request sent twice (a browser resends a POST whose
+/// connection died before its answer came) makes one upload when it
+/// carries an Idempotency-Key: the second answers the first's upload,
+/// takes the bytes it did not have, and is counted once.
+#[tokio::test]
+async fn a_creation_sent_again_makes_one_upload() {
+    let app = TestApp::new().await;
+    let data = bytes(3000, 21);
+    let key = ("idempotency-key", "\"page-7f3a\"");
+    let post = |body: &[u8], length: &'static str, extra: &[(&'static str, &'static str)]| {
+        let mut headers = vec![TUS, OCTET, ("upload-length", length)];
+        headers.extend_from_slice(extra);
+        let body = body.to_vec();
+        let app = &app;
+        async move { app.call("POST", "/files/", &headers, body).await }
+    };
+    let first = post(&data[..1000], "3000", &[key]).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.header("upload-offset"), Some("1000"));
+    let path = first.location();
+
+    // The same request again: the same upload, nothing appended twice.
+    let again = post(&data[..1000], "3000", &[key]).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.location(), path);
+    assert_eq!(again.header("upload-offset"), Some("1000"));
+    // Sent again with more of the file: what the server has is passed
+    // over, the rest appended.
+    let more = post(&data[..2500], "3000", &[key]).await;
+    assert_eq!(more.location(), path);
+    assert_eq!(more.header("upload-offset"), Some("2500"));
+    app.patch(&path, 2500, data[2500..].to_vec(), &[]).await;
+    assert_eq!(&app.download(&path).await.body[..], &data[..]);
+    // Finished, the same request still answers it, whole.
+    let done = post(&data[..1000], "3000", &[key]).await;
+    assert_eq!(done.location(), path);
+    assert_eq!(done.header("upload-offset"), Some("3000"));
+    assert_eq!(
+        done.header("repr-digest"),
+        Some(common::digest(&data).as_str())
+    );
+
+    // The key with another length is a mistake, said as such.
+    let other = post(&data[..10], "10", &[key]).await;
+    assert_eq!(other.status.as_u16(), 422);
+    assert_eq!(other.code(), "idempotency_key_reused");
+    // Without a key, or with another, a new upload.
+    assert_ne!(post(&data[..10], "3000", &[]).await.location(), path);
+    let fresh = post(
+        &data[..10],
+        "3000",
+        &[("idempotency-key", "\"page-other\"")],
+    )
+    .await;
+    assert_ne!(fresh.location(), path);
+    // Keys are the owner's: another session's same key is its own.
+    let cookie = app.session("BBBBBBBBBBBBBBBBBBBBBw");
+    let theirs = app
+        .call(
+            "POST",
+            "/files/",
+            &[TUS, ("upload-length", "3000"), key, (cookie.0, &cookie.1)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    assert_ne!(theirs.location(), path);
+
+    // Two at once with a new key: one upload between them.
+    let k = ("idempotency-key", "\"page-race\"");
+    let (a, b) = tokio::join!(
+        post(&data[..500], "3000", &[k]),
+        post(&data[..500], "3000", &[k])
+    );
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.json());
+    assert_eq!(b.status, StatusCode::CREATED, "{:?}", b.json());
+    assert_eq!(a.location(), b.location());
+    assert_eq!(app.offset(&a.location()).await, 500);
+    let metrics = app.call("GET", "/metrics", &[], Body::empty()).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.contains(r#"ferry_uploads_total{event="created"} 5"#),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn termination_then_404() {
     let app = TestApp::new().await;

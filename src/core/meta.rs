@@ -86,6 +86,13 @@ pub trait MetaStore: Send + Sync + 'static {
         sha256: &str,
         length: u64,
     ) -> Result<Option<UploadRecord>>;
+    /// The upload (active or complete) of this owner created by a request
+    /// with this `Idempotency-Key`.
+    async fn find_by_idempotency_key(
+        &self,
+        owner: &Owner,
+        key: &str,
+    ) -> Result<Option<UploadRecord>>;
     /// This owner's uploads (active and complete), newest first, after
     /// `after` when given.
     async fn list_by_owner(

@@ -134,6 +134,10 @@ pub struct UploadRecord {
     /// When an unfinished upload will be removed; `None` once complete.
     pub expires_at: Option<Millis>,
     pub completed_at: Option<Millis>,
+    /// The `Idempotency-Key` of the request that created it: the same
+    /// request again answers this upload (unique per owner while the
+    /// upload is not expired).
+    pub idempotency_key: Option<String>,
 }
 
 impl UploadRecord {
@@ -163,6 +167,7 @@ impl UploadRecord {
             updated_at: now,
             expires_at: None,
             completed_at: None,
+            idempotency_key: None,
         }
     }
 

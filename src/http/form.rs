@@ -169,6 +169,7 @@ pub async fn upload(
                 metadata,
                 concat: Concat::None,
                 caller: caller.clone(),
+                idempotency_key: None,
             })
             .await
         {

@@ -49,6 +49,35 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Optio
     }
 }
 
+/// The request's `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header:
+/// a Structured Field string, `"…"`; a bare token is taken too, as some
+/// clients send it): 1 to 255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    const NAME: &str = header::IDEMPOTENCY_KEY;
+    let Some(value) = header_str(headers, NAME)? else {
+        return Ok(None);
+    };
+    let key = match value.strip_prefix('"') {
+        Some(quoted) => quoted
+            .strip_suffix('"')
+            .ok_or_else(|| header_error(NAME, "a quoted string must end with a quote"))?,
+        None => value,
+    };
+    if key.is_empty() || key.len() > 255 {
+        return Err(header_error(NAME, "give 1 to 255 characters"));
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    {
+        return Err(header_error(
+            NAME,
+            "only visible ASCII characters, without quotes or backslashes",
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
 /// Parses a non-negative decimal integer header strictly: digits only, no
 /// sign, no spaces inside, and it must fit in 63 bits.
 pub fn parse_u64(name: &str, value: &str) -> Result<u64> {
@@ -315,6 +344,28 @@ pub(crate) fn caller(state: &AppState, req: &Request) -> Option<crate::core::Cal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_strings_of_visible_ascii() {
+        let key = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("idempotency-key", HeaderValue::from_str(v).unwrap());
+            idempotency_key(&h)
+        };
+        assert_eq!(
+            key("\"8e03978e-40d5\"").unwrap().as_deref(),
+            Some("8e03978e-40d5")
+        );
+        assert_eq!(key("abc").unwrap().as_deref(), Some("abc"));
+        assert_eq!(idempotency_key(&HeaderMap::new()).unwrap(), None);
+        for bad in ["\"\"", "\"open", "a b", "a\\b", &"k".repeat(256)] {
+            assert_eq!(
+                key(bad).unwrap_err().code,
+                ErrorCode::InvalidHeader,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn digest_fields_give_their_sha256() {

@@ -195,6 +195,16 @@ pub(crate) fn body_stream(body: Body) -> BodyStream {
     ))
 }
 
+/// `body` without its first `n` bytes (read and let go).
+pub(crate) fn skip_bytes(body: BodyStream, n: u64) -> BodyStream {
+    let mut left = n;
+    Box::pin(body.map_ok(move |mut bytes| {
+        let skipped = left.min(bytes.len() as u64);
+        left -= skipped;
+        bytes.split_off(skipped as usize)
+    }))
+}
+
 /// Cross-origin access for the configured origins: preflights answered, the
 /// tus request headers allowed and its response headers exposed.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -242,6 +252,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                         tus_header::UPLOAD_CONCAT,
                         tus_header::METHOD_OVERRIDE,
                         tus_header::REQUESTED_WITH,
+                        tus_header::IDEMPOTENCY_KEY,
                         protocol::ietf::INTEROP_VERSION,
                         protocol::ietf::UPLOAD_COMPLETE,
                         protocol::ietf::UPLOAD_INCOMPLETE,

@@ -77,6 +77,9 @@ catalogue! {
     /// A part named in a concatenation is not usable (not partial, not
     /// finished, or not the requester's).
     InvalidConcatPart => "invalid_concat_part", 400, "A part of the concatenation cannot be used.";
+    /// An `Idempotency-Key` already created an upload of another length
+    /// or kind.
+    IdempotencyKeyReused => "idempotency_key_reused", 422, "That Idempotency-Key created another upload; use a new key.";
     /// The HTTP method is not allowed here.
     MethodNotAllowed => "method_not_allowed", 405, "That method is not allowed here.";
     /// `X-HTTP-Method-Override` asked for something not allowed.

@@ -71,6 +71,9 @@ pub mod header {
     pub const UPLOAD_EXPIRES: &str = "upload-expires";
     pub const METHOD_OVERRIDE: &str = "x-http-method-override";
     pub const REQUESTED_WITH: &str = "x-requested-with";
+    /// draft-ietf-httpapi-idempotency-key-header: a creation request sent
+    /// again with the same key makes no second upload.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 }
 
 /// `Upload-Concat`: `partial`, or `final;` then the parts' URLs separated by

@@ -78,14 +78,7 @@ impl UploadService {
         }
         self.check_room(&req.owner, total, false).await?;
         let now = now_millis();
-        let mut record = UploadRecord::new(
-            req.owner.clone(),
-            Some(total),
-            req.metadata.clone(),
-            Concat::Final(part_ids.to_vec()),
-            now,
-        )
-        .with_id(id);
+        let mut record = req.record(Some(total), Concat::Final(part_ids.to_vec()), now, &id);
         record.expires_at = Some(self.expiry(now));
         let lock = self
             .locks

@@ -24,6 +24,31 @@ pub struct CreateRequest {
     pub concat: Concat,
     /// The request that asks, for hooks.
     pub caller: Option<Caller>,
+    /// The client's `Idempotency-Key`: the same key again (a request sent
+    /// twice) answers the upload the first made.
+    pub idempotency_key: Option<String>,
+}
+
+impl CreateRequest {
+    /// A new record of this request, keyed as it is.
+    pub(super) fn record(
+        &self,
+        length: Option<u64>,
+        concat: Concat,
+        now: Millis,
+        id: &UploadId,
+    ) -> UploadRecord {
+        let mut record = UploadRecord::new(
+            self.owner.clone(),
+            length,
+            self.metadata.clone(),
+            concat,
+            now,
+        )
+        .with_id(id.clone());
+        record.idempotency_key = self.idempotency_key.clone();
+        record
+    }
 }
 
 impl UploadService {
@@ -42,11 +67,58 @@ impl UploadService {
     /// final concatenation of finished partial uploads. It runs in a task
     /// of its own, so a client that goes away cannot stop it half-way
     /// (a record without its bytes, or bytes without their record).
+    ///
+    /// A request with the `Idempotency-Key` of one that created an upload
+    /// answers that upload, as it is now, and creates nothing.
     pub async fn create(&self, req: CreateRequest) -> Result<UploadRecord> {
         let service = self.clone();
-        tokio::spawn(async move { service.create_whole(req).await })
+        tokio::spawn(async move { service.create_once(req).await })
             .await
             .map_err(|e| Error::internal("creating an upload", e))?
+    }
+
+    async fn create_once(&self, req: CreateRequest) -> Result<UploadRecord> {
+        if let Some(made) = self.made_by(&req).await? {
+            return Ok(made);
+        }
+        let key = req.idempotency_key.is_some();
+        let asked = req.clone();
+        match self.create_whole(req).await {
+            // The same request, at the same time: one of the two stored its
+            // record (the key is unique), and both answer it.
+            Err(e) if key => self.made_by(&asked).await?.ok_or(e),
+            other => other,
+        }
+    }
+
+    /// The upload a request with this request's idempotency key made; an
+    /// error when that request asked for another length or kind.
+    async fn made_by(&self, req: &CreateRequest) -> Result<Option<UploadRecord>> {
+        let Some(key) = &req.idempotency_key else {
+            return Ok(None);
+        };
+        let Some(made) = self.meta.find_by_idempotency_key(&req.owner, key).await? else {
+            return Ok(None);
+        };
+        let same_kind = matches!(
+            (&made.concat, &req.concat),
+            (Concat::None, Concat::None)
+                | (Concat::Partial, Concat::Partial)
+                | (Concat::Final(_), Concat::Final(_))
+        );
+        // A final upload's length follows from its parts.
+        let same_length = req.length.is_none() || made.length == req.length;
+        if !same_kind || !same_length {
+            return Err(Error::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!(
+                    "The Idempotency-Key {key:?} created another upload ({} bytes); use a new key for a new upload.",
+                    made.length.map_or("deferred".into(), |l| l.to_string())
+                ),
+            ));
+        }
+        tracing::info!(id = %made.id, "a creation request came again: its upload answers");
+        Ok(Some(made))
     }
 
     async fn create_whole(&self, mut req: CreateRequest) -> Result<UploadRecord> {
@@ -70,8 +142,7 @@ impl UploadService {
         }
         self.check_room(&req.owner, req.length.unwrap_or(0), true)
             .await?;
-        let mut record =
-            UploadRecord::new(req.owner, req.length, req.metadata, req.concat, now).with_id(id);
+        let mut record = req.record(req.length, req.concat.clone(), now, &id);
         record.expires_at = Some(self.expiry(now));
         if record.length == Some(0) {
             self.ask_pre_finish_whole(&record, req.caller.as_ref())
@@ -124,14 +195,7 @@ impl UploadService {
         let Some(twin) = self.meta.find_complete(&req.owner, &sha256, length).await? else {
             return Ok(None);
         };
-        let mut record = UploadRecord::new(
-            req.owner.clone(),
-            Some(length),
-            req.metadata.clone(),
-            Concat::None,
-            now,
-        )
-        .with_id(id.clone());
+        let mut record = req.record(Some(length), Concat::None, now, id);
         record.blob_key = twin.blob_key;
         record.offset = length;
         record.state = UploadState::Complete;

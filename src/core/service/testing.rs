@@ -47,6 +47,7 @@ pub fn new_upload(length: Option<u64>, name: &str) -> CreateRequest {
         metadata: Metadata::from_pairs([("filename", name)]),
         concat: Concat::None,
         caller: None,
+        idempotency_key: None,
     }
 }
 

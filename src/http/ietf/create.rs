@@ -7,11 +7,11 @@ use super::problem::{problem, Standing};
 use super::Interop;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
-use crate::http::body_stream;
 use crate::http::headers::{
-    caller, content_type_is, header_error, header_str, parse_concat, parse_sha256_digest,
-    public_base, set, u64_header,
+    caller, content_type_is, header_error, header_str, idempotency_key, parse_concat,
+    parse_sha256_digest, public_base, set, u64_header,
 };
+use crate::http::{body_stream, skip_bytes};
 use crate::protocol::ietf;
 use crate::protocol::metadata::Metadata;
 use crate::protocol::{header, key, upload_url};
@@ -150,6 +150,7 @@ async fn create(
         }
     }
     let checksum = super::resource::digest_checksum(headers)?;
+    let idempotency_key = idempotency_key(headers)?;
     let base = public_base(headers, req.uri(), state.config.behind_proxy);
     let caller = caller(state, &req);
     let mut record = state
@@ -160,6 +161,7 @@ async fn create(
             metadata,
             concat,
             caller: caller.clone(),
+            idempotency_key,
         })
         .await?;
     let location = base.unwrap_or_default() + &upload_url(record.id.as_str());
@@ -168,11 +170,16 @@ async fn create(
     let mut failure = None;
     // An instant upload (its SHA-256 already stored) takes no bytes.
     let takes_bytes = !record.is_complete() && !matches!(record.concat, Concat::Final(_));
-    if (has_body || finish_empty) && takes_bytes {
+    // The same request sent again (by its Idempotency-Key) finds the
+    // upload further on: the bytes the server has are passed over, unless
+    // a digest of the whole body is to be checked.
+    let have = record.offset;
+    let checkable = have == 0 || checksum.is_none();
+    if (has_body || finish_empty) && takes_bytes && checkable {
         let append = AppendRequest {
-            offset: 0,
+            offset: have,
             checksum,
-            content_length,
+            content_length: content_length.map(|n| n.saturating_sub(have)),
             length_at_end: complete == Some(true) && record.length.is_none(),
             hold_at_length: v.holds_at_length() && complete != Some(true),
             caller,
@@ -180,7 +187,11 @@ async fn create(
         };
         match state
             .uploads
-            .append(&record.id, append, body_stream(req.into_body()))
+            .append(
+                &record.id,
+                append,
+                skip_bytes(body_stream(req.into_body()), have),
+            )
             .await
         {
             Ok(updated) => record = updated,

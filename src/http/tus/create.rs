@@ -1,12 +1,12 @@
 //! `POST /files`: creating an upload (tus creation, creation-with-upload,
 //! creation-defer-length and concatenation).
 
-use super::super::body_stream;
 use super::super::headers::{caller, set, set_expires, set_repr_digest};
 use super::super::headers::{
-    header_error, header_str, is_offset_stream, parse_checksum, parse_concat, public_base,
-    u64_header,
+    header_error, header_str, idempotency_key, is_offset_stream, parse_checksum, parse_concat,
+    public_base, u64_header,
 };
+use super::super::{body_stream, skip_bytes};
 use super::Result;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::{AppendRequest, Concat, CreateRequest, Owner};
@@ -74,6 +74,7 @@ pub(in crate::http) async fn create(
         (true, Some(v)) => Some(parse_checksum(v)?),
         _ => None,
     };
+    let idempotency_key = idempotency_key(headers)?;
     let base = public_base(headers, req.uri(), state.config.behind_proxy);
     let caller = caller(state, &req);
 
@@ -85,26 +86,30 @@ pub(in crate::http) async fn create(
             metadata,
             concat,
             caller: caller.clone(),
+            idempotency_key,
         })
         .await?;
 
     // creation-with-upload: the body is the upload's first bytes. The upload
     // exists whatever happens to them, so the answer is 201 with the offset
-    // really reached; the client resumes from there.
-    if with_body && !record.is_complete() && content_length != Some(0) {
+    // really reached; the client resumes from there. The same request sent
+    // again (by its Idempotency-Key) finds the upload further on: the bytes
+    // the server has are passed over and the rest appended, unless a
+    // checksum of the whole body is to be checked.
+    let have = record.offset;
+    let rest = content_length.map(|n| n.saturating_sub(have));
+    let checkable = have == 0 || checksum.is_none();
+    if with_body && !record.is_complete() && rest != Some(0) && checkable {
         let append = AppendRequest {
-            offset: 0,
+            offset: have,
             declare_length: None,
             checksum,
-            content_length,
+            content_length: rest,
             caller,
             ..AppendRequest::default()
         };
-        match state
-            .uploads
-            .append(&record.id, append, body_stream(req.into_body()))
-            .await
-        {
+        let body = skip_bytes(body_stream(req.into_body()), have);
+        match state.uploads.append(&record.id, append, body).await {
             Ok(updated) => record = updated,
             Err(e) => {
                 tracing::info!(id = %record.id, "first bytes of a new upload not stored: {e}");

@@ -66,6 +66,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<UploadRecord> {
         updated_at: row.try_get("updated_at").map_err(get_err)?,
         expires_at: row.try_get("expires_at").map_err(get_err)?,
         completed_at: row.try_get("completed_at").map_err(get_err)?,
+        idempotency_key: row.try_get("idempotency_key").map_err(get_err)?,
     })
 }
 

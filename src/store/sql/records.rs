@@ -90,8 +90,9 @@ impl MetaStore for SqlStore {
         }
         let sql = self.sql(
             r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
-                 sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+                 sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at,
+                 idempotency_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
         );
         sqlx::query(&sql)
             .bind(rec.id.as_str())
@@ -109,6 +110,7 @@ impl MetaStore for SqlStore {
             .bind(rec.updated_at)
             .bind(rec.expires_at)
             .bind(rec.completed_at)
+            .bind(&rec.idempotency_key)
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
@@ -256,6 +258,23 @@ impl MetaStore for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| db_error("finding a duplicate", e))?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        owner: &Owner,
+        key: &str,
+    ) -> Result<Option<UploadRecord>> {
+        let sql = self.sql(
+            "SELECT * FROM uploads WHERE owner = ? AND idempotency_key = ? AND state <> 'expired'",
+        );
+        let row = sqlx::query(&sql)
+            .bind(owner.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| db_error("finding an upload by its idempotency key", e))?;
         row.as_ref().map(from_row).transpose()
     }
 
