@@ -1,10 +1,22 @@
 // A fault-injecting TCP proxy for the tests: between a client and Ferry it
 // resets connections, stalls them and cuts request bodies mid-way, at
 // random (seeded) moments, but only in requests that carry upload bytes
-// (PATCH /files/...), so that the page itself always loads.
+// (PATCH /files/..., and if asked the POST /files/ that creates an upload,
+// which may carry a small file whole), so that the page itself always
+// loads. A creation request may also have its answer lost: Ferry carried
+// it out, and the client never hears where the upload is.
 import * as net from "node:net";
 
-export type Faults = { connections: number; resets: number; stalls: number; cuts: number };
+export type Faults = {
+  connections: number;
+  resets: number;
+  stalls: number;
+  cuts: number;
+  /** Creation requests carried out whose answer never reached the client. */
+  lostAnswers: number;
+  /** Faults of any kind in creation requests. */
+  inCreations: number;
+};
 
 function rng(seed: number) {
   let x = seed >>> 0 || 1;
@@ -49,26 +61,31 @@ abstract class Proxy {
     upstream.on("error", end);
     client.on("close", end);
     upstream.on("close", end);
-    upstream.on("data", (d) => client.write(d));
-    this.forward(client, upstream, end);
+    const passes = this.forward(client, upstream, end);
+    upstream.on("data", (d) => {
+      if (!passes || passes()) client.write(d);
+    });
   }
 
-  /** Wires the client's bytes to `upstream`; `end` closes both sides. */
-  protected abstract forward(client: net.Socket, upstream: net.Socket, end: () => void): void;
+  /** Wires the client's bytes to `upstream`; `end` closes both sides. May
+   * answer a test of whether Ferry's next answer on this connection is
+   * let through (by default all are). */
+  protected abstract forward(client: net.Socket, upstream: net.Socket, end: () => void): (() => boolean) | void;
 }
 
 export class FaultProxy extends Proxy {
-  readonly faults: Faults = { connections: 0, resets: 0, stalls: 0, cuts: 0 };
+  readonly faults: Faults = { connections: 0, resets: 0, stalls: 0, cuts: 0, lostAnswers: 0, inCreations: 0 };
   private random: () => number;
 
-  /** `rate`: the share of upload requests that get a fault. */
-  constructor(targetPort: number, seed: number, private rate = 0.5) {
+  /** `rate`: the share of upload requests that get a fault; `creations`:
+   * whether requests creating an upload are among them. */
+  constructor(targetPort: number, seed: number, private rate = 0.5, private creations = false) {
     super(targetPort);
     this.random = rng(seed);
   }
 
   get total() {
-    return this.faults.resets + this.faults.stalls + this.faults.cuts;
+    return this.faults.resets + this.faults.stalls + this.faults.cuts + this.faults.lostAnswers;
   }
 
   protected forward(client: net.Socket, upstream: net.Socket, end: () => void) {
@@ -77,16 +94,36 @@ export class FaultProxy extends Proxy {
     let fault: "reset" | "stall" | "cut" | null = null;
     let after = 0;
     let seen = 0;
+    // The request on its way is to lose its answer.
+    let losing = false;
+    // Cut: nothing more goes up this connection (bytes after a cut would
+    // leave a hole in the body, which no network makes).
+    let cut = false;
     client.on("data", (chunk: Buffer) => {
+      if (cut) return;
       // Each upload request on this connection may get a fault, somewhere
-      // in its first megabyte.
-      if (chunk.includes("PATCH /files/")) {
+      // in its first megabyte (of a creation request, somewhere in it,
+      // headers included, or after it: in its answer).
+      const patch = chunk.includes("PATCH /files/");
+      const creation = this.creations && chunk.includes("POST /files/");
+      if (patch || creation) {
         seen = 0;
         fault = null;
+        losing = false;
         if (this.random() < this.rate) {
           const r = this.random();
-          fault = r < 0.4 ? "reset" : r < 0.7 ? "cut" : "stall";
-          after = Math.floor(this.random() * 1024 * 1024);
+          if (creation) {
+            this.faults.inCreations++;
+            const text = chunk.toString("latin1");
+            const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text)?.[1] ?? 0);
+            const whole = text.indexOf("\r\n\r\n") + 4 + length;
+            losing = r < 0.35;
+            fault = losing ? null : r < 0.55 ? "reset" : r < 0.8 ? "cut" : "stall";
+            after = Math.floor(this.random() * whole);
+          } else {
+            fault = r < 0.4 ? "reset" : r < 0.7 ? "cut" : "stall";
+            after = Math.floor(this.random() * 1024 * 1024);
+          }
         }
       }
       if (fault && seen + chunk.length > after) {
@@ -102,6 +139,7 @@ export class FaultProxy extends Proxy {
         }
         if (kind === "cut") {
           this.faults.cuts++;
+          cut = true;
           upstream.write(head, () => end());
           return;
         }
@@ -112,6 +150,13 @@ export class FaultProxy extends Proxy {
       seen += chunk.length;
       upstream.write(chunk);
     });
+    return () => {
+      if (!losing) return true;
+      losing = false;
+      this.faults.lostAnswers++;
+      end();
+      return false;
+    };
   }
 }
 

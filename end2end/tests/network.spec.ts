@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tus from "tus-js-client";
 import { FaultProxy, SizeLimitProxy, SwallowProxy } from "./faultproxy";
-import { MIB, expectServerCopy, makeFile, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
+import { MIB, Server, expectServerCopy, makeFile, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
 
 const SEED = Number(process.env.FERRY_FAULT_SEED ?? Date.now() % 100000);
 
@@ -27,6 +27,52 @@ test("the page's engine uploads byte-identical files through a faulty network", 
     expect(proxy.total).toBeGreaterThan(0);
   } finally {
     await proxy.stop();
+  }
+});
+
+/** A counter of `ferry_uploads_total` from the server's /metrics. */
+async function uploads(base: string, event: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`ferry_uploads_total{event="${event}"}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
+test("a request creating an upload that is cut, reset or left unanswered never makes a file twice", async ({ page, request }) => {
+  test.setTimeout(240_000);
+  // A Ferry of the test's own: its counters are this test's alone.
+  const server = new Server(3124, tempDir("create-faults-"));
+  await server.start();
+  const proxy = new FaultProxy(server.port, SEED + 2, 0.4, true);
+  await proxy.start(3114);
+  try {
+    const dir = tempDir();
+    // Small files travel whole in the request that creates their upload;
+    // the two larger ones are created empty and sent in PATCHes.
+    const files = Array.from({ length: 30 }, (_, i) =>
+      makeFile(dir, `made-${String(i).padStart(2, "0")}.bin`, 1000 + i * 29_000, 100 + i),
+    );
+    files.push(makeFile(dir, "made-big-a.bin", 3 * MIB + 11, 140), makeFile(dir, "made-big-b.bin", 2 * MIB, 141));
+    // Tall enough to draw every row of the list.
+    await page.setViewportSize({ width: 1280, height: 4000 });
+    await openPage(page, "http://127.0.0.1:3114");
+    await setSetting(page, "setting-chunk", 1);
+    await page.setInputFiles("#file-input", files);
+    for (const f of files) {
+      const r = row(page, path.basename(f));
+      await expect(r).toHaveAttribute("data-status", "done", { timeout: 200_000 });
+      await expect(r.getByTestId("sha256")).toBeVisible();
+      await expectServerCopy(request, (await r.getAttribute("data-url"))!, f, server.base);
+    }
+    console.log(`faulty network at creation (page, seed ${SEED + 2}): ${proxy.total} faults injected`, proxy.faults);
+    // Exactly once: one upload created and completed per file, whatever
+    // became of the requests on the way.
+    expect(await uploads(server.base, "created")).toBe(files.length);
+    expect(await uploads(server.base, "completed")).toBe(files.length);
+    expect(proxy.faults.inCreations).toBeGreaterThan(0);
+    expect(proxy.faults.lostAnswers).toBeGreaterThan(0);
+  } finally {
+    await proxy.stop();
+    await server.kill();
   }
 });
 

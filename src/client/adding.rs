@@ -6,8 +6,8 @@
 //!
 //! What this module must not know: how a file's bytes travel.
 
+use super::job::Job;
 use super::queue::{hold, pump, release};
-use super::transfer::Job;
 use super::{folders, storage};
 use crate::page::i18n::{format_size, t, Lang, Msg};
 use crate::page::state::{Row, Status, Uploads};

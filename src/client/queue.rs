@@ -7,7 +7,8 @@
 //! `transfer`); of the wire it only asks `tus` to delete what the user
 //! cancelled.
 
-use super::transfer::{self, Job};
+use super::job::Job;
+use super::transfer;
 use super::xhr::sleep;
 use super::{frame, storage, tus, verify};
 use crate::page::i18n::{t, Msg};
@@ -331,10 +332,15 @@ fn resume_row(row: &Row) {
 /// creating its upload, and whether the row left the batch, are the
 /// file's, not the attempt's: they carry over.
 fn renew_job(id: u32) {
+    replace_job(id, Job::renewed);
+}
+
+/// Puts `next` of the row's job in its place.
+fn replace_job(id: u32, next: fn(&Job) -> Job) {
     JOBS.with(|jobs| {
         let mut jobs = jobs.borrow_mut();
         if let Some(old) = jobs.get(&id) {
-            let fresh = old.renewed();
+            let fresh = next(old);
             jobs.insert(id, fresh);
         }
     });
@@ -344,8 +350,8 @@ fn renew_job(id: u32) {
 /// not to be the file is sent again from its first byte, the copy deleted.
 pub fn retry(m: Uploads, id: u32) {
     if let Some(row) = m.row(id) {
-        renew_job(id);
         if row.mismatched() {
+            replace_job(id, Job::afresh);
             if let Some(url) = row.url.get_untracked() {
                 spawn_local(async move { tus::delete(&url).await });
             }
@@ -353,6 +359,8 @@ pub fn retry(m: Uploads, id: u32) {
             row.url.set(None);
             row.server_sha.set(None);
             row.sent.set(0);
+        } else {
+            renew_job(id);
         }
         row.message.set(None);
         row.status.set(Status::Waiting);

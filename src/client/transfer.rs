@@ -7,9 +7,9 @@
 //! What this module must not know: the queue (how many files run at once,
 //! when and how often a file is tried again).
 
+use super::job::Job;
 use super::listing::refresh_soon;
 use super::tus::{self, Head};
-use super::xhr::Slot;
 use super::{creating, frame, storage, verify, ws};
 use crate::page::i18n::{t, Msg};
 use crate::page::speed::Speedometer;
@@ -19,7 +19,6 @@ use crate::protocol::model::FileCheck;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use web_sys::File;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -30,61 +29,6 @@ const WHOLE_WITH_CREATION: u64 = MIB;
 /// Batches up to this many files have each file's end announced to
 /// screen readers.
 const ANNOUNCED_UP_TO: usize = 50;
-
-/// What a transfer needs of a row and the page state cannot hold: the file
-/// itself, the request in flight, the cancel flag and the speed samples.
-#[derive(Clone)]
-pub struct Job {
-    pub file: File,
-    pub request: Slot,
-    /// The request creating the upload with the file's first bytes: never
-    /// aborted by a pause, since its answer is the only word of where the
-    /// upload is (one cut short may still have created it).
-    pub creating: Slot,
-    pub cancelled: Rc<Cell<bool>>,
-    /// The row left the batch: an upload created meanwhile is deleted.
-    pub abandoned: Rc<Cell<bool>>,
-    pub speed: Rc<RefCell<Speedometer>>,
-}
-
-impl Job {
-    pub fn new(file: File) -> Job {
-        Job {
-            file,
-            request: Rc::new(RefCell::new(None)),
-            creating: Rc::new(RefCell::new(None)),
-            cancelled: Rc::new(Cell::new(false)),
-            abandoned: Rc::new(Cell::new(false)),
-            speed: Rc::new(RefCell::new(Speedometer::default())),
-        }
-    }
-
-    /// Stops the transfer: the flag is seen between steps, and the request
-    /// in flight is aborted (one creating the upload is let finish).
-    pub fn cancel(&self) {
-        self.cancelled.set(true);
-        if let Some(xhr) = self.request.borrow().as_ref() {
-            let _ = xhr.abort();
-        }
-    }
-
-    /// A job for the next attempt at the same file: its own cancelled flag
-    /// and speed, the same request creating the upload and the same word
-    /// on whether the row left the batch.
-    pub fn renewed(&self) -> Job {
-        Job {
-            creating: self.creating.clone(),
-            abandoned: self.abandoned.clone(),
-            ..Job::new(self.file.clone())
-        }
-    }
-
-    /// Stops the transfer for good: the row left the batch.
-    pub fn abandon(&self) {
-        self.abandoned.set(true);
-        self.cancel();
-    }
-}
 
 /// Hashes the file when it is small enough for instant upload and not
 /// hashed yet.
@@ -174,10 +118,10 @@ pub async fn attempt(
                 ..body(row, job, &job.file, 0, size, stall_ms)
             });
             let creating = creating::Creating::start(row.id);
-            let answer = tus::create(size, meta.clone(), first, &job.cancelled).await;
+            let answer = tus::create(size, meta.clone(), &job.key, first, &job.cancelled).await;
             // No answer (a lost connection, or the watchdog gave up on it):
-            // the upload may exist all the same.
-            if whole && matches!(answer, Err(Failure::Retry(_) | Failure::Cancelled)) {
+            // the upload may exist all the same, with or without bytes.
+            if matches!(answer, Err(Failure::Retry(_) | Failure::Cancelled)) {
                 creating::unsure(row.id);
             }
             let created = match answer {
@@ -188,7 +132,7 @@ pub async fn attempt(
                         storage::remember_chunk_limit(smaller);
                         chunk = chunk.min(smaller);
                     }
-                    tus::create(size, meta, None, &job.cancelled).await?
+                    tus::create(size, meta, &job.key, None, &job.cancelled).await?
                 }
                 other => other?,
             };

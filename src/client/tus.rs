@@ -105,14 +105,18 @@ pub struct Body<'a> {
 
 /// Creates an upload of `size` bytes described by `metadata` (an
 /// `Upload-Metadata` value), with its first bytes when `first` says
-/// (creation-with-upload: a small file travels in one request).
+/// (creation-with-upload: a small file travels in one request). `key` is
+/// the Idempotency-Key: the browser itself sends a POST again when the
+/// connection it reused dies before the answer, and the server then
+/// answers the upload the first one made.
 pub async fn create(
     size: u64,
     metadata: String,
+    key: &str,
     first: Option<Body<'_>>,
     cancelled: &Cell<bool>,
 ) -> Result<Created, Failure> {
-    let mut headers = rules::create_headers(size, metadata);
+    let mut headers = rules::create_headers(size, metadata, key);
     let reply = match first {
         Some(body) => {
             headers.push((

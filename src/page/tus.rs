@@ -76,10 +76,14 @@ pub fn headers() -> Headers {
 }
 
 /// The headers of the request that creates an upload of `size` bytes.
-pub fn create_headers(size: u64, metadata: String) -> Headers {
+/// The headers of a POST that creates an upload of `size` bytes; `key`
+/// (the file's, for as long as it is sent) makes the same request sent
+/// twice create one upload.
+pub fn create_headers(size: u64, metadata: String, key: &str) -> Headers {
     let mut h = headers();
     h.push((header::UPLOAD_LENGTH, size.to_string()));
     h.push((header::UPLOAD_METADATA, metadata));
+    h.push((header::IDEMPOTENCY_KEY, format!("\"{key}\"")));
     h
 }
 
@@ -248,7 +252,8 @@ mod tests {
     fn requests_carry_the_protocol_headers() {
         assert_eq!(create_url(), "/files/");
         assert_eq!(headers(), vec![("tus-resumable", "1.0.0".to_string())]);
-        let create = create_headers(3, "m".into());
+        let create = create_headers(3, "m".into(), "k1");
+        assert!(create.contains(&("idempotency-key", "\"k1\"".into())));
         assert!(create.contains(&("upload-length", "3".into())));
         assert!(create.contains(&("upload-metadata", "m".into())));
         let patch = patch_headers(7);
