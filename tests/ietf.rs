@@ -171,7 +171,10 @@ async fn a_whole_file_in_the_creation_request_is_complete_with_its_length() {
 async fn a_creation_sent_again_makes_one_upload() {
     let app = TestApp::new().await;
     let data = bytes(4000, 8);
-    let key = ("idempotency-key", "\"draft-1\"");
+    let key = (
+        "idempotency-key",
+        "\"draft-1-0123456789abcdef0123456789ab\"",
+    );
     let create = |body: &[u8], done: bool| {
         let body = body.to_vec();
         let app = &app;

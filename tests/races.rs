@@ -195,12 +195,12 @@ fn slow_post(app: &TestApp, key: &str, length: usize) -> (Feed, Answer) {
     let task = tokio::spawn(async move {
         let resp = router.oneshot(req).await.unwrap();
         let status = resp.status();
-        let offset = resp
+        let location = resp
             .headers()
-            .get("upload-offset")
-            .map(|v| v.to_str().unwrap().to_string())
+            .get("location")
+            .map(|v| path_of(v.to_str().unwrap()))
             .unwrap_or_default();
-        (status, offset)
+        (status, location)
     });
     (tx, task)
 }
@@ -211,7 +211,9 @@ fn slow_post(app: &TestApp, key: &str, length: usize) -> (Feed, Answer) {
 /// points, and the upload they make is one, and its bytes the file's.
 #[tokio::test]
 async fn creations_sent_again_while_the_first_is_sending_keep_the_file_whole() {
-    let app = TestApp::new().await;
+    // Offsets recorded every few KiB, so that a request sent again finds
+    // the first one's bytes while it still sends.
+    let app = TestApp::with(|c| c.checkpoint_every = 16 * 1024).await;
     let data = bytes(200_000, 5);
     let mut seed = 0x2545_f491_u64;
     let mut random = move |n: u64| {
@@ -221,7 +223,7 @@ async fn creations_sent_again_while_the_first_is_sending_keep_the_file_whole() {
         seed % n
     };
     for round in 0..40 {
-        let key = format!("\"race-{round}\"");
+        let key = format!("\"race-{round:03}-0123456789abcdef0123456789\"");
         let mut sends = Vec::new();
         for _ in 0..3 {
             let (tx, answer) = slow_post(&app, &key, data.len());
@@ -258,14 +260,13 @@ async fn creations_sent_again_while_the_first_is_sending_keep_the_file_whole() {
             }));
             tokio::time::sleep(Duration::from_millis(random(6))).await;
         }
-        let mut location = None;
+        let mut locations = std::collections::HashSet::new();
         for send in sends {
-            let (status, _) = send.await.unwrap();
-            assert!(
-                status == StatusCode::CREATED || status.is_client_error(),
-                "round {round}: {status}"
-            );
+            let (status, location) = send.await.unwrap();
+            assert_eq!(status, StatusCode::CREATED, "round {round}");
+            locations.insert(location);
         }
+        assert_eq!(locations.len(), 1, "round {round}: {locations:?}");
         // The client asks where its upload is, and finishes it.
         let again = app
             .call(
@@ -298,7 +299,7 @@ async fn creations_sent_again_while_the_first_is_sending_keep_the_file_whole() {
             body[..] == data[..],
             "round {round}: the file differs (offset {offset})"
         );
-        location.get_or_insert(path);
+        assert!(locations.contains(&path), "round {round}");
     }
     let metrics = app.call("GET", "/metrics", &[], Body::empty()).await;
     let text = String::from_utf8_lossy(&metrics.body).to_string();

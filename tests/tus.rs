@@ -429,7 +429,10 @@ async fn creation_with_upload() {
 async fn a_creation_sent_again_makes_one_upload() {
     let app = TestApp::new().await;
     let data = bytes(3000, 21);
-    let key = ("idempotency-key", "\"page-7f3a\"");
+    let key = (
+        "idempotency-key",
+        "\"page-7f3a-0123456789abcdef0123456789\"",
+    );
     let post = |body: &[u8], length: &'static str, extra: &[(&'static str, &'static str)]| {
         let mut headers = vec![TUS, OCTET, ("upload-length", length)];
         headers.extend_from_slice(extra);
@@ -472,7 +475,10 @@ async fn a_creation_sent_again_makes_one_upload() {
     let fresh = post(
         &data[..10],
         "3000",
-        &[("idempotency-key", "\"page-other\"")],
+        &[(
+            "idempotency-key",
+            "\"page-other-0123456789abcdef012345678\"",
+        )],
     )
     .await;
     assert_ne!(fresh.location(), path);
@@ -490,7 +496,10 @@ async fn a_creation_sent_again_makes_one_upload() {
     assert_ne!(theirs.location(), path);
 
     // Two at once with a new key: one upload between them.
-    let k = ("idempotency-key", "\"page-race\"");
+    let k = (
+        "idempotency-key",
+        "\"page-race-0123456789abcdef0123456789\"",
+    );
     let (a, b) = tokio::join!(
         post(&data[..500], "3000", &[k]),
         post(&data[..500], "3000", &[k])
@@ -499,10 +508,16 @@ async fn a_creation_sent_again_makes_one_upload() {
     assert_eq!(b.status, StatusCode::CREATED, "{:?}", b.json());
     assert_eq!(a.location(), b.location());
     assert_eq!(app.offset(&a.location()).await, 500);
+    // Without a session or token, everyone is one owner: a key short
+    // enough to guess is not taken as anyone's.
+    let short = ("idempotency-key", "\"k1\"");
+    let one = post(&data[..10], "3000", &[short]).await;
+    let two = post(&data[..10], "3000", &[short]).await;
+    assert_ne!(one.location(), two.location());
     let metrics = app.call("GET", "/metrics", &[], Body::empty()).await;
     let text = String::from_utf8_lossy(&metrics.body).to_string();
     assert!(
-        text.contains(r#"ferry_uploads_total{event="created"} 5"#),
+        text.contains(r#"ferry_uploads_total{event="created"} 7"#),
         "{text}"
     );
 }

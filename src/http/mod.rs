@@ -195,14 +195,32 @@ pub(crate) fn body_stream(body: Body) -> BodyStream {
     ))
 }
 
-/// `body` without its first `n` bytes (read and let go).
+/// `body` without its first `n` bytes (read and let go); a body that ends
+/// before them ends with an error, as one cut short does.
 pub(crate) fn skip_bytes(body: BodyStream, n: u64) -> BodyStream {
-    let mut left = n;
-    Box::pin(body.map_ok(move |mut bytes| {
-        let skipped = left.min(bytes.len() as u64);
-        left -= skipped;
-        bytes.split_off(skipped as usize)
-    }))
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    if n == 0 {
+        return body;
+    }
+    let left = Arc::new(AtomicU64::new(n));
+    let at_end = left.clone();
+    let skipped = body.map_ok(move |mut bytes| {
+        let skip = left.load(Ordering::Relaxed).min(bytes.len() as u64);
+        left.fetch_sub(skip, Ordering::Relaxed);
+        bytes.split_off(skip as usize)
+    });
+    let short = futures_util::stream::once(async move {
+        (at_end.load(Ordering::Relaxed) > 0).then(|| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the body ended before the bytes the upload has",
+            ))
+        })
+    })
+    .filter_map(|end| async move { end });
+    Box::pin(skipped.chain(short))
 }
 
 /// Cross-origin access for the configured origins: preflights answered, the

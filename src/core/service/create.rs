@@ -13,6 +13,11 @@ use crate::core::id::UploadId;
 use crate::core::record::{now_millis, Concat, Millis, Owner, UploadRecord, UploadState};
 use crate::protocol::metadata::Metadata;
 
+/// The shortest `Idempotency-Key` taken from a request without a session
+/// or token (all such requests are one owner): 32 characters, as 128
+/// random bits in hex. A shorter one is ignored there.
+pub const ANONYMOUS_KEY: usize = 32;
+
 /// What a new upload is to be.
 #[derive(Clone, Debug)]
 pub struct CreateRequest {
@@ -77,7 +82,15 @@ impl UploadService {
             .map_err(|e| Error::internal("creating an upload", e))?
     }
 
-    async fn create_once(&self, req: CreateRequest) -> Result<UploadRecord> {
+    async fn create_once(&self, mut req: CreateRequest) -> Result<UploadRecord> {
+        if req.owner.is_anonymous()
+            && req
+                .idempotency_key
+                .as_ref()
+                .is_some_and(|k| k.len() < ANONYMOUS_KEY)
+        {
+            req.idempotency_key = None;
+        }
         if let Some(made) = self.made_by(&req).await? {
             return Ok(made);
         }
@@ -85,14 +98,20 @@ impl UploadService {
         let asked = req.clone();
         match self.create_whole(req).await {
             // The same request, at the same time: one of the two stored its
-            // record (the key is unique), and both answer it.
-            Err(e) if key => self.made_by(&asked).await?.ok_or(e),
+            // record (the key is unique), and both answer it. Any other
+            // failure is told as it is.
+            Err(e) if key => match self.made_by(&asked).await {
+                Ok(Some(made)) => Ok(made),
+                _ => Err(e),
+            },
             other => other,
         }
     }
 
     /// The upload a request with this request's idempotency key made; an
-    /// error when that request asked for another length or kind.
+    /// error when that request asked for another length or kind. Without
+    /// a session or token, everyone is one owner: only a key too long to
+    /// guess (`ANONYMOUS_KEY`) is taken as the request's own.
     async fn made_by(&self, req: &CreateRequest) -> Result<Option<UploadRecord>> {
         let Some(key) = &req.idempotency_key else {
             return Ok(None);
@@ -100,20 +119,29 @@ impl UploadService {
         let Some(made) = self.meta.find_by_idempotency_key(&req.owner, key).await? else {
             return Ok(None);
         };
-        let same_kind = matches!(
-            (&made.concat, &req.concat),
-            (Concat::None, Concat::None)
-                | (Concat::Partial, Concat::Partial)
-                | (Concat::Final(_), Concat::Final(_))
-        );
+        // Past its expiry but not swept yet: expired now, its key free.
+        let now = now_millis();
+        if made.state == UploadState::Active
+            && made.expires_at.is_some_and(|t| t <= now)
+            && self.expire_if_due(&made.id, now).await?
+        {
+            return Ok(None);
+        }
+        let same_kind = match (&made.concat, &req.concat) {
+            (Concat::Final(a), Concat::Final(b)) => a == b,
+            (a, b) => a == b,
+        };
         // A final upload's length follows from its parts.
-        let same_length = req.length.is_none() || made.length == req.length;
+        let same_length = match &req.concat {
+            Concat::Final(_) => req.length.is_none() || made.length == req.length,
+            _ => made.length == req.length,
+        };
         if !same_kind || !same_length {
             return Err(Error::new(
                 ErrorCode::IdempotencyKeyReused,
                 format!(
-                    "The Idempotency-Key {key:?} created another upload ({} bytes); use a new key for a new upload.",
-                    made.length.map_or("deferred".into(), |l| l.to_string())
+                    "The Idempotency-Key {key:?} created another upload ({}); use a new key for a new upload.",
+                    made.length.map_or("of a deferred length".into(), |l| format!("of {l} bytes"))
                 ),
             ));
         }

@@ -92,34 +92,9 @@ impl UploadService {
             let full = batch.len() == SWEEP_BATCH as usize;
             let before = count;
             for record in batch {
-                let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
-                    continue; // being written right now, so not abandoned
-                };
-                // Read again under the lock: a request (or another
-                // instance's sweep) may have changed it since the listing.
-                let Some(record) = self.meta.get(&record.id).await? else {
-                    continue;
-                };
-                let due = record.state == UploadState::Active
-                    && record.expires_at.is_some_and(|t| t <= now);
-                if !due {
-                    continue;
+                if self.expire_if_due(&record.id, now).await? {
+                    count += 1;
                 }
-                let news = self.news(&[HookPoint::PostExpire], &record, None).await;
-                let Some(gone) = self.meta.expire(&record.id, now, &news).await? else {
-                    continue;
-                };
-                self.hooks.wake();
-                self.hooks.forget(record.id.as_str());
-                if !gone.blob_in_use {
-                    self.blobs
-                        .delete(&gone.blob_key, record.blob_state.as_deref())
-                        .await
-                        .map_err(storage("deleting an expired blob"))?;
-                }
-                tracing::info!(id = %record.id, "upload expired");
-                self.note(EventKind::Expired, &record).await;
-                count += 1;
             }
             // A full batch of which none expired (all being written) would
             // come back the same: the next sweep takes it.
@@ -133,6 +108,38 @@ impl UploadService {
             .await?;
         self.events.prune().await?;
         Ok(count)
+    }
+
+    /// Expires one upload if it is still due at `now`: not being written,
+    /// read again under its lock (a request, or another instance's sweep,
+    /// may have changed it). Answers whether it expired.
+    pub(super) async fn expire_if_due(&self, id: &UploadId, now: Millis) -> Result<bool> {
+        let Some(_lock) = self.locks.try_lock(id.as_str()).await else {
+            return Ok(false); // being written right now, so not abandoned
+        };
+        let Some(record) = self.meta.get(id).await? else {
+            return Ok(false);
+        };
+        let due =
+            record.state == UploadState::Active && record.expires_at.is_some_and(|t| t <= now);
+        if !due {
+            return Ok(false);
+        }
+        let news = self.news(&[HookPoint::PostExpire], &record, None).await;
+        let Some(gone) = self.meta.expire(&record.id, now, &news).await? else {
+            return Ok(false);
+        };
+        self.hooks.wake();
+        self.hooks.forget(record.id.as_str());
+        if !gone.blob_in_use {
+            self.blobs
+                .delete(&gone.blob_key, record.blob_state.as_deref())
+                .await
+                .map_err(storage("deleting an expired blob"))?;
+        }
+        tracing::info!(id = %record.id, "upload expired");
+        self.note(EventKind::Expired, &record).await;
+        Ok(true)
     }
 
     /// Runs `sweep_expired` every `every` (and `sweep_orphans` about once

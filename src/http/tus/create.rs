@@ -134,7 +134,8 @@ pub(in crate::http) async fn create(
         "location",
         base.map_or(path.clone(), |b| format!("{b}{path}")),
     );
-    if with_body || record.is_complete() {
+    // (An upload found by its key may be further on than its creation.)
+    if with_body || record.is_complete() || record.offset > 0 {
         set(&mut resp, header::UPLOAD_OFFSET, record.offset);
     }
     set_repr_digest(&mut resp, &record);
