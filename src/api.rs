@@ -182,7 +182,12 @@ pub async fn list_uploads(
         next: more
             .then(|| records.last().map(server::cursor_of))
             .flatten(),
-        uploads: records.iter().map(server::summary).collect(),
+        // Parts of a file sent in parts are not files.
+        uploads: records
+            .iter()
+            .filter(|r| r.concat != crate::core::Concat::Partial)
+            .map(server::summary)
+            .collect(),
     })
 }
 

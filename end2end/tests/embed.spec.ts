@@ -159,7 +159,11 @@ test("a page on another origin embeds the uploader with one line: events, hidden
   for (const f of files) {
     await expect(fileRow(page, path.basename(f))).toHaveAttribute("data-status", /done|already-uploaded/, { timeout: 90_000 });
   }
-  await expect.poll(() => events(page, "all-done").then((e) => e.length), { timeout: 15_000 }).toBe(1);
+  // Once per settled batch: the whole batch, or, when the large file
+  // ended before the others were chosen (a loaded machine), first it alone.
+  await expect.poll(() => events(page, "all-done").then((e) => e.at(-1)?.files.length), { timeout: 15_000 }).toBe(3);
+  const settled = (await events(page, "all-done")).map((e: any) => e.files.length);
+  expect([[3], [1, 3]]).toContainEqual(settled);
 
   const added = await events(page, "file-added");
   expect(added.map((d: any) => d.name).sort()).toEqual(["many-chunks.bin", "notes.txt", "picture.png"]);
@@ -181,7 +185,7 @@ test("a page on another origin embeds the uploader with one line: events, hidden
     expect(Buffer.from(await body.body()).equals(fs.readFileSync(f))).toBe(true);
   }
   expect(patches.length).toBeGreaterThan(20);
-  const allDone = (await events(page, "all-done"))[0];
+  const allDone = (await events(page, "all-done")).at(-1);
   expect(allDone.files.map((f: any) => f.status)).toEqual(["done", "done", "done"]);
   // The host page's form got what it asked for.
   const hidden = await page.locator('#application input[name="attachment_sha256"]').evaluateAll((els) =>

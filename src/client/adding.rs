@@ -134,8 +134,10 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                             // cookie from another site. One gone from the
                             // server starts again (`transfer`).
                             FileCheck::New => match remembered.get(&row.file.key()) {
-                                Some(r) => row.url.set(Some(r.url.clone())),
-                                None => new_files.push(row.clone()),
+                                Some(r) if r.url.is_some() => row.url.set(r.url.clone()),
+                                // Parts remembered: taken up by `parts`.
+                                Some(r) if !r.parts.is_empty() => {}
+                                _ => new_files.push(row.clone()),
                             },
                             FileCheck::Partial { url, offset } => {
                                 row.url.set(Some(url));
@@ -155,7 +157,7 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                 _ => {
                     for row in rows {
                         row.url
-                            .set(remembered.get(&row.file.key()).map(|r| r.url.clone()));
+                            .set(remembered.get(&row.file.key()).and_then(|r| r.url.clone()));
                     }
                 }
             }

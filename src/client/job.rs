@@ -27,6 +27,11 @@ pub struct Job {
     /// The row left the batch: an upload created meanwhile is deleted.
     pub abandoned: Rc<Cell<bool>>,
     pub speed: Rc<RefCell<Speedometer>>,
+    /// A file sent in parts: the parts' URLs (empty until created), the
+    /// file's for as long as it is sent, and each part's request in flight
+    /// in this attempt.
+    pub parts: Rc<RefCell<Vec<String>>>,
+    pub part_requests: Rc<RefCell<Vec<Slot>>>,
 }
 
 impl Job {
@@ -39,6 +44,8 @@ impl Job {
             key: random_key().into(),
             abandoned: Rc::new(Cell::new(false)),
             speed: Rc::new(RefCell::new(Speedometer::default())),
+            parts: Rc::new(RefCell::new(Vec::new())),
+            part_requests: Rc::new(RefCell::new(Vec::new())),
         }
     }
 
@@ -46,8 +53,11 @@ impl Job {
     /// in flight is aborted (one creating the upload is let finish).
     pub fn cancel(&self) {
         self.cancelled.set(true);
-        if let Some(xhr) = self.request.borrow().as_ref() {
-            let _ = xhr.abort();
+        let parts = self.part_requests.borrow();
+        for slot in std::iter::once(&self.request).chain(parts.iter()) {
+            if let Some(xhr) = slot.borrow().as_ref() {
+                let _ = xhr.abort();
+            }
         }
     }
 
@@ -59,15 +69,17 @@ impl Job {
             creating: self.creating.clone(),
             abandoned: self.abandoned.clone(),
             key: self.key.clone(),
+            parts: self.parts.clone(),
             ..Job::new(self.file.clone())
         }
     }
 
     /// A renewed job that creates a new upload, not the one its key made
-    /// (whose copy turned out not to be the file).
+    /// (whose copy turned out not to be the file), nor its parts.
     pub fn afresh(&self) -> Job {
         Job {
             key: random_key().into(),
+            parts: Rc::new(RefCell::new(Vec::new())),
             ..self.renewed()
         }
     }

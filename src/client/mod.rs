@@ -9,7 +9,8 @@
 //! protocol's steps, signal-free), `ws` (bytes over a WebSocket), `sha`,
 //! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
 //! dropped folders), `frame` (progress drawn once per frame), `transfer`
-//! (one file, its `job` carried from attempt to attempt) with `creating` (uploads created with their first bytes)
+//! (one file, its `job` carried from attempt to attempt, `lanes` for
+//! its requests, `parts` for a large file sent in parts) with `creating` (uploads created with their first bytes)
 //! and `verify` (its SHA-256 beside its upload, compared at the end),
 //! `queue` (the batch: pump, retry, back-off), `adding` (files joining
 //! it), `gallery` (thumbnails of the rows on screen), `listing` (finished
@@ -27,8 +28,10 @@ mod folders;
 mod frame;
 mod gallery;
 mod job;
+mod lanes;
 mod listing;
 mod live;
+mod parts;
 mod queue;
 mod sha;
 mod start;

@@ -126,7 +126,7 @@ async fn run(m: Uploads, row: Row) {
             Err(Failure::Cancelled)
         } else {
             let settings = m.settings.get_untracked();
-            transfer::attempt(settings, &row, &job, &progressed).await
+            transfer::attempt(settings, m.lang.get_untracked(), &row, &job, &progressed).await
         };
         // Paused, cancelled or taken off the page meanwhile: whatever the
         // attempt ended with, the row stays as that left it (a paused
@@ -231,11 +231,14 @@ fn cancel_where(m: Uploads, which: impl Fn(Status) -> bool) {
 /// other.
 fn cancel_rows(m: Uploads, gone: Vec<Row>) {
     let ids: HashSet<u32> = gone.iter().map(|r| r.id).collect();
+    // Parts of files sent in parts go with them.
+    let mut urls: Vec<String> = Vec::new();
     JOBS.with(|jobs| {
         let mut jobs = jobs.borrow_mut();
         for id in &ids {
             if let Some(job) = jobs.remove(id) {
                 job.abandon();
+                urls.extend(job.parts.borrow().iter().filter(|p| !p.is_empty()).cloned());
             }
         }
     });
@@ -244,13 +247,10 @@ fn cancel_rows(m: Uploads, gone: Vec<Row>) {
     }
     m.rows.update(|rows| rows.retain(|r| !ids.contains(&r.id)));
     rescan(m);
-    let urls: Vec<String> = gone
-        .iter()
-        .filter_map(|row| {
-            storage::forget(&row.file.key());
-            row.url.get_untracked()
-        })
-        .collect();
+    urls.extend(gone.iter().filter_map(|row| {
+        storage::forget(&row.file.key());
+        row.url.get_untracked()
+    }));
     if !urls.is_empty() {
         spawn_local(async move {
             for url in urls {

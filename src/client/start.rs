@@ -84,13 +84,32 @@ fn begin(m: Uploads, embedded: Option<EmbedOptions>) {
 async fn load_interrupted(m: Uploads) {
     let mut found = Vec::new();
     for (key, entry) in storage::resumable() {
-        match tus::head(&entry.url).await {
-            Ok(Head::At { offset, length }) if Some(offset) != length => found.push(Interrupted {
-                key,
-                name: entry.file.name.clone(),
-                size: entry.file.size,
-                offset,
-            }),
+        let interrupted = |offset| Interrupted {
+            key: key.clone(),
+            name: entry.file.name.clone(),
+            size: entry.file.size,
+            offset,
+        };
+        let Some(url) = &entry.url else {
+            // Sent in parts: what the parts the server still has hold.
+            let mut held = 0;
+            let mut any = false;
+            for part in entry.parts.iter().filter(|p| !p.is_empty()) {
+                if let Ok(Head::At { offset, .. }) = tus::head(part).await {
+                    held += offset;
+                    any = true;
+                }
+            }
+            match any {
+                true => found.push(interrupted(held)),
+                false => storage::forget(&key),
+            }
+            continue;
+        };
+        match tus::head(url).await {
+            Ok(Head::At { offset, length }) if Some(offset) != length => {
+                found.push(interrupted(offset))
+            }
             Ok(_) | Err(Failure::Fatal(_)) => storage::forget(&key),
             Err(_) => {}
         }

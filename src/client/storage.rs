@@ -28,10 +28,15 @@ pub fn remember_chunk_limit(bytes: u64) {
     write(CHUNK_LIMIT, &bytes);
 }
 
-/// An unfinished upload remembered for its file.
+/// An unfinished upload remembered for its file: its URL, or for a file
+/// sent in parts, the parts' URLs (in order; a part not created yet is
+/// empty) until they are joined.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Resume {
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub parts: Vec<String>,
     pub file: FileFingerprint,
 }
 
@@ -89,15 +94,34 @@ pub fn resumable() -> BTreeMap<String, Resume> {
 
 /// Remembers that this file is being uploaded to `url`.
 pub fn remember(file: &FileFingerprint, url: &str) {
+    keep(Resume {
+        url: Some(url.to_string()),
+        parts: Vec::new(),
+        file: file.clone(),
+    });
+}
+
+/// Remembers that this file is being uploaded in these parts.
+pub fn remember_parts(file: &FileFingerprint, parts: &[String]) {
+    keep(Resume {
+        url: None,
+        parts: parts.to_vec(),
+        file: file.clone(),
+    });
+}
+
+fn keep(entry: Resume) {
     let mut all = resumable();
-    all.insert(
-        file.key(),
-        Resume {
-            url: url.to_string(),
-            file: file.clone(),
-        },
-    );
+    all.insert(entry.file.key(), entry);
     write(RESUME, &all);
+}
+
+/// The parts' URLs remembered for this file, when it is sent in parts.
+pub fn parts_of(file: &FileFingerprint) -> Vec<String> {
+    resumable()
+        .remove(&file.key())
+        .map(|r| r.parts)
+        .unwrap_or_default()
 }
 
 /// Forgets the upload of the file with this fingerprint key.

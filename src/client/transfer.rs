@@ -10,8 +10,8 @@
 use super::job::Job;
 use super::listing::refresh_soon;
 use super::tus::{self, Head};
-use super::{creating, frame, storage, verify, ws};
-use crate::page::i18n::{t, Msg};
+use super::{creating, frame, parts, storage, verify, ws};
+use crate::page::i18n::{t, Lang, Msg};
 use crate::page::speed::Speedometer;
 use crate::page::state::{Row, Settings, Status, Transport, Uploads};
 use crate::page::tus::{metadata, smaller_chunk, Failure, MIN_CHUNK};
@@ -56,6 +56,7 @@ async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(),
 /// file when its last answer said it.
 pub async fn attempt(
     settings: Settings,
+    lang: Lang,
     row: &Row,
     job: &Job,
     progressed: &Cell<bool>,
@@ -73,6 +74,13 @@ pub async fn attempt(
     creating::wait(row.id).await;
     if job.cancelled.get() {
         return Err(Failure::Cancelled);
+    }
+    // A large file goes in parts, sent at once (and one begun so goes on
+    // so).
+    if row.url.get_untracked().is_none()
+        && (parts::started(row, job) || parts::wanted(&settings, size))
+    {
+        return parts::attempt(settings, lang, row, job, chunk, progressed).await;
     }
     // One ended without an answer: the server may have the upload.
     if row.url.get_untracked().is_none() {
@@ -120,8 +128,9 @@ pub async fn attempt(
             let creating = creating::Creating::start(row.id);
             let answer = tus::create(size, meta.clone(), &job.key, first, &job.cancelled).await;
             // No answer (a lost connection, or the watchdog gave up on it):
-            // the upload may exist all the same, with or without bytes.
-            if matches!(answer, Err(Failure::Retry(_) | Failure::Cancelled)) {
+            // the upload may exist all the same. (One created without
+            // bytes is found again by its key when created again.)
+            if whole && matches!(answer, Err(Failure::Retry(_) | Failure::Cancelled)) {
                 creating::unsure(row.id);
             }
             let created = match answer {
@@ -245,7 +254,7 @@ fn body<'a>(
 }
 
 /// Shows `at` bytes sent and updates the speed, when the page next draws.
-fn report(row: &Row, speed: &RefCell<Speedometer>, at: u64) {
+pub(super) fn report(row: &Row, speed: &RefCell<Speedometer>, at: u64) {
     let bytes_per_sec = speed.borrow_mut().sample(js_sys::Date::now(), at);
     let (sent, shown_speed) = (row.sent, row.speed);
     frame::later(row.id, move || {
@@ -258,7 +267,7 @@ fn report(row: &Row, speed: &RefCell<Speedometer>, at: u64) {
 
 /// Shows `at` bytes on the server now: newer than any progress waiting to
 /// be drawn.
-fn show_sent(row: &Row, at: u64) {
+pub(super) fn show_sent(row: &Row, at: u64) {
     frame::drop_pending(row.id);
     row.sent.set(at);
 }

@@ -144,6 +144,44 @@ pub async fn create(
     })
 }
 
+/// Creates a part of `size` bytes of a file sent in parts; answers its
+/// path.
+pub async fn create_part(size: u64, key: &str, cancelled: &Cell<bool>) -> Result<String, Failure> {
+    let headers = rules::part_headers(size, key);
+    let reply = send("POST", &rules::create_url(), &headers, None, None, None)
+        .await
+        .map_err(|e| network(e, cancelled))?;
+    if reply.status != 201 {
+        return Err(refused(&reply));
+    }
+    reply
+        .header("location")
+        .map(|l| rules::upload_path(&l))
+        .ok_or_else(|| Failure::Retry("No Location in the answer".into()))
+}
+
+/// Joins finished parts (their paths, in order) into the file `metadata`
+/// describes: the server copies them into one upload, and answers its
+/// path and SHA-256.
+pub async fn join(parts: &[String], metadata: String, key: &str) -> Result<Created, Failure> {
+    let headers = rules::final_headers(parts, metadata, key);
+    let reply = send("POST", &rules::create_url(), &headers, None, None, None)
+        .await
+        .map_err(|_| Failure::Retry("The connection failed".into()))?;
+    if reply.status != 201 {
+        return Err(refused(&reply));
+    }
+    let url = reply
+        .header("location")
+        .map(|l| rules::upload_path(&l))
+        .ok_or_else(|| Failure::Retry("No Location in the answer".into()))?;
+    Ok(Created {
+        url,
+        offset: rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref()),
+        sha256: digest_of(&reply),
+    })
+}
+
 /// Appends `body` at `offset`.
 pub async fn patch(
     url: &str,
@@ -179,6 +217,11 @@ async fn watched(
         slot,
         stall_ms,
     } = body;
+    // Made only once a connection is free for it (its watchdog would
+    // otherwise count the wait).
+    let Some(_lane) = super::lanes::take(cancelled).await else {
+        return Err(Failure::Cancelled);
+    };
     let last = Rc::new(Cell::new(js_sys::Date::now()));
     let stalled = Rc::new(Cell::new(false));
     let done = Rc::new(Cell::new(false));

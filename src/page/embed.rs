@@ -121,6 +121,7 @@ impl EmbedOptions {
             instant_mib: d.instant_mib,
             transport,
             stall_secs: self.stall_secs.unwrap_or(d.stall_secs),
+            ..d
         }
         .clamped()
     }

@@ -92,6 +92,10 @@ pub enum Transport {
     WebSocket,
 }
 
+/// The most parts a file is sent in at once: the browser opens six
+/// connections to one server (`client/lanes.rs`).
+pub const MAX_STREAMS: u32 = 6;
+
 /// The person's settings, kept in the browser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -110,6 +114,11 @@ pub struct Settings {
     /// Seconds a request may go without a byte leaving or an answer
     /// coming before it is given up and resumed from the server's offset.
     pub stall_secs: u32,
+    /// A file of at least `streams_from_mib` MiB is sent as this many parts
+    /// at once, joined on the server (tus concatenation); 1 sends every
+    /// file in one stream.
+    pub streams: u32,
+    pub streams_from_mib: u32,
 }
 
 impl Default for Settings {
@@ -121,6 +130,8 @@ impl Default for Settings {
             instant_mib: 256,
             transport: Transport::Http,
             stall_secs: 15,
+            streams: 4,
+            streams_from_mib: 128,
         }
     }
 }
@@ -135,6 +146,8 @@ impl Settings {
             instant_mib: self.instant_mib.min(1 << 20),
             transport: self.transport,
             stall_secs: self.stall_secs.clamp(3, 600),
+            streams: self.streams.clamp(1, MAX_STREAMS),
+            streams_from_mib: self.streams_from_mib.clamp(1, 1 << 20),
         }
     }
 }
@@ -310,9 +323,12 @@ mod tests {
             instant_mib: u32::MAX,
             transport: Transport::WebSocket,
             stall_secs: 0,
+            streams: 99,
+            streams_from_mib: 0,
         }
         .clamped();
         assert_eq!((s.chunk_mib, s.parallel, s.thumb_px), (1, 16, 32));
+        assert_eq!((s.streams, s.streams_from_mib), (MAX_STREAMS, 1));
         assert_eq!(s.stall_secs, 3);
         assert_eq!(s.instant_mib, 1 << 20);
     }

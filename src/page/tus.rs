@@ -75,7 +75,6 @@ pub fn headers() -> Headers {
     vec![(header::TUS_RESUMABLE, TUS_VERSION.to_string())]
 }
 
-/// The headers of the request that creates an upload of `size` bytes.
 /// The headers of a POST that creates an upload of `size` bytes; `key`
 /// (the file's, for as long as it is sent) makes the same request sent
 /// twice create one upload.
@@ -85,6 +84,52 @@ pub fn create_headers(size: u64, metadata: String, key: &str) -> Headers {
     h.push((header::UPLOAD_METADATA, metadata));
     h.push((header::IDEMPOTENCY_KEY, format!("\"{key}\"")));
     h
+}
+
+/// The headers of a POST that creates a part of `size` bytes of a file
+/// sent in parts (tus concatenation), keyed like any creation.
+pub fn part_headers(size: u64, key: &str) -> Headers {
+    let mut h = create_headers(size, String::new(), key);
+    h.retain(|(name, _)| *name != header::UPLOAD_METADATA);
+    h.push((
+        header::UPLOAD_CONCAT,
+        crate::protocol::concat::PARTIAL.into(),
+    ));
+    h
+}
+
+/// The headers of the POST that joins finished parts (their paths, in
+/// order) into the file `metadata` describes.
+pub fn final_headers(parts: &[String], metadata: String, key: &str) -> Headers {
+    let mut h = headers();
+    h.push((header::UPLOAD_METADATA, metadata));
+    h.push((header::IDEMPOTENCY_KEY, format!("\"{key}\"")));
+    h.push((
+        header::UPLOAD_CONCAT,
+        format!(
+            "{}{}",
+            crate::protocol::concat::FINAL_PREFIX,
+            parts.join(" ")
+        ),
+    ));
+    h
+}
+
+/// A file of `size` bytes in `n` parts: `(start, end)` of each, in whole
+/// MiB but the last, which takes the rest; fewer parts when the file is
+/// too small for `n` of at least a MiB.
+pub fn part_ranges(size: u64, n: u32) -> Vec<(u64, u64)> {
+    const MIB: u64 = 1024 * 1024;
+    let n = u64::from(n.max(1)).min(size.div_ceil(MIB).max(1));
+    let each = size.div_ceil(n).div_ceil(MIB) * MIB;
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < size || ranges.is_empty() {
+        let end = (start + each).min(size);
+        ranges.push((start, end));
+        start = end;
+    }
+    ranges
 }
 
 /// The headers of a PATCH that appends at `offset`.
@@ -252,6 +297,12 @@ mod tests {
     fn requests_carry_the_protocol_headers() {
         assert_eq!(create_url(), "/files/");
         assert_eq!(headers(), vec![("tus-resumable", "1.0.0".to_string())]);
+        let part = part_headers(9, "k2");
+        assert!(part.contains(&("upload-concat", "partial".into())));
+        assert!(part.contains(&("idempotency-key", "\"k2\"".into())));
+        assert!(!part.iter().any(|(n, _)| *n == "upload-metadata"));
+        let joined = final_headers(&["/files/a".into(), "/files/b".into()], "m".into(), "k3");
+        assert!(joined.contains(&("upload-concat", "final;/files/a /files/b".into())));
         let create = create_headers(3, "m".into(), "k1");
         assert!(create.contains(&("idempotency-key", "\"k1\"".into())));
         assert!(create.contains(&("upload-length", "3".into())));
@@ -271,6 +322,34 @@ mod tests {
         let with_sha = Metadata::parse(&metadata(&file(), Some(&sha))).unwrap();
         assert_eq!(with_sha.sha256(), Some(sha));
         assert_eq!(with_sha.filename(), Some("a b.txt"));
+    }
+
+    #[test]
+    fn parts_cover_the_file_once_in_order() {
+        const MIB: u64 = 1024 * 1024;
+        for (size, n) in [
+            (0, 4),
+            (1, 4),
+            (MIB, 4),
+            (3 * MIB + 1, 4),
+            (100 * MIB + 7, 4),
+            (9 * MIB, 3),
+            (5 * MIB, 1),
+        ] {
+            let ranges = part_ranges(size, n);
+            assert!(
+                !ranges.is_empty() && ranges.len() <= n as usize,
+                "{size} {n}: {ranges:?}"
+            );
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges.last().unwrap().1, size);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].1, pair[1].0, "{size} {n}: {ranges:?}");
+                assert_eq!(pair[0].0 % MIB, 0);
+            }
+        }
+        assert_eq!(part_ranges(100 * MIB, 4).len(), 4);
+        assert_eq!(part_ranges(MIB + 1, 4).len(), 2, "parts of at least a MiB");
     }
 
     #[test]

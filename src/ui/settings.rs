@@ -67,6 +67,8 @@ pub fn SettingsPanel() -> impl IntoView {
                 {field(Msg::ThumbnailSize, "setting-thumb", |s| s.thumb_px, |s, v| s.thumb_px = v)}
                 {field(Msg::InstantLimit, "setting-instant", |s| s.instant_mib, |s, v| s.instant_mib = v)}
                 {field(Msg::StallAfter, "setting-stall", |s| s.stall_secs, |s, v| s.stall_secs = v)}
+                {field(Msg::Streams, "setting-streams", |s| s.streams, |s, v| s.streams = v)}
+                {field(Msg::StreamsFrom, "setting-streams-from", |s| s.streams_from_mib, |s, v| s.streams_from_mib = v)}
                 <label class="setting">
                     <span>{move || t(lang.get(), Msg::Transport)}</span>
                     <select

@@ -11,7 +11,7 @@ use crate::core::id::UploadId;
 use crate::core::lock::Locker;
 use crate::core::meta::{ListCursor, MetaStore};
 use crate::core::observe::{Observer, Unobserved};
-use crate::core::record::{now_millis, Owner, UploadRecord, UploadState};
+use crate::core::record::{now_millis, Concat, Owner, UploadRecord, UploadState};
 use crate::protocol::events::EventKind;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -223,7 +223,11 @@ impl UploadService {
         if kind != EventKind::Progress {
             self.observer.upload(kind);
         }
-        self.events.record(kind, record).await;
+        // A part of a concatenation is not a file: its owner's live events
+        // tell of the file it is joined into (hooks hear of parts).
+        if record.concat != Concat::Partial {
+            self.events.record(kind, record).await;
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {
