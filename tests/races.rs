@@ -12,24 +12,27 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
-/// A PATCH whose body the test feeds by hand; answers the channel to feed
-/// it and the task that ends with the response status.
+/// A request whose body the test feeds by hand; answers the channel to
+/// feed it and the task that ends with the response status and, for a
+/// PATCH, its body, for a POST, its Location.
 type Feed = mpsc::Sender<Result<Bytes, std::io::Error>>;
 type Answer = tokio::task::JoinHandle<(StatusCode, String)>;
 
-fn slow_patch(app: &TestApp, path: &str, offset: u64) -> (Feed, Answer) {
+fn fed(app: &TestApp, req: axum::http::request::Builder) -> (Feed, Answer) {
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let req = Request::patch(path)
+    let req = req
         .header("tus-resumable", "1.0.0")
         .header("content-type", "application/offset+octet-stream")
-        .header("upload-offset", offset.to_string())
         .body(Body::from_stream(stream))
         .unwrap();
     let router = app.router.clone();
     let task = tokio::spawn(async move {
         let resp = router.oneshot(req).await.unwrap();
         let status = resp.status();
+        if let Some(location) = resp.headers().get("location") {
+            return (status, path_of(location.to_str().unwrap()));
+        }
         let body = http_body_util::BodyExt::collect(resp.into_body())
             .await
             .unwrap()
@@ -37,6 +40,13 @@ fn slow_patch(app: &TestApp, path: &str, offset: u64) -> (Feed, Answer) {
         (status, String::from_utf8_lossy(&body).into_owned())
     });
     (tx, task)
+}
+
+fn slow_patch(app: &TestApp, path: &str, offset: u64) -> (Feed, Answer) {
+    fed(
+        app,
+        Request::patch(path).header("upload-offset", offset.to_string()),
+    )
 }
 
 #[tokio::test]
@@ -181,28 +191,11 @@ async fn a_writer_that_lost_its_lock_cannot_take_back_an_acknowledged_offset() {
 
 /// A creation request with its file's first bytes, fed by hand, keyed.
 fn slow_post(app: &TestApp, key: &str, length: usize) -> (Feed, Answer) {
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let req = Request::post("/files/")
-        .header("tus-resumable", "1.0.0")
-        .header("content-type", "application/offset+octet-stream")
         .header("upload-length", length.to_string())
         .header("content-length", length.to_string())
-        .header("idempotency-key", key)
-        .body(Body::from_stream(stream))
-        .unwrap();
-    let router = app.router.clone();
-    let task = tokio::spawn(async move {
-        let resp = router.oneshot(req).await.unwrap();
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get("location")
-            .map(|v| path_of(v.to_str().unwrap()))
-            .unwrap_or_default();
-        (status, location)
-    });
-    (tx, task)
+        .header("idempotency-key", key);
+    fed(app, req)
 }
 
 /// A browser sends a creation request again when the connection it used

@@ -118,6 +118,14 @@ export async function expectServerCopy(request: APIRequestContext, url: string, 
   expect(sha256(await resp.body())).toBe(sha256File(file));
 }
 
+/** A counter of uploads (`ferry_uploads_total{event}`) from a server's
+ * /metrics: created, completed, ... */
+export async function uploadsCounted(base: string, event: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`ferry_uploads_total{event="${event}"}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
 /** The tus HEAD status of an upload URL. */
 export async function headStatus(request: APIRequestContext, url: string, base = ""): Promise<number> {
   const r = await request.head(base + url, { headers: { "Tus-Resumable": "1.0.0" } });

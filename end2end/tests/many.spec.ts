@@ -6,7 +6,7 @@
 // can fail: every file arrives exactly once, the rows drawn stay few, the
 // list scrolls to its last file.
 import { test, expect, Page, CDPSession } from "@playwright/test";
-import { openPage, Server, setSetting, tempDir } from "./helpers";
+import { openPage, Server, setSetting, tempDir, uploadsCounted } from "./helpers";
 
 // Playwright's trace would record every one of the tens of thousands of
 // requests, and slow the page it measures.
@@ -32,12 +32,6 @@ const started = Date.now();
 const step = (what: string) => process.env.FERRY_MANY_STEPS && console.log(`${Date.now() - started} ms: ${what}`);
 
 const mib = (n: number) => (n / 1048576).toFixed(1);
-
-async function metric(base: string, event: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`ferry_uploads_total{event="${event}"}`));
-  return line ? Number(line.split(" ").pop()) : 0;
-}
 
 test("ten thousand files: sent once each, few rows drawn, the page answering", async ({ page }) => {
   test.setTimeout(420_000);
@@ -145,8 +139,8 @@ test("ten thousand files: sent once each, few rows drawn, the page answering", a
     const after = await memory(page, cdp);
 
     // Exactly once each: as many uploads created and completed as files.
-    expect(await metric(server.base, "completed")).toBe(FILES);
-    expect(await metric(server.base, "created")).toBe(FILES);
+    expect(await uploadsCounted(server.base, "completed")).toBe(FILES);
+    expect(await uploadsCounted(server.base, "created")).toBe(FILES);
 
     const latency: number[] = await page.evaluate(() => (window as any).__latency);
     const timing: number[] = await page.evaluate(() => (window as any).__eventTiming);

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tus from "tus-js-client";
 import { FaultProxy, SizeLimitProxy, SwallowProxy } from "./faultproxy";
-import { MIB, Server, expectServerCopy, makeFile, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
+import { MIB, Server, expectServerCopy, makeFile, openPage, row, setSetting, sha256File, tempDir, uploadsCounted } from "./helpers";
 
 const SEED = Number(process.env.FERRY_FAULT_SEED ?? Date.now() % 100000);
 
@@ -29,13 +29,6 @@ test("the page's engine uploads byte-identical files through a faulty network", 
     await proxy.stop();
   }
 });
-
-/** A counter of `ferry_uploads_total` from the server's /metrics. */
-async function uploads(base: string, event: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`ferry_uploads_total{event="${event}"}`));
-  return line ? Number(line.split(" ").pop()) : 0;
-}
 
 test("a request creating an upload that is cut, reset or left unanswered never makes a file twice", async ({ page, request }) => {
   test.setTimeout(240_000);
@@ -66,8 +59,8 @@ test("a request creating an upload that is cut, reset or left unanswered never m
     console.log(`faulty network at creation (page, seed ${SEED + 2}): ${proxy.total} faults injected`, proxy.faults);
     // Exactly once: one upload created and completed per file, whatever
     // became of the requests on the way.
-    expect(await uploads(server.base, "created")).toBe(files.length);
-    expect(await uploads(server.base, "completed")).toBe(files.length);
+    expect(await uploadsCounted(server.base, "created")).toBe(files.length);
+    expect(await uploadsCounted(server.base, "completed")).toBe(files.length);
     expect(proxy.faults.inCreations).toBeGreaterThan(0);
     expect(proxy.faults.lostAnswers).toBeGreaterThan(0);
   } finally {

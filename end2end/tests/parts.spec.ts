@@ -5,7 +5,7 @@
 // the server has it.
 import { test, expect, Page, Request } from "@playwright/test";
 import * as path from "node:path";
-import { MIB, Server, expectServerCopy, headStatus, makeFile, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
+import { MIB, Server, expectServerCopy, headStatus, makeFile, openPage, row, setSetting, sha256File, tempDir, uploadsCounted } from "./helpers";
 
 /** The upload requests the page makes, and how many PATCHes were in the
  * air at once at most. */
@@ -38,12 +38,6 @@ async function partsSetting(page: Page) {
   await setSetting(page, "setting-instant", 0);
   await setSetting(page, "setting-streams", 4);
   await setSetting(page, "setting-streams-from", 8);
-}
-
-async function counter(base: string, event: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`ferry_uploads_total{event="${event}"}`));
-  return line ? Number(line.split(" ").pop()) : 0;
 }
 
 test("a large file goes as four parts at once, joined into one verified file", async ({ page, request }) => {
@@ -87,7 +81,7 @@ test("a large file goes as four parts at once, joined into one verified file", a
     await expect(listed.first()).toHaveAttribute("data-name", "parted.bin");
     // Four parts and the file were created; one file was completed for
     // the person (the parts complete too, as uploads of their own).
-    expect(await counter(server.base, "created")).toBe(5);
+    expect(await uploadsCounted(server.base, "created")).toBe(5);
     expect(await page.evaluate(() => localStorage.getItem("ferry.resume.v1"))).toBe("{}");
   } finally {
     await server.kill();
@@ -139,7 +133,7 @@ test("after a reload, a file sent in parts resumes every part where the server h
     for (const p of resumed) if (!firstPerPart.has(p.url)) firstPerPart.set(p.url, p.offset);
     expect([...firstPerPart.values()].some((o) => o > 0)).toBe(true);
     expect(seen.finals).toHaveLength(1);
-    expect(await counter(server.base, "created")).toBe(5);
+    expect(await uploadsCounted(server.base, "created")).toBe(5);
     console.log(`parts resumed at ${[...firstPerPart.values()].map((o) => (o / MIB).toFixed(1)).join(", ")} MiB of ${path.basename(file)}`);
   } finally {
     await server.kill();

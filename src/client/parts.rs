@@ -33,7 +33,10 @@ pub fn wanted(settings: &Settings, size: u64) -> bool {
 /// Whether the file is already being sent in parts (in this visit or an
 /// earlier one): it goes on so, whatever the settings say now.
 pub fn started(row: &Row, job: &Job) -> bool {
-    !job.parts.borrow().is_empty() || !storage::parts_of(&row.file).is_empty()
+    // (A file of a MiB or less is never sent in parts: thousands of small
+    // files are spared reading the browser's storage.)
+    !job.parts.borrow().is_empty()
+        || (row.file.size > MIB && !storage::parts_of(&row.file).is_empty())
 }
 
 /// One attempt at the file, in parts; answers the server's SHA-256 of the

@@ -129,18 +129,22 @@ pub async fn create(
             .await
             .map_err(|e| network(e, cancelled))?,
     };
+    created(&reply)
+}
+
+/// What the answer to a creation request says of the new upload.
+fn created(reply: &Reply) -> Result<Created, Failure> {
     if reply.status != 201 {
-        return Err(refused(&reply));
+        return Err(refused(reply));
     }
     let url = reply
         .header("location")
         .map(|l| rules::upload_path(&l))
         .ok_or_else(|| Failure::Retry("No Location in the answer".into()))?;
-    let offset = rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref());
     Ok(Created {
         url,
-        offset,
-        sha256: digest_of(&reply),
+        offset: rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref()),
+        sha256: digest_of(reply),
     })
 }
 
@@ -151,13 +155,7 @@ pub async fn create_part(size: u64, key: &str, cancelled: &Cell<bool>) -> Result
     let reply = send("POST", &rules::create_url(), &headers, None, None, None)
         .await
         .map_err(|e| network(e, cancelled))?;
-    if reply.status != 201 {
-        return Err(refused(&reply));
-    }
-    reply
-        .header("location")
-        .map(|l| rules::upload_path(&l))
-        .ok_or_else(|| Failure::Retry("No Location in the answer".into()))
+    created(&reply).map(|c| c.url)
 }
 
 /// Joins finished parts (their paths, in order) into the file `metadata`
@@ -168,18 +166,7 @@ pub async fn join(parts: &[String], metadata: String, key: &str) -> Result<Creat
     let reply = send("POST", &rules::create_url(), &headers, None, None, None)
         .await
         .map_err(|_| Failure::Retry("The connection failed".into()))?;
-    if reply.status != 201 {
-        return Err(refused(&reply));
-    }
-    let url = reply
-        .header("location")
-        .map(|l| rules::upload_path(&l))
-        .ok_or_else(|| Failure::Retry("No Location in the answer".into()))?;
-    Ok(Created {
-        url,
-        offset: rules::parse_offset(reply.header(header::UPLOAD_OFFSET).as_deref()),
-        sha256: digest_of(&reply),
-    })
+    created(&reply)
 }
 
 /// Appends `body` at `offset`.
