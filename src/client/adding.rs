@@ -8,7 +8,7 @@
 
 use super::job::Job;
 use super::queue::{hold, pump, release};
-use super::{folders, storage};
+use super::{folders, handles, storage};
 use crate::page::i18n::{format_size, t, Lang, Msg};
 use crate::page::state::{Row, Status, Uploads};
 use crate::protocol::model::{FileCheck, FileFingerprint};
@@ -26,6 +26,45 @@ fn fingerprint(file: &File, path: String) -> FileFingerprint {
         mime: file.type_(),
         path,
     }
+}
+
+/// A click on the drop zone: where the browser's own picker gives files
+/// with handles that outlive the page (`handles`), it is used, and the
+/// handles are kept; elsewhere the click opens the file input.
+pub fn choose_files(m: Uploads, ev: &web_sys::MouseEvent) {
+    if !handles::available() {
+        return;
+    }
+    ev.prevent_default();
+    spawn_local(async move {
+        let chosen = handles::choose().await;
+        let keys = chosen
+            .iter()
+            .map(|(file, handle)| (fingerprint(file, String::new()).key(), handle.clone()))
+            .collect();
+        handles::keep(keys).await;
+        add_files(
+            m,
+            chosen
+                .into_iter()
+                .map(|(f, _)| (f, String::new()))
+                .collect(),
+        );
+    });
+}
+
+/// Resumes an interrupted upload whose file's handle was kept: the file
+/// comes back from it (the browser may ask the person once), without
+/// choosing it again.
+pub fn resume_interrupted(m: Uploads, key: String) {
+    spawn_local(async move {
+        match handles::reopen(&key).await {
+            Some(file) => add_files(m, vec![(file, String::new())]),
+            None => m
+                .announce
+                .set(t(m.lang.get_untracked(), Msg::ChooseAgain).into()),
+        }
+    });
 }
 
 /// Files chosen with the file input or the folder input (whose files know

@@ -27,6 +27,7 @@ pub mod embed;
 mod folders;
 mod frame;
 mod gallery;
+mod handles;
 mod job;
 mod lanes;
 mod listing;
@@ -43,7 +44,7 @@ mod verify;
 mod ws;
 mod xhr;
 
-pub use adding::{add_from_drop, add_from_input};
+pub use adding::{add_from_drop, add_from_input, choose_files, resume_interrupted};
 pub use gallery::want_thumbnail;
 pub use listing::{delete_uploaded, load_more};
 pub use queue::{cancel, cancel_all, pause, pause_all, resume, resume_all, retry};

@@ -84,11 +84,13 @@ fn begin(m: Uploads, embedded: Option<EmbedOptions>) {
 async fn load_interrupted(m: Uploads) {
     let mut found = Vec::new();
     for (key, entry) in storage::resumable() {
+        let by_handle = super::handles::get(&key).await.is_some();
         let interrupted = |offset| Interrupted {
             key: key.clone(),
             name: entry.file.name.clone(),
             size: entry.file.size,
             offset,
+            by_handle,
         };
         let Some(url) = &entry.url else {
             // Sent in parts: what the parts the server still has hold.

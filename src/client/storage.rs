@@ -124,8 +124,10 @@ pub fn parts_of(file: &FileFingerprint) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Forgets the upload of the file with this fingerprint key.
+/// Forgets the upload of the file with this fingerprint key (and the
+/// file's handle, when one was kept).
 pub fn forget(key: &str) {
+    super::handles::forget(key);
     let mut all = resumable();
     if all.remove(key).is_some() {
         write(RESUME, &all);

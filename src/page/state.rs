@@ -225,6 +225,9 @@ pub struct Interrupted {
     pub name: String,
     pub size: u64,
     pub offset: u64,
+    /// The browser kept the file's handle: it can be resumed without
+    /// choosing it again.
+    pub by_handle: bool,
 }
 
 /// Everything the page shows, shared through context.

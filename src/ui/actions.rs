@@ -7,8 +7,9 @@
 
 #[cfg(feature = "hydrate")]
 pub use crate::client::{
-    add_from_drop, add_from_input, cancel, cancel_all, delete_uploaded, init, load_more, pause,
-    pause_all, resume, resume_all, retry, save_lang, save_settings, want_thumbnail,
+    add_from_drop, add_from_input, cancel, cancel_all, choose_files, delete_uploaded, init,
+    load_more, pause, pause_all, resume, resume_all, resume_interrupted, retry, save_lang,
+    save_settings, want_thumbnail,
 };
 
 #[cfg(not(feature = "hydrate"))]
@@ -23,6 +24,8 @@ mod server_side {
     pub fn init(_: Uploads) {}
     pub fn add_from_input(_: Uploads, _: &leptos::ev::Event) {}
     pub fn add_from_drop(_: Uploads, _: &leptos::ev::DragEvent) {}
+    pub fn choose_files(_: Uploads, _: &leptos::ev::MouseEvent) {}
+    pub fn resume_interrupted(_: Uploads, _: String) {}
     pub fn cancel(_: Uploads, _: u32) {}
     pub fn cancel_all(_: Uploads) {}
     pub fn retry(_: Uploads, _: u32) {}

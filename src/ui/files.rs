@@ -296,6 +296,16 @@ pub fn InterruptedList() -> impl IntoView {
                             {format!("{}%", percent(item.offset, item.size))}
                             " · "
                             {move || format!("{} / {}", format_size(lang.get(), item.offset), format_size(lang.get(), item.size))}
+                            {item.by_handle.then(|| {
+                                let key = item.key.clone();
+                                view! {
+                                    " "
+                                    <button type="button" class="secondary" data-testid="interrupted-resume"
+                                        on:click=move |_| actions::resume_interrupted(model, key.clone())>
+                                        {move || t(lang.get(), Msg::ResumeHere)}
+                                    </button>
+                                }
+                            })}
                         </li>
                     </For>
                 </ul>

@@ -59,6 +59,7 @@ pub fn DropForm() -> impl IntoView {
                 }
                 on:dragleave=move |_| dragging.set(false)
                 on:drop=on_drop
+                on:click=move |ev: leptos::ev::MouseEvent| actions::choose_files(model, &ev)
             >
                 <span class="picker-title">{move || t(lang.get(), Msg::ChooseFiles)}</span>
                 <span class="picker-hint">
