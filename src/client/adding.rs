@@ -183,6 +183,14 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                                 row.sent.set(offset);
                             }
                             FileCheck::Complete { url, sha256 } => {
+                                // Parts this browser remembers for it
+                                // were joined; they go.
+                                let parts = storage::parts_of(&row.file);
+                                spawn_local(async move {
+                                    for part in parts.iter().filter(|p| !p.is_empty()) {
+                                        super::tus::delete(part).await;
+                                    }
+                                });
                                 row.url.set(Some(url));
                                 row.server_sha.set(Some(sha256));
                                 row.sent.set(row.file.size);

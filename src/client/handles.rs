@@ -155,6 +155,9 @@ pub async fn keep(handles: Vec<(String, JsValue)>) {
 
 /// The handle kept for this key, if any.
 pub async fn get(key: &str) -> Option<JsValue> {
+    if !available() {
+        return None; // nothing kept, and no database made on a host site
+    }
     let store = store(IdbTransactionMode::Readonly).await?;
     let found = done(&store.get(&key.into()).ok()?).await.ok()?;
     if found.is_undefined() {

@@ -66,6 +66,9 @@ pub async fn attempt(
         if !job.parts.borrow()[i].is_empty() {
             continue;
         }
+        if job.cancelled.get() {
+            return Err(Failure::Cancelled);
+        }
         let key = format!("{}-part{i}", job.key);
         let url = tus::create_part(end - start, &key, &job.cancelled).await?;
         if job.abandoned.get() {
@@ -113,12 +116,25 @@ pub async fn attempt(
     row.message.set(Some(t(lang, Msg::Joining).to_string()));
     let meta = metadata(&row.file, None);
     let joined = tus::join(&urls, meta, &format!("{}-joined", job.key)).await;
-    row.message.set(None);
-    let joined = joined?;
+    let joined = match joined {
+        Ok(joined) => joined,
+        Err(e) => {
+            row.message.set(None);
+            return Err(e);
+        }
+    };
     if job.abandoned.get() {
         tus::delete(&joined.url).await;
         return Err(Failure::Cancelled);
     }
+    // The join asked again (after a lost answer, a proxy's timeout or a
+    // pause) answers the joined upload as it is: maybe still being
+    // assembled. The parts stay until it is whole.
+    let sha256 = match (joined.offset, joined.sha256) {
+        (Some(offset), Some(sha)) if offset == size => Some(sha),
+        _ => Some(assembled(&joined.url, &job.cancelled).await?),
+    };
+    row.message.set(None);
     row.url.set(Some(joined.url));
     job.parts.borrow_mut().clear();
     storage::forget(&row.file.key());
@@ -127,7 +143,28 @@ pub async fn attempt(
             tus::delete(&url).await;
         }
     });
-    Ok(joined.sha256)
+    Ok(sha256)
+}
+
+/// Waits until the joined upload at `url` is whole; answers its SHA-256.
+/// One gone meanwhile (its assembly failed) is joined again next time.
+async fn assembled(url: &str, cancelled: &Cell<bool>) -> Result<String, Failure> {
+    loop {
+        if cancelled.get() {
+            return Err(Failure::Cancelled);
+        }
+        match tus::head(url).await {
+            Ok(Head::At { offset, length }) if Some(offset) == length => {
+                return tus::sha256(url).await.ok_or_else(|| {
+                    Failure::Retry("The server did not say the file's SHA-256".into())
+                });
+            }
+            Ok(Head::Gone) => {
+                return Err(Failure::Retry("The parts could not be joined".into()));
+            }
+            _ => super::xhr::sleep(1000).await,
+        }
+    }
 }
 
 /// One part of the file on its way.

@@ -247,10 +247,20 @@ fn cancel_rows(m: Uploads, gone: Vec<Row>) {
     }
     m.rows.update(|rows| rows.retain(|r| !ids.contains(&r.id)));
     rescan(m);
-    urls.extend(gone.iter().filter_map(|row| {
+    for row in &gone {
+        // Parts remembered from an earlier visit, not yet taken up.
+        if row.file.size > 1024 * 1024 {
+            urls.extend(
+                storage::parts_of(&row.file)
+                    .into_iter()
+                    .filter(|p| !p.is_empty()),
+            );
+        }
         storage::forget(&row.file.key());
-        row.url.get_untracked()
-    }));
+        urls.extend(row.url.get_untracked());
+    }
+    urls.sort_unstable();
+    urls.dedup();
     if !urls.is_empty() {
         spawn_local(async move {
             for url in urls {

@@ -94,17 +94,23 @@ async fn load_interrupted(m: Uploads) {
         };
         let Some(url) = &entry.url else {
             // Sent in parts: what the parts the server still has hold.
+            // Forgotten only when the server says every part is gone (not
+            // when it cannot say, as offline).
             let mut held = 0;
-            let mut any = false;
+            let mut gone = true;
             for part in entry.parts.iter().filter(|p| !p.is_empty()) {
-                if let Ok(Head::At { offset, .. }) = tus::head(part).await {
-                    held += offset;
-                    any = true;
+                match tus::head(part).await {
+                    Ok(Head::At { offset, .. }) => {
+                        held += offset;
+                        gone = false;
+                    }
+                    Ok(Head::Gone) | Err(Failure::Fatal(_)) => {}
+                    Err(_) => gone = false,
                 }
             }
-            match any {
-                true => found.push(interrupted(held)),
-                false => storage::forget(&key),
+            match gone {
+                true => storage::forget(&key),
+                false => found.push(interrupted(held)),
             }
             continue;
         };
