@@ -185,12 +185,9 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
                             FileCheck::Complete { url, sha256 } => {
                                 // Parts this browser remembers for it
                                 // were joined; they go.
-                                let parts = storage::parts_of(&row.file);
-                                spawn_local(async move {
-                                    for part in parts.iter().filter(|p| !p.is_empty()) {
-                                        super::tus::delete(part).await;
-                                    }
-                                });
+                                spawn_local(super::tus::delete_each(super::parts::remembered(
+                                    &row.file,
+                                )));
                                 row.url.set(Some(url));
                                 row.server_sha.set(Some(sha256));
                                 row.sent.set(row.file.size);

@@ -15,6 +15,7 @@ use super::{storage, verify};
 use crate::page::i18n::{t, Lang, Msg};
 use crate::page::state::{Row, Settings, Transport};
 use crate::page::tus::{metadata, part_ranges, Failure};
+use crate::protocol::model::FileFingerprint;
 use futures::future::join_all;
 use leptos::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -30,13 +31,24 @@ pub fn wanted(settings: &Settings, size: u64) -> bool {
         && part_ranges(size, settings.streams).len() > 1
 }
 
+/// The parts' URLs this browser remembers for the file, in order (empty
+/// for a part not created). A file of a MiB or less is never sent in
+/// parts: thousands of small files are spared reading the storage.
+pub fn remembered(file: &FileFingerprint) -> Vec<String> {
+    match file.size > MIB {
+        true => storage::parts_of(file),
+        false => Vec::new(),
+    }
+}
+
 /// Whether the file is already being sent in parts (in this visit or an
-/// earlier one): it goes on so, whatever the settings say now.
+/// earlier one, whose parts become the job's): it goes on so, whatever
+/// the settings say now.
 pub fn started(row: &Row, job: &Job) -> bool {
-    // (A file of a MiB or less is never sent in parts: thousands of small
-    // files are spared reading the browser's storage.)
+    if job.parts.borrow().is_empty() {
+        *job.parts.borrow_mut() = remembered(&row.file);
+    }
     !job.parts.borrow().is_empty()
-        || (row.file.size > MIB && !storage::parts_of(&row.file).is_empty())
 }
 
 /// One attempt at the file, in parts; answers the server's SHA-256 of the
@@ -50,10 +62,7 @@ pub async fn attempt(
     progressed: &Cell<bool>,
 ) -> Result<Option<String>, Failure> {
     let size = row.file.size;
-    // The parts of an earlier attempt or visit, or new ones.
-    if job.parts.borrow().is_empty() {
-        *job.parts.borrow_mut() = storage::parts_of(&row.file);
-    }
+    // The parts of an earlier attempt or visit (`started`), or new ones.
     let n = match job.parts.borrow().len() {
         0 => settings.streams,
         k => k as u32,
@@ -138,11 +147,7 @@ pub async fn attempt(
     row.url.set(Some(joined.url));
     job.parts.borrow_mut().clear();
     storage::forget(&row.file.key());
-    leptos::task::spawn_local(async move {
-        for url in urls {
-            tus::delete(&url).await;
-        }
-    });
+    leptos::task::spawn_local(tus::delete_each(urls));
     Ok(sha256)
 }
 

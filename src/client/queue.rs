@@ -238,7 +238,7 @@ fn cancel_rows(m: Uploads, gone: Vec<Row>) {
         for id in &ids {
             if let Some(job) = jobs.remove(id) {
                 job.abandon();
-                urls.extend(job.parts.borrow().iter().filter(|p| !p.is_empty()).cloned());
+                urls.extend(job.parts.borrow().iter().cloned());
             }
         }
     });
@@ -249,23 +249,16 @@ fn cancel_rows(m: Uploads, gone: Vec<Row>) {
     rescan(m);
     for row in &gone {
         // Parts remembered from an earlier visit, not yet taken up.
-        if row.file.size > 1024 * 1024 {
-            urls.extend(
-                storage::parts_of(&row.file)
-                    .into_iter()
-                    .filter(|p| !p.is_empty()),
-            );
-        }
+        urls.extend(super::parts::remembered(&row.file));
         storage::forget(&row.file.key());
         urls.extend(row.url.get_untracked());
     }
     urls.sort_unstable();
     urls.dedup();
+    urls.retain(|u| !u.is_empty());
     if !urls.is_empty() {
         spawn_local(async move {
-            for url in urls {
-                tus::delete(&url).await;
-            }
+            tus::delete_each(urls).await;
             super::listing::refresh_soon(m);
         });
     }

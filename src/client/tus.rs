@@ -258,3 +258,11 @@ async fn watched(
 pub async fn delete(url: &str) {
     let _ = send("DELETE", url, &rules::headers(), None, None, None).await;
 }
+
+/// Deletes uploads one after the other (an empty URL, a part not
+/// created, is none).
+pub async fn delete_each(urls: Vec<String>) {
+    for url in urls.iter().filter(|u| !u.is_empty()) {
+        delete(url).await;
+    }
+}

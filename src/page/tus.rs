@@ -75,22 +75,28 @@ pub fn headers() -> Headers {
     vec![(header::TUS_RESUMABLE, TUS_VERSION.to_string())]
 }
 
-/// The headers of a POST that creates an upload of `size` bytes; `key`
-/// (the file's, for as long as it is sent) makes the same request sent
-/// twice create one upload.
-pub fn create_headers(size: u64, metadata: String, key: &str) -> Headers {
+/// The headers of a POST that creates an upload: `key` (the file's, for
+/// as long as it is sent) makes the same request sent twice create one
+/// upload.
+fn creation_headers(key: &str) -> Headers {
     let mut h = headers();
-    h.push((header::UPLOAD_LENGTH, size.to_string()));
-    h.push((header::UPLOAD_METADATA, metadata));
     h.push((header::IDEMPOTENCY_KEY, format!("\"{key}\"")));
     h
 }
 
+/// The headers of a POST that creates an upload of `size` bytes.
+pub fn create_headers(size: u64, metadata: String, key: &str) -> Headers {
+    let mut h = creation_headers(key);
+    h.push((header::UPLOAD_LENGTH, size.to_string()));
+    h.push((header::UPLOAD_METADATA, metadata));
+    h
+}
+
 /// The headers of a POST that creates a part of `size` bytes of a file
-/// sent in parts (tus concatenation), keyed like any creation.
+/// sent in parts (tus concatenation).
 pub fn part_headers(size: u64, key: &str) -> Headers {
-    let mut h = create_headers(size, String::new(), key);
-    h.retain(|(name, _)| *name != header::UPLOAD_METADATA);
+    let mut h = creation_headers(key);
+    h.push((header::UPLOAD_LENGTH, size.to_string()));
     h.push((
         header::UPLOAD_CONCAT,
         crate::protocol::concat::PARTIAL.into(),
@@ -101,9 +107,8 @@ pub fn part_headers(size: u64, key: &str) -> Headers {
 /// The headers of the POST that joins finished parts (their paths, in
 /// order) into the file `metadata` describes.
 pub fn final_headers(parts: &[String], metadata: String, key: &str) -> Headers {
-    let mut h = headers();
+    let mut h = creation_headers(key);
     h.push((header::UPLOAD_METADATA, metadata));
-    h.push((header::IDEMPOTENCY_KEY, format!("\"{key}\"")));
     h.push((
         header::UPLOAD_CONCAT,
         format!(

@@ -127,10 +127,8 @@ impl UploadService {
         {
             return Ok(None);
         }
-        let same_kind = match (&made.concat, &req.concat) {
-            (Concat::Final(a), Concat::Final(b)) => a == b,
-            (a, b) => a == b,
-        };
+        // (A final upload: of the same parts, in the same order.)
+        let same_kind = made.concat == req.concat;
         // A final upload's length follows from its parts.
         let same_length = match &req.concat {
             Concat::Final(_) => req.length.is_none() || made.length == req.length,
