@@ -6,7 +6,7 @@
 //! What it must not know: the rules of uploads (the core's), or the page's
 //! state.
 
-use crate::protocol::model::{FileCheck, FileFingerprint, ServerInfo, UploadPage};
+use crate::protocol::model::{FileCheck, FileFingerprint, FileSample, ServerInfo, UploadPage};
 use crate::protocol::rules::UploadRules;
 use leptos::prelude::*;
 
@@ -14,6 +14,8 @@ pub mod remote;
 
 /// Most files one `check_files` call may ask about.
 pub const MAX_CHECK_FILES: usize = 1000;
+/// Most files one `likely_stored` call may ask about.
+pub const MAX_SAMPLED_FILES: usize = 16;
 /// Uploads in one page of the listing, unless asked for fewer or more.
 pub const LIST_PAGE: u32 = 100;
 /// Most uploads one page of the listing may hold.
@@ -152,6 +154,45 @@ pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, 
             }
         })
         .collect())
+}
+
+/// Before a large file is hashed whole for an instant upload: for each
+/// file, whether the caller has a finished upload of its size with its
+/// sample (`protocol::sample`), so that hashing first may spare sending
+/// it. `false` says the server has no copy; `true` only that it may.
+#[server(prefix = "/api", client = remote::FerryClient, endpoint = "likely_stored")]
+pub async fn likely_stored(files: Vec<FileSample>) -> Result<Vec<bool>, ServerFnError> {
+    use crate::core::error::{Error, ErrorCode};
+    if files.len() > MAX_SAMPLED_FILES {
+        return Err(server::fail(Error::new(
+            ErrorCode::TooManyFiles,
+            format!("At most {MAX_SAMPLED_FILES} files can be asked about at once."),
+        )));
+    }
+    if let Some(bad) = files
+        .iter()
+        .find(|f| !crate::protocol::sample::is_sample(&f.sample))
+    {
+        return Err(server::fail(Error::new(
+            ErrorCode::InvalidArguments,
+            format!(
+                "{:?} is not a sample (64 lowercase hex digits).",
+                bad.sample.chars().take(80).collect::<String>()
+            ),
+        )));
+    }
+    let owner = server::owner().await?;
+    let uploads = &server::state().uploads;
+    let mut answers = Vec::with_capacity(files.len());
+    for f in &files {
+        answers.push(
+            uploads
+                .holds_sample(&owner, f.size, &f.sample)
+                .await
+                .map_err(server::fail)?,
+        );
+    }
+    Ok(answers)
 }
 
 /// A page of the caller's uploads, newest first: the first page without

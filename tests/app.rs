@@ -386,3 +386,137 @@ async fn any_origin_and_named_origins_are_not_mixed() {
         .expect("refused");
     assert!(err.message.contains("--cors-origin"), "{}", err.message);
 }
+
+/// The sample of `data` as the page takes it.
+fn sample(data: &[u8]) -> String {
+    use ferry::protocol::sample::{ranges, Sampler};
+    let mut s = Sampler::new(data.len() as u64);
+    for r in ranges(data.len() as u64) {
+        s.update(&data[r.start as usize..r.end as usize]);
+    }
+    s.finish()
+}
+
+/// The `likely_stored` server function asked about these (size, sample)
+/// pairs with these headers: its status and its answer.
+async fn likely_stored(
+    app: &TestApp,
+    files: &[(u64, &str)],
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let form: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (size, sample))| format!("files[{i}][size]={size}&files[{i}][sample]={sample}"))
+        .collect();
+    let mut h = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("accept", "application/json"),
+    ];
+    h.extend_from_slice(headers);
+    let a = app
+        .call("POST", "/api/likely_stored", &h, form.join("&"))
+        .await;
+    (a.status, String::from_utf8_lossy(&a.body).into_owned())
+}
+
+#[tokio::test]
+async fn a_large_files_sample_says_whether_hashing_it_first_may_spare_sending_it() {
+    use common::{b64, bytes, sha256_hex};
+    let app = app().await;
+    let me = ("authorization", "Bearer SAMPLESAMPLESAMPLESAMPLE");
+    let size = 3 << 20;
+    // A finished upload with its SHA-256, as instant uploads need.
+    let stored = bytes(size, 7);
+    let store = |data: Vec<u8>, finish: bool| {
+        let app = &app;
+        async move {
+            let meta = format!("sha256 {}", b64(sha256_hex(&data).as_bytes()));
+            let path = app
+                .create(data.len() as u64, &[("upload-metadata", &meta), me])
+                .await;
+            let n = if finish { data.len() } else { data.len() / 2 };
+            app.patch(&path, 0, data[..n].to_vec(), &[me]).await;
+            path
+        }
+    };
+    let kept = store(stored.clone(), true).await;
+    let s = sample(&stored);
+    let yes = (StatusCode::OK, "[true]".to_string());
+    let no = (StatusCode::OK, "[false]".to_string());
+    assert_eq!(likely_stored(&app, &[(size as u64, &s)], &[me]).await, yes);
+
+    // A byte changed in a sampled range, or another size: not stored.
+    let mut changed = stored.clone();
+    let r = &ferry::protocol::sample::ranges(size as u64)[9];
+    changed[r.start as usize + 100] ^= 0x40;
+    let other = sample(&changed);
+    assert_eq!(
+        likely_stored(&app, &[(size as u64, &other)], &[me]).await,
+        no
+    );
+    assert_eq!(
+        likely_stored(&app, &[(size as u64 + 1, &s)], &[me]).await,
+        no
+    );
+    // A byte changed between the ranges is not seen: "maybe" (the whole
+    // SHA-256 then decides, and tus.rs shows a wrong one matches nothing).
+    let mut between = stored.clone();
+    between[r.end as usize + 100] ^= 0x40;
+    assert_eq!(
+        likely_stored(&app, &[(size as u64, &sample(&between))], &[me]).await,
+        yes
+    );
+
+    // Another owner, or nobody, is never told of it.
+    let them = ("authorization", "Bearer OTHEROTHEROTHEROTHEROTHER");
+    assert_eq!(likely_stored(&app, &[(size as u64, &s)], &[them]).await, no);
+    assert_eq!(likely_stored(&app, &[(size as u64, &s)], &[]).await, no);
+
+    // Several at once, each answered.
+    let (status, body) =
+        likely_stored(&app, &[(size as u64, &other), (size as u64, &s)], &[me]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[false,true]"));
+
+    // Unfinished uploads of the bytes are not copies.
+    let unfinished = bytes(size, 8);
+    store(unfinished.clone(), false).await;
+    assert_eq!(
+        likely_stored(&app, &[(size as u64, &sample(&unfinished))], &[me]).await,
+        no
+    );
+
+    // A bounded number of uploads of one size is sampled, the newest: an
+    // old copy behind many newer uploads of its size is not found.
+    for seed in 0..ferry::core::SAMPLED_PER_SIZE as u8 * 4 {
+        store(bytes(size, 100 + seed), true).await;
+    }
+    assert_eq!(likely_stored(&app, &[(size as u64, &s)], &[me]).await, no);
+    let newest = store(stored.clone(), true).await;
+    assert_eq!(likely_stored(&app, &[(size as u64, &s)], &[me]).await, yes);
+
+    // Deleted: gone.
+    for path in [&kept, &newest] {
+        let r = app
+            .call("DELETE", path, &[common::TUS], Body::empty())
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(likely_stored(&app, &[(size as u64, &s)], &[me]).await, no);
+
+    // Hostile questions: clear refusals with stable codes.
+    let (status, body) = likely_stored(&app, &[(size as u64, "zz")], &[me]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("invalid_arguments"), "{body}");
+    let upper = s.to_uppercase();
+    let (status, _) = likely_stored(&app, &[(size as u64, &upper)], &[me]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let many: Vec<(u64, &str)> = (0..=ferry::api::MAX_SAMPLED_FILES as u64)
+        .map(|i| (i, s.as_str()))
+        .collect();
+    let (status, body) = likely_stored(&app, &many, &[me]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("too_many_files"), "{body}");
+    let (status, _) = likely_stored(&app, &[(u64::MAX, &s)], &[me]).await;
+    assert_eq!(status, StatusCode::OK);
+}

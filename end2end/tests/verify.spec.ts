@@ -2,11 +2,15 @@
 // Web Worker while its bytes are sent (not before), and its row says
 // "verified" only when the browser's SHA-256 and the server's agree. A
 // copy spoiled on the way (one bit flipped by a proxy, the request
-// otherwise whole) is caught, and Retry sends the file again.
-import { test, expect, Worker } from "@playwright/test";
+// otherwise whole) is caught, and Retry sends the file again. A large
+// file is hashed before it is sent only when its sample (half a MiB read
+// from across it) says the server may hold it: then its copy is an
+// instant upload.
+import { test, expect, Request, Worker } from "@playwright/test";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { FlipProxy } from "./faultproxy";
-import { expectServerCopy, headStatus, makeFile, MIB, openPage, row, setSetting, sha256File, tempDir } from "./helpers";
+import { expectServerCopy, headStatus, makeFile, MIB, openPage, row, Server, setSetting, sha256File, tempDir, uploadsCounted } from "./helpers";
 
 test("a large file is hashed in a worker while it is sent, and verified", async ({ page, request }) => {
   const workers: { url: string; closed: number }[] = [];
@@ -61,5 +65,71 @@ test("a copy spoiled on the way is caught, and Retry sends the file again", asyn
     await expect.poll(async () => [404, 410].includes(await headStatus(request, spoiled))).toBe(true);
   } finally {
     await proxy.stop();
+  }
+});
+
+test("a large file is hashed first only when its sample says the server may hold it: a copy is an instant upload", async ({ page, request }) => {
+  test.setTimeout(150_000);
+  const server = new Server(3128, tempDir("sample-"));
+  await server.start();
+  try {
+    const dir = tempDir();
+    const original = makeFile(dir, "original.bin", 24 * MIB + 3, 61);
+    // The same bytes under another name and date: not found by fingerprint.
+    const copy = path.join(dir, "copy-of-original.bin");
+    fs.copyFileSync(original, copy);
+    fs.utimesSync(copy, new Date(), new Date(Date.now() - 3_600_000));
+    const stranger = makeFile(dir, "stranger.bin", 24 * MIB + 3, 62);
+
+    const seen: { method: string; url: string; concat: string; meta: string }[] = [];
+    page.on("request", (r: Request) => {
+      if (!r.url().includes("/files") && !r.url().includes("/api/likely_stored")) return;
+      const h = r.headers();
+      seen.push({ method: r.method(), url: r.url(), concat: h["upload-concat"] ?? "", meta: h["upload-metadata"] ?? "" });
+    });
+    const asked = () => seen.filter((s) => s.url.includes("/api/likely_stored")).length;
+    const partials = () => seen.filter((s) => s.method === "POST" && s.concat === "partial").length;
+    const patches = () => seen.filter((s) => s.method === "PATCH").length;
+    const send = async (file: string) => {
+      seen.length = 0;
+      await page.setInputFiles("#file-input", [file]);
+      const r = row(page, path.basename(file));
+      await expect(r).toHaveAttribute("data-status", "done", { timeout: 90_000 });
+      await expect(r.getByTestId("verified")).toBeVisible();
+      await expect(r.getByTestId("sha256").locator("code")).toHaveText(sha256File(file));
+      await expectServerCopy(request, (await r.getAttribute("data-url"))!, file, server.base);
+    };
+
+    await openPage(page, server.base);
+    await setSetting(page, "setting-chunk", 4);
+    await setSetting(page, "setting-instant", 1);
+    await setSetting(page, "setting-streams", 4);
+    await setSetting(page, "setting-streams-from", 8);
+
+    // Nothing like it on the server: not hashed first, sent in parts.
+    await send(original);
+    expect(asked()).toBe(1);
+    expect(partials()).toBe(4);
+    expect(await uploadsCounted(server.base, "created")).toBe(5);
+
+    // Its copy: the sample agrees, the page hashes it first and creates it
+    // whole with its SHA-256, and the server has it at once: no bytes sent.
+    await send(copy);
+    expect(asked()).toBe(1);
+    const creations = seen.filter((s) => s.method === "POST" && s.url.includes("/files"));
+    expect(creations).toHaveLength(1);
+    expect(creations[0].concat).toBe("");
+    expect(creations[0].meta).toContain("sha256 ");
+    expect(patches()).toBe(0);
+    expect(await uploadsCounted(server.base, "created")).toBe(6);
+
+    // Another file of that size: the sample differs, so it is not hashed
+    // first and goes in parts like the first.
+    await send(stranger);
+    expect(asked()).toBe(1);
+    expect(partials()).toBe(4);
+    expect(patches()).toBeGreaterThan(0);
+  } finally {
+    await server.kill();
   }
 });

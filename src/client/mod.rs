@@ -10,8 +10,10 @@
 //! `thumb`, `storage` (`localStorage`), `folders` (paths of chosen and
 //! dropped folders), `frame` (progress drawn once per frame), `transfer`
 //! (one file, its `job` carried from attempt to attempt, `lanes` for
-//! its requests, `parts` for a large file sent in parts) with `creating` (uploads created with their first bytes)
-//! and `verify` (its SHA-256 beside its upload, compared at the end),
+//! its requests, `parts` for a large file sent in parts) with `creating`
+//! (uploads created with their first bytes), `sample` (whether a large
+//! file is worth hashing before it is sent) and `verify` (its SHA-256
+//! beside its upload, compared at the end),
 //! `queue` (the batch: pump, retry, back-off), `adding` (files joining
 //! it), `gallery` (thumbnails of the rows on screen), `listing` (finished
 //! uploads), `live` (events), `start` (what happens once the page is
@@ -34,6 +36,7 @@ mod listing;
 mod live;
 mod parts;
 mod queue;
+mod sample;
 mod sha;
 mod start;
 mod storage;

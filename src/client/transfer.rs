@@ -10,7 +10,7 @@
 use super::job::Job;
 use super::listing::refresh_soon;
 use super::tus::{self, Head};
-use super::{creating, frame, parts, storage, verify, ws};
+use super::{creating, frame, parts, sample, storage, verify, ws};
 use crate::page::i18n::{t, Lang, Msg};
 use crate::page::speed::Speedometer;
 use crate::page::state::{Row, Settings, Status, Transport, Uploads};
@@ -30,15 +30,23 @@ const WHOLE_WITH_CREATION: u64 = MIB;
 /// screen readers.
 const ANNOUNCED_UP_TO: usize = 50;
 
-/// Hashes the file when it is small enough for instant upload and not
-/// hashed yet.
+/// Hashes the file before it is sent, when that may spare sending it (an
+/// instant upload) and it is not hashed yet: a small file always (the hash
+/// costs less than the bytes), a large one (over the instant-upload limit,
+/// or sent in parts) only when the server holds a finished upload with the
+/// file's sample. Any other file is hashed while it is sent, and every
+/// file when the limit is 0 (instant uploads off).
 async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(), Failure> {
     let size = row.file.size;
-    if size == 0
-        || size > settings.instant_mib as u64 * MIB
-        || row.local_sha.get_untracked().is_some()
-    {
+    if size == 0 || settings.instant_mib == 0 || row.local_sha.get_untracked().is_some() {
         return Ok(());
+    }
+    let small = size <= settings.instant_mib as u64 * MIB && !parts::wanted(settings, size);
+    if !small && !sample::worth_hashing_first(&job.file, size).await {
+        return Ok(());
+    }
+    if job.cancelled.get() {
+        return Err(Failure::Cancelled);
     }
     row.status.set(Status::Hashing);
     let sha = verify::hash(row, &job.file, job.cancelled.clone()).await;
@@ -75,11 +83,17 @@ pub async fn attempt(
     if job.cancelled.get() {
         return Err(Failure::Cancelled);
     }
-    // A large file goes in parts, sent at once (and one begun so goes on
-    // so).
-    if row.url.get_untracked().is_none()
-        && (parts::started(row, job) || parts::wanted(&settings, size))
-    {
+    // A file begun in parts goes on so. Any other not created yet may be
+    // hashed first, for an instant upload.
+    let fresh = row.url.get_untracked().is_none();
+    let in_parts = fresh && parts::started(row, job);
+    if fresh && !in_parts {
+        hash_if_wanted(&settings, row, job).await?;
+    }
+    // A large file goes in parts, sent at once, unless hashed first: it is
+    // then created whole with its SHA-256, which an instant upload needs.
+    let hashed = row.local_sha.get_untracked().is_some();
+    if in_parts || (fresh && !hashed && parts::wanted(&settings, size)) {
         return parts::attempt(settings, lang, row, job, chunk, progressed).await;
     }
     // One ended without an answer: the server may have the upload.
@@ -114,7 +128,6 @@ pub async fn attempt(
             }
         }
         None => {
-            hash_if_wanted(&settings, row, job).await?;
             let sha = row.local_sha.get_untracked();
             let meta = metadata(&row.file, sha.as_deref());
             // A small file travels whole in the request that creates its

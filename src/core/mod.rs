@@ -32,5 +32,6 @@ pub use meta::{ListCursor, MetaStore, Usage};
 pub use names::sanitize_filename;
 pub use record::{Concat, Owner, UploadRecord, UploadState};
 pub use service::{
-    AppendRequest, BodyStream, CommitHook, CreateRequest, FsyncPolicy, ServiceConfig, UploadService,
+    AppendRequest, BodyStream, CommitHook, CreateRequest, FsyncPolicy, ServiceConfig,
+    UploadService, SAMPLED_PER_SIZE,
 };

@@ -13,6 +13,7 @@ pub mod ietf;
 pub mod metadata;
 pub mod model;
 pub mod rules;
+pub mod sample;
 pub mod ws;
 
 /// The tus protocol version Ferry speaks.

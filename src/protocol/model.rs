@@ -52,6 +52,14 @@ impl FileFingerprint {
     }
 }
 
+/// A large file as the page asks about it before hashing it whole: its
+/// size and its sample (`protocol::sample`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSample {
+    pub size: u64,
+    pub sample: String,
+}
+
 /// What the server already has of a file, answered before sending it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileCheck {

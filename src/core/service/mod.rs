@@ -27,12 +27,14 @@ mod concat;
 mod create;
 mod expiry;
 mod recover;
+mod sample;
 #[cfg(test)]
 mod testing;
 
 pub use append::{AppendRequest, CommitHook};
 pub use create::CreateRequest;
 pub use recover::Reconciled;
+pub use sample::SAMPLED_PER_SIZE;
 
 /// When writes are forced to stable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +107,8 @@ pub struct UploadService {
     config: Arc<ServiceConfig>,
     observer: Arc<dyn Observer>,
     hooks: Hooks,
+    /// Turns to take a stored upload's sample (`sample.rs`).
+    sampling: Arc<tokio::sync::Semaphore>,
 }
 
 fn storage(context: &str) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -131,6 +135,7 @@ impl UploadService {
             config: Arc::new(config),
             observer: Arc::new(Unobserved),
             hooks: Hooks::off(),
+            sampling: Arc::new(tokio::sync::Semaphore::new(sample::SAMPLING_AT_ONCE)),
         }
     }
 
