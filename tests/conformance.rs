@@ -776,7 +776,8 @@ async fn service_suite(app: &TestApp) {
         )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
-    let got = app.download(&a.location()).await;
+    let joined = a.location();
+    let got = app.download(&joined).await;
     assert_eq!(got.body.len(), p1.len() + p2.len());
     assert_eq!(&got.body[..p1.len()], &p1[..]);
     assert_eq!(&got.body[p1.len()..], &p2[..]);
@@ -830,15 +831,22 @@ async fn service_suite(app: &TestApp) {
     let a = app.call("DELETE", &u, &[TUS, auth], Body::empty()).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
 
-    // Expiry: an abandoned upload's bytes go, and it answers 410.
+    // Expiry: an abandoned upload's bytes go, and it answers 410; so do
+    // finished parts (a part is not a file), and the file joined from
+    // them stays whole.
     let left = app.create(PART as u64 * 3, &[auth]).await;
     let a = app.patch(&left, 0, bytes(PART + 5, 9), &[auth]).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
     tokio::time::sleep(Duration::from_millis(3_300)).await;
     let expired = app.state.uploads.sweep_expired().await.unwrap();
-    assert!(expired >= 1);
-    let a = app.call("HEAD", &left, &[TUS], Body::empty()).await;
-    assert_eq!(a.status, StatusCode::GONE);
+    assert!(expired >= 3, "{expired}");
+    for gone in [&left, &parts[0], &parts[1]] {
+        let a = app.call("HEAD", gone, &[TUS], Body::empty()).await;
+        assert_eq!(a.status, StatusCode::GONE, "{gone}");
+    }
+    let got = app.download(&joined).await;
+    assert_eq!(got.body.len(), p1.len() + p2.len());
+    assert_eq!(&got.body[p1.len()..], &p2[..]);
 }
 
 /// Expiry within the test's time, and checkpoints every MiB (so long
@@ -873,17 +881,14 @@ async fn distributed_service_conforms() {
     service_suite(&app).await;
     drop(app);
     let left = s3.files("service");
-    // What remains: the finished uploads' objects, nothing else (no tails,
-    // no parts of the expired or deleted uploads).
+    // What remains: the finished files' objects, nothing else (no tails,
+    // no parts of the expired or deleted uploads, no expired partial
+    // uploads).
     assert!(
         left.iter().all(|p| !p.to_string_lossy().contains(".tail")),
         "tail objects left behind: {left:?}"
     );
-    assert_eq!(
-        left.len(),
-        5,
-        "twin (shared), 2 partials, final, deferred: {left:?}"
-    );
+    assert_eq!(left.len(), 3, "twin (shared), final, deferred: {left:?}");
 }
 
 /// Forwards connections to `to`, counting the bytes clients send.

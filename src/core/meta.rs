@@ -67,8 +67,9 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Removes a record and gives back its blob reference, atomically
     /// telling whether the blob is still used.
     async fn delete(&self, id: &UploadId, news: &[Delivery]) -> Result<Option<Deleted>>;
-    /// Marks an active record expired (its bytes are about to go) and gives
-    /// back its blob reference; `None` when it is no longer active.
+    /// Marks a record that can expire (an active one, or a finished part)
+    /// expired, its bytes about to go, and gives back its blob reference;
+    /// `None` when it is expired or gone already.
     async fn expire(
         &self,
         id: &UploadId,
@@ -109,7 +110,7 @@ pub trait MetaStore: Send + Sync + 'static {
         lengths: &[u64],
         limit: u32,
     ) -> Result<Vec<UploadRecord>>;
-    /// Active uploads whose expiry time has passed.
+    /// Records whose expiry time has passed and that are not expired yet.
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>>;
     /// Every active upload (to reconcile records with bytes on start).
     async fn active(&self) -> Result<Vec<UploadRecord>>;

@@ -184,4 +184,17 @@ impl UploadRecord {
     pub fn is_complete(&self) -> bool {
         self.state == UploadState::Complete
     }
+
+    /// Whether the upload expires when `expires_at` passes: while it is
+    /// unfinished, and a part of a concatenation even once finished. A
+    /// part is not a file: its final upload holds a copy of its bytes, so
+    /// a part left behind (joined, or never joined) goes like an abandoned
+    /// upload.
+    pub fn can_expire(&self) -> bool {
+        match self.state {
+            UploadState::Active => true,
+            UploadState::Complete => self.concat == Concat::Partial,
+            UploadState::Expired => false,
+        }
+    }
 }

@@ -249,7 +249,6 @@ pub(crate) fn set(resp: &mut Response, name: &'static str, value: impl ToString)
     }
 }
 
-/// `Upload-Expires`: when an unfinished upload expires, as an HTTP date.
 /// A finished upload's SHA-256 as `Repr-Digest` (RFC 9530), so the client
 /// that sent its last bytes, or any that did not create it, can verify
 /// it without asking again. Nothing while the upload is unfinished.
@@ -261,6 +260,8 @@ pub(crate) fn set_repr_digest(resp: &mut Response, record: &UploadRecord) {
     }
 }
 
+/// `Upload-Expires`: when an upload expires (an unfinished one, or a
+/// part), as an HTTP date.
 pub(crate) fn set_expires(resp: &mut Response, record: &UploadRecord) {
     if let Some(ms) = record.expires_at {
         // HTTP dates end with the year 9999.

@@ -112,7 +112,7 @@ impl UploadService {
         record.updated_at = now;
         record.blob_state = writer.state();
         if last {
-            complete(record, hasher, now);
+            self.complete(record, hasher, now);
             tracing::info!(id = %record.id, length = position, sha256 = ?record.sha256, "upload complete");
         } else {
             record.hash_state = Some(hasher.to_bytes());
@@ -289,12 +289,17 @@ impl UploadService {
     }
 }
 
-pub(super) fn complete(record: &mut UploadRecord, hasher: &ResumableSha256, now: i64) {
-    record.state = UploadState::Complete;
-    record.sha256 = Some(hasher.finalize_hex());
-    record.hash_state = None;
-    record.expires_at = None;
-    record.completed_at = Some(now);
+impl UploadService {
+    /// Finishes a record whose last byte is stored, with its SHA-256. A
+    /// finished file never expires; a finished part expires `--expire-after`
+    /// from now (`UploadRecord::can_expire`).
+    pub(super) fn complete(&self, record: &mut UploadRecord, hasher: &ResumableSha256, now: i64) {
+        record.state = UploadState::Complete;
+        record.sha256 = Some(hasher.finalize_hex());
+        record.hash_state = None;
+        record.completed_at = Some(now);
+        record.expires_at = record.can_expire().then(|| self.expiry(now));
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! recorded first, then assembled from its finished parts in a task of its
 //! own, so an interrupted assembly is found and removed on start.
 
-use super::commit::complete;
 use super::create::CreateRequest;
 use super::{storage, UploadService};
 use crate::core::blob::{Commit, Durability};
@@ -188,7 +187,7 @@ impl UploadService {
         record.offset = hasher.len();
         record.updated_at = now;
         self.ask_pre_finish_whole(record, caller).await?;
-        complete(record, &hasher, now);
+        self.complete(record, &hasher, now);
         let points = [HookPoint::PostCreate, HookPoint::PostFinish];
         let news = self.news(&points, record, caller).await;
         self.meta.update_with(record, &news).await?;

@@ -3,7 +3,6 @@
 //! record written before its bytes, and an instant upload when the same
 //! content is already stored.
 
-use super::commit::complete;
 use super::UploadService;
 use crate::core::blob::Space;
 use crate::core::error::{Error, ErrorCode, Result};
@@ -121,7 +120,7 @@ impl UploadService {
         };
         // Past its expiry but not swept yet: expired now, its key free.
         let now = now_millis();
-        if made.state == UploadState::Active
+        if made.can_expire()
             && made.expires_at.is_some_and(|t| t <= now)
             && self.expire_if_due(&made.id, now).await?
         {
@@ -173,7 +172,7 @@ impl UploadService {
         if record.length == Some(0) {
             self.ask_pre_finish_whole(&record, req.caller.as_ref())
                 .await?;
-            complete(&mut record, &ResumableSha256::new(), now);
+            self.complete(&mut record, &ResumableSha256::new(), now);
         }
         // The record first, then its bytes: a crash in between leaves a
         // record whose empty blob the start-up check makes, never bytes

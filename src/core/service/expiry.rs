@@ -1,13 +1,13 @@
 //! Ending an upload: when an unfinished one expires (`expiry`: set at
-//! creation and at every commit, cleared when it completes, checked by
-//! `get`), deletion (taking the writer's lock away), and the sweep that
+//! creation and at every commit, cleared when it completes unless it is a
+//! part of a concatenation, checked by `get`), deletion (taking the writer's lock away), and the sweep that
 //! expires abandoned uploads in bounded batches.
 
 use super::{millis, storage, UploadService};
 use crate::core::error::{Error, ErrorCode, Result};
 use crate::core::hooks::{Caller, Delivery, HookPoint, Verdict};
 use crate::core::id::UploadId;
-use crate::core::record::{now_millis, Millis, UploadRecord, UploadState};
+use crate::core::record::{now_millis, Millis, UploadRecord};
 use crate::protocol::events::EventKind;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -120,8 +120,7 @@ impl UploadService {
         let Some(record) = self.meta.get(id).await? else {
             return Ok(false);
         };
-        let due =
-            record.state == UploadState::Active && record.expires_at.is_some_and(|t| t <= now);
+        let due = record.can_expire() && record.expires_at.is_some_and(|t| t <= now);
         if !due {
             return Ok(false);
         }
@@ -202,5 +201,56 @@ mod tests {
             ErrorCode::UploadExpired
         );
         assert_eq!(f.service.blobs.len(&r.blob_key, None).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn finished_parts_expire_and_the_files_joined_from_them_do_not() {
+        use crate::core::record::Concat;
+        use crate::core::AppendRequest;
+        let f = fixture(|c| c.expire_after = Duration::from_millis(300)).await;
+        let send = |id: crate::core::UploadId, data: &'static [u8]| {
+            let service = f.service.clone();
+            async move {
+                let at = AppendRequest {
+                    offset: 0,
+                    ..AppendRequest::default()
+                };
+                service.append(&id, at, body(data, 2)).await.unwrap()
+            }
+        };
+        let mut parts = Vec::new();
+        for data in [&b"aaaaa"[..], b"bbb"] {
+            let mut req = new_upload(Some(data.len() as u64), "part");
+            req.concat = Concat::Partial;
+            let part = f.service.create(req).await.unwrap();
+            let done = send(part.id.clone(), data).await;
+            assert!(done.is_complete());
+            assert!(done.expires_at.is_some(), "a finished part still expires");
+            parts.push(done);
+        }
+        let file = f.service.create(new_upload(Some(4), "file")).await.unwrap();
+        let file = send(file.id.clone(), b"file").await;
+        assert_eq!(file.expires_at, None, "a finished file never expires");
+        let mut req = new_upload(None, "joined");
+        req.concat = Concat::Final(parts.iter().map(|p| p.id.clone()).collect());
+        let joined = f.service.create(req).await.unwrap();
+        assert!(joined.is_complete());
+        assert_eq!(joined.expires_at, None);
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(f.service.sweep_expired().await.unwrap(), 2, "the two parts");
+        for part in &parts {
+            let gone = f.service.get(&part.id).await.unwrap_err();
+            assert_eq!(gone.code, ErrorCode::UploadExpired);
+            assert_eq!(
+                f.service.blobs.len(&part.blob_key, None).await.unwrap(),
+                None
+            );
+        }
+        let joined = f.service.get(&joined.id).await.unwrap();
+        assert_eq!(stored(&f.service, &joined).await, b"aaaaabbb");
+        let file = f.service.get(&file.id).await.unwrap();
+        assert_eq!(stored(&f.service, &file).await, b"file");
+        assert_eq!(f.service.sweep_expired().await.unwrap(), 0);
     }
 }

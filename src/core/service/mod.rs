@@ -260,8 +260,7 @@ impl UploadService {
     pub async fn get(&self, id: &UploadId) -> Result<UploadRecord> {
         let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
         let expired = record.state == UploadState::Expired
-            || (record.state == UploadState::Active
-                && record.expires_at.is_some_and(|t| t <= now_millis()));
+            || (record.can_expire() && record.expires_at.is_some_and(|t| t <= now_millis()));
         if expired {
             return Err(Error::new(
                 ErrorCode::UploadExpired,

@@ -181,7 +181,7 @@ impl MetaStore for SqlStore {
         let mut tx = self.pool.begin().await.map_err(failed)?;
         let sql = self.sql(
             "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
-             WHERE id = ? AND state = 'active' RETURNING blob_key",
+             WHERE id = ? AND state IN ('active', 'complete') RETURNING blob_key",
         );
         let blob_key: Option<String> = sqlx::query_scalar(&sql)
             .bind(now)
@@ -334,7 +334,7 @@ impl MetaStore for SqlStore {
 
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>> {
         let sql = self.sql(
-            "SELECT * FROM uploads WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?
+            "SELECT * FROM uploads WHERE state IN ('active', 'complete') AND expires_at IS NOT NULL AND expires_at <= ?
              ORDER BY expires_at LIMIT ?",
         );
         let found = sqlx::query(&sql)
