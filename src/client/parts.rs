@@ -23,9 +23,13 @@ use std::rc::Rc;
 
 const MIB: u64 = 1024 * 1024;
 
-/// Whether the file goes in parts with these settings.
-pub fn wanted(settings: &Settings, size: u64) -> bool {
-    settings.transport == Transport::Http
+/// Whether the file goes in parts with these settings, and the room the
+/// server last said the owner has left (`None`: no limit). Joined, the
+/// file is a copy of its parts, which count in the owner's share until
+/// they are deleted: a file that does not fit twice goes whole.
+pub fn wanted(settings: &Settings, size: u64, room_left: Option<u64>) -> bool {
+    room_left.is_none_or(|room| room / 2 >= size)
+        && settings.transport == Transport::Http
         && settings.streams > 1
         && size >= u64::from(settings.streams_from_mib) * MIB
         && part_ranges(size, settings.streams).len() > 1

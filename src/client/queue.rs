@@ -126,7 +126,9 @@ async fn run(m: Uploads, row: Row) {
             Err(Failure::Cancelled)
         } else {
             let settings = m.settings.get_untracked();
-            transfer::attempt(settings, m.lang.get_untracked(), &row, &job, &progressed).await
+            let room_left = m.rules.get_untracked().and_then(|r| r.room_left);
+            let lang = m.lang.get_untracked();
+            transfer::attempt(settings, lang, room_left, &row, &job, &progressed).await
         };
         // Paused, cancelled or taken off the page meanwhile: whatever the
         // attempt ended with, the row stays as that left it (a paused

@@ -36,12 +36,18 @@ const ANNOUNCED_UP_TO: usize = 50;
 /// or sent in parts) only when the server holds a finished upload with the
 /// file's sample. Any other file is hashed while it is sent, and every
 /// file when the limit is 0 (instant uploads off).
-async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(), Failure> {
+async fn hash_if_wanted(
+    settings: &Settings,
+    room_left: Option<u64>,
+    row: &Row,
+    job: &Job,
+) -> Result<(), Failure> {
     let size = row.file.size;
     if size == 0 || settings.instant_mib == 0 || row.local_sha.get_untracked().is_some() {
         return Ok(());
     }
-    let small = size <= settings.instant_mib as u64 * MIB && !parts::wanted(settings, size);
+    let small =
+        size <= settings.instant_mib as u64 * MIB && !parts::wanted(settings, size, room_left);
     if !small && !sample::worth_hashing_first(&job.file, size).await {
         return Ok(());
     }
@@ -60,11 +66,13 @@ async fn hash_if_wanted(settings: &Settings, row: &Row, job: &Job) -> Result<(),
 
 /// One attempt at sending the row's file; `progressed` is set when the
 /// server ends up with more bytes than before (the queue then starts
-/// counting attempts again). Answers the server's SHA-256 of the whole
+/// counting attempts again); `room_left` is what the server last said is
+/// left of the owner's share. Answers the server's SHA-256 of the whole
 /// file when its last answer said it.
 pub async fn attempt(
     settings: Settings,
     lang: Lang,
+    room_left: Option<u64>,
     row: &Row,
     job: &Job,
     progressed: &Cell<bool>,
@@ -88,12 +96,12 @@ pub async fn attempt(
     let fresh = row.url.get_untracked().is_none();
     let in_parts = fresh && parts::started(row, job);
     if fresh && !in_parts {
-        hash_if_wanted(&settings, row, job).await?;
+        hash_if_wanted(&settings, room_left, row, job).await?;
     }
     // A large file goes in parts, sent at once, unless hashed first: it is
     // then created whole with its SHA-256, which an instant upload needs.
     let hashed = row.local_sha.get_untracked().is_some();
-    if in_parts || (fresh && !hashed && parts::wanted(&settings, size)) {
+    if in_parts || (fresh && !hashed && parts::wanted(&settings, size, room_left)) {
         return parts::attempt(settings, lang, row, job, chunk, progressed).await;
     }
     // One ended without an answer: the server may have the upload.
