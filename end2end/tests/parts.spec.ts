@@ -2,7 +2,8 @@
 // concatenation): the parts travel side by side, the joined file is
 // byte-identical and verified, the parts are gone afterwards, the list of
 // uploads shows one file, and a reload mid-way resumes every part where
-// the server has it.
+// the server has it. A file that would not fit twice in the owner's share
+// (parts and joined file) goes whole.
 import { test, expect, Page, Request } from "@playwright/test";
 import * as path from "node:path";
 import { MIB, Server, expectServerCopy, headStatus, makeFile, openPage, row, setSetting, sha256File, tempDir, uploadsCounted } from "./helpers";
@@ -140,6 +141,30 @@ test("after a reload, a file sent in parts resumes every part where the server h
     expect(seen.finals).toHaveLength(1);
     expect(await uploadsCounted(server.base, "created")).toBe(5);
     console.log(`parts resumed at ${[...firstPerPart.values()].map((o) => (o / MIB).toFixed(1)).join(", ")} MiB of ${path.basename(file)}`);
+  } finally {
+    await server.kill();
+  }
+});
+
+test("a file that does not fit twice in the owner's share goes whole, and arrives", async ({ page, request }) => {
+  test.setTimeout(120_000);
+  // Joined, a file counts beside its parts until they are deleted: in
+  // parts, this one would need 80 MiB of a 60 MiB share.
+  const server = new Server(3130, tempDir("parts-room-"), ["--max-bytes-per-owner", "60MiB"]);
+  await server.start();
+  try {
+    const file = makeFile(tempDir(), "roomy.bin", 40 * MIB, 53);
+    const seen = watch(page);
+    await openPage(page, server.base);
+    await partsSetting(page);
+    await page.setInputFiles("#file-input", [file]);
+    const r = row(page, "roomy.bin");
+    await expect(r).toHaveAttribute("data-status", "done", { timeout: 90_000 });
+    await expect(r.getByTestId("verified")).toBeVisible();
+    await expectServerCopy(request, (await r.getAttribute("data-url"))!, file, server.base);
+    expect(seen.parts).toHaveLength(0);
+    expect(seen.finals).toHaveLength(0);
+    expect(await uploadsCounted(server.base, "created")).toBe(1);
   } finally {
     await server.kill();
   }

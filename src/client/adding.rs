@@ -59,7 +59,7 @@ pub fn choose_files(m: Uploads, ev: &web_sys::MouseEvent) {
 pub fn resume_interrupted(m: Uploads, key: String) {
     spawn_local(async move {
         match handles::reopen(&key).await {
-            Some(file) => add_files(m, vec![(file, String::new())]),
+            Some(found) => add_files(m, vec![found]),
             None => m
                 .announce
                 .set(t(m.lang.get_untracked(), Msg::ChooseAgain).into()),
@@ -92,19 +92,56 @@ pub fn add_from_input(m: Uploads, ev: &web_sys::Event) {
 
 /// Files and folders dropped on the drop zone: folders are walked, each
 /// file keeping its path; a browser without entries gives its files.
+/// Where the browser gives handles (`handles`), they are kept.
 pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
     let Some(dt) = ev.data_transfer() else {
         return;
     };
-    if let Some(entries) = folders::entries(&dt) {
-        spawn_local(async move { add_files(m, folders::walk(entries).await) });
-    } else if let Some(list) = dt.files() {
-        let files = (0..list.length())
+    // Both are taken while the event lasts.
+    let dropped = handles::of_drop(&dt);
+    let entries = folders::entries(&dt);
+    let listed: Vec<(File, String)> = match (&entries, dt.files()) {
+        (None, Some(list)) => (0..list.length())
             .filter_map(|i| list.get(i))
             .map(|f| (f, String::new()))
-            .collect();
+            .collect(),
+        _ => Vec::new(),
+    };
+    spawn_local(async move {
+        let files = match entries {
+            Some(entries) => folders::walk(entries).await,
+            None => listed,
+        };
+        keep_dropped(dropped, &files).await;
         add_files(m, files);
+    });
+}
+
+/// Keeps the handles of dropped files: a file dropped alone by its own, a
+/// file of a dropped folder by the folder's and its path.
+async fn keep_dropped(dropped: Vec<js_sys::Promise>, files: &[(File, String)]) {
+    if dropped.is_empty() {
+        return;
     }
+    let settled = handles::settle(dropped).await;
+    let find = |name: &str, folder: bool| {
+        settled
+            .iter()
+            .find(|(n, is_folder, _)| n == name && *is_folder == folder)
+            .map(|(_, _, handle)| handle)
+    };
+    let kept = files
+        .iter()
+        .filter_map(|(file, path)| {
+            let key = fingerprint(file, path.clone()).key();
+            if path.is_empty() {
+                return Some((key, find(&file.name(), false)?.clone()));
+            }
+            let top = path.split('/').next()?;
+            Some((key, handles::inside(find(top, true)?, path)))
+        })
+        .collect();
+    handles::keep(kept).await;
 }
 
 /// Adds files to the batch: refuses at once what breaks the server's rules
@@ -227,6 +264,7 @@ pub fn add_files(m: Uploads, files: Vec<(File, String)>) {
 /// Marks a row refused by the server's rules: never sent, with why (the
 /// rule's words, then the server's figure).
 fn refuse(row: &Row, lang: Lang, rule: Msg, figure: String) {
+    handles::forget(&row.file.key());
     row.status.set(Status::Refused);
     row.message
         .set(Some(format!("{} {figure}.", t(lang, rule))));

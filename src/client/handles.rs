@@ -1,7 +1,9 @@
 //! Files kept by handle, where the browser has them (Chromium's File System
-//! Access API): a file chosen with the browser's file picker keeps its
-//! `FileSystemFileHandle` in IndexedDB under its fingerprint key, for as
-//! long as its upload is unfinished. After the browser restarts, the
+//! Access API): a file chosen with the browser's file picker or dropped
+//! keeps its `FileSystemFileHandle` in IndexedDB under its fingerprint
+//! key, for as long as its upload is unfinished; a file of a dropped
+//! folder keeps the folder's `FileSystemDirectoryHandle` and its path
+//! inside. After the browser restarts, the
 //! interrupted list offers to resume it without choosing it again: the
 //! handle is asked for permission to read (once, on the person's click)
 //! and gives the file back. Elsewhere the list says which files to choose
@@ -73,28 +75,114 @@ pub async fn choose() -> Vec<(File, JsValue)> {
     chosen
 }
 
-/// The file behind the handle kept for `key`, once the person allows it
-/// to be read (the browser asks at most once; it must follow their
-/// click). `None` without a handle, or without permission.
-pub async fn reopen(key: &str) -> Option<File> {
-    let handle = get(key).await?;
+/// The handles of a drop's items, asked for while the drop event lasts
+/// (its data is gone after): one promise for each dropped file or folder.
+/// Empty where handles are not kept.
+pub fn of_drop(dt: &web_sys::DataTransfer) -> Vec<Promise> {
+    if !available() {
+        return Vec::new();
+    }
+    let items = Reflect::get(dt, &"items".into()).unwrap_or(JsValue::UNDEFINED);
+    let n = Reflect::get(&items, &"length".into())
+        .ok()
+        .and_then(|n| n.as_f64())
+        .unwrap_or(0.0) as u32;
+    (0..n)
+        .filter_map(|i| Reflect::get_u32(&items, i).ok())
+        .filter(|item| {
+            Reflect::get(item, &"kind".into())
+                .ok()
+                .and_then(|k| k.as_string())
+                .as_deref()
+                == Some("file")
+        })
+        .filter_map(|item| {
+            let f: Function = Reflect::get(&item, &"getAsFileSystemHandle".into())
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            f.call0(&item).ok()?.dyn_into().ok()
+        })
+        .collect()
+}
+
+/// A drop's handles, once its promises settle: `(name, is_folder,
+/// handle)`, without the ones the browser could not give.
+pub async fn settle(promises: Vec<Promise>) -> Vec<(String, bool, JsValue)> {
+    let mut settled = Vec::new();
+    for promise in promises {
+        let Ok(handle) = JsFuture::from(promise).await else {
+            continue;
+        };
+        let text = |key: &str| {
+            Reflect::get(&handle, &key.into())
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        if let (Some(name), Some(kind)) = (text("name"), text("kind")) {
+            settled.push((name, kind == "directory", handle));
+        }
+    }
+    settled
+}
+
+/// What is kept for a file of a dropped folder: the folder's handle and
+/// the file's path from the folder's name down (`photos/2024/a.jpg`).
+pub fn inside(folder: &JsValue, path: &str) -> JsValue {
+    let kept = Object::new();
+    let _ = Reflect::set(&kept, &"folder".into(), folder);
+    let _ = Reflect::set(&kept, &"path".into(), &path.into());
+    kept.into()
+}
+
+/// Asks for permission to read through a handle (the browser asks at most
+/// once; it must follow the person's click).
+async fn allowed(handle: &JsValue) -> bool {
     let options = Object::new();
     let _ = Reflect::set(&options, &"mode".into(), &"read".into());
-    let granted = match call(&handle, "queryPermission", &[options.clone().into()]).await {
+    match call(handle, "queryPermission", &[options.clone().into()]).await {
         Ok(state) if state.as_string().as_deref() == Some("granted") => true,
         _ => {
-            call(&handle, "requestPermission", &[options.into()])
+            call(handle, "requestPermission", &[options.into()])
                 .await
                 .ok()
                 .and_then(|s| s.as_string())
                 .as_deref()
                 == Some("granted")
         }
-    };
-    if !granted {
+    }
+}
+
+/// The file kept for `key`, with its path in its dropped folder (empty
+/// for a file that came alone), once the person allows it to be read.
+/// `None` without a handle, without permission, or when the file is no
+/// longer where it was.
+pub async fn reopen(key: &str) -> Option<(File, String)> {
+    let kept = get(key).await?;
+    let folder = Reflect::get(&kept, &"folder".into()).ok()?;
+    if folder.is_undefined() {
+        if !allowed(&kept).await {
+            return None;
+        }
+        let file = call(&kept, "getFile", &[]).await.ok()?.dyn_into().ok()?;
+        return Some((file, String::new()));
+    }
+    let path = Reflect::get(&kept, &"path".into()).ok()?.as_string()?;
+    if !allowed(&folder).await {
         return None;
     }
-    call(&handle, "getFile", &[]).await.ok()?.dyn_into().ok()
+    // Down from the folder (the path's first name is the folder's own).
+    let names: Vec<&str> = path.split('/').skip(1).collect();
+    let (last, between) = names.split_last()?;
+    let mut at = folder;
+    for name in between {
+        at = call(&at, "getDirectoryHandle", &[(*name).into()])
+            .await
+            .ok()?;
+    }
+    let handle = call(&at, "getFileHandle", &[(*last).into()]).await.ok()?;
+    let file = call(&handle, "getFile", &[]).await.ok()?.dyn_into().ok()?;
+    Some((file, path))
 }
 
 /// Waits for an IndexedDB request; answers its result.
