@@ -1,13 +1,15 @@
 // One upload from headless Chromium, timed from choosing the file to the
 // end. Prints one JSON line: {"bytes": N, "seconds": S}.
 //
-//   node bench/browser.mjs BASE_URL FILE [CHUNK_MIB] [hash|verify|sink]
+//   node bench/browser.mjs BASE_URL FILE [CHUNK_MIB] [hash|verify|parts|sink]
 //
-// `hash` and `verify` go through Ferry's real page, timed until it shows the
-// file done, which is once the browser's SHA-256 of the file and the
-// server's agree. `hash` hashes the file before sending it (the
-// instant-upload check, for files up to that setting); `verify` turns that
-// off, so the file is hashed in a Web Worker while it is sent. `sink`
+// `hash`, `verify` and `parts` go through Ferry's real page, timed until it
+// shows the file done, which is once the browser's SHA-256 of the file and
+// the server's agree. `hash` sends the file in one stream and hashes it
+// before sending it (the instant-upload check, for files up to that
+// setting); `verify` turns that off, so the file is hashed in a Web Worker
+// while it is sent; `parts` is `verify` with the page's default of four
+// parts sent at once (tus concatenation) for files from 128 MiB. `sink`
 // measures the browser alone: against `bench/src/bin/sink.rs`, a page sends
 // the file in PATCHes of CHUNK_MIB, one `XMLHttpRequest` of a `Blob.slice`
 // after another (what Ferry's page does), to a server that drops the bytes.
@@ -37,7 +39,8 @@ async function throughFerry(page) {
     await input.dispatchEvent("change");
   };
   await set("setting-chunk", chunk);
-  if (mode === "verify") await set("setting-instant", 0);
+  if (mode !== "hash") await set("setting-instant", 0);
+  if (mode !== "parts") await set("setting-streams", 1);
   const started = performance.now();
   await page.setInputFiles("#file-input", file);
   await page.waitForSelector('[data-testid="file-row"][data-status="done"]', { timeout: 600_000 });

@@ -441,6 +441,7 @@ def main():
         # server's before the file shows done; hashed while sent (in a
         # worker), or before sending (the instant-upload check).
         for mode, label in [("verify", "ferry page, verified while sent"),
+                            ("parts", "ferry page, 4 parts, verified while sent"),
                             ("hash", "ferry page, hashed first")]:
             r = measure("ferry", RUNS, page(mode))
             row("browser", label, 8, r,
