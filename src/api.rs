@@ -14,8 +14,9 @@ pub mod remote;
 
 /// Most files one `check_files` call may ask about.
 pub const MAX_CHECK_FILES: usize = 1000;
-/// Most files one `likely_stored` call may ask about.
-pub const MAX_SAMPLED_FILES: usize = 16;
+/// Most files one `likely_stored` call may ask about (the page asks about
+/// one at a time).
+pub const MAX_SAMPLED_FILES: usize = 4;
 /// Uploads in one page of the listing, unless asked for fewer or more.
 pub const LIST_PAGE: u32 = 100;
 /// Most uploads one page of the listing may hold.

@@ -185,6 +185,68 @@ fn record(owner: &Owner, offset: u64, created_at: i64) -> UploadRecord {
     }
 }
 
+/// Expiry: what the sweep finds and may expire is an unfinished upload or
+/// a finished part past its time, never a finished file (even one with a
+/// stale expiry); and the upgrade gives parts finished before it an
+/// expiry a day after they finished (`run_sql` runs the migration's
+/// statement on the store's database).
+async fn expiry_suite<F, Fut>(store: &SqlStore, run_sql: F)
+where
+    F: FnOnce(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let owner = Owner::token("expiry-suite");
+    let at = |state: UploadState, concat: Concat, expires_at: Option<i64>| {
+        let mut r = record(&owner, 1000, 1_000);
+        r.state = state;
+        r.concat = concat;
+        r.expires_at = expires_at;
+        if state == UploadState::Complete {
+            r.completed_at = Some(5_000);
+            r.hash_state = None;
+        }
+        r
+    };
+    let active = at(UploadState::Active, Concat::None, Some(10_000));
+    let part = at(UploadState::Complete, Concat::Partial, Some(10_000));
+    let file = at(UploadState::Complete, Concat::None, Some(10_000));
+    let old_part = at(UploadState::Complete, Concat::Partial, None);
+    for r in [&active, &part, &file, &old_part] {
+        store.insert(r, &[]).await.unwrap();
+    }
+    let due: Vec<UploadId> = store
+        .expired(20_000, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| [&active.id, &part.id, &file.id, &old_part.id].contains(&id))
+        .collect();
+    assert_eq!(due.len(), 2, "{due:?}");
+    assert!(due.contains(&active.id) && due.contains(&part.id));
+    assert!(store.expire(&file.id, 20_000, &[]).await.unwrap().is_none());
+    assert_eq!(
+        store.get(&file.id).await.unwrap().unwrap().state,
+        UploadState::Complete
+    );
+    assert!(store.expire(&part.id, 20_000, &[]).await.unwrap().is_some());
+    assert_eq!(
+        store.get(&part.id).await.unwrap().unwrap().state,
+        UploadState::Expired
+    );
+
+    run_sql(include_str!(
+        "../migrations/sqlite/0008_finished_parts_expire.sql"
+    ))
+    .await;
+    let upgraded = store.get(&old_part.id).await.unwrap().unwrap();
+    assert_eq!(upgraded.expires_at, Some(5_000 + 86_400_000));
+    assert_eq!(
+        store.get(&file.id).await.unwrap().unwrap().expires_at,
+        Some(10_000)
+    );
+}
+
 /// Idempotency keys: one upload per owner and key while it is not
 /// expired; another owner's key is another key.
 async fn idempotency_suite(store: &SqlStore) {
@@ -608,6 +670,14 @@ async fn embedded_stores_conform() {
         .unwrap();
     record_suite(&db).await;
     idempotency_suite(&db).await;
+    let path = dir.path().join("records.db");
+    expiry_suite(&db, |sql| async move {
+        let pool = sqlx::SqlitePool::connect(&ferry::store::sql::sqlite_url(&path))
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    })
+    .await;
     outbox_suite(&db, &db).await;
     let db = Arc::new(db);
     event_order_suite(&[db.clone(), db]).await;
@@ -630,13 +700,19 @@ async fn distributed_stores_conform() {
         Vec::<String>::new()
     );
 
-    let db = SqlStore::open(&pg.database("records"), true).await.unwrap();
+    let url = pg.database("records");
+    let db = SqlStore::open(&url, true).await.unwrap();
     record_suite(&db).await;
     idempotency_suite(&db).await;
-    let url = pg.database("outbox");
+    expiry_suite(&db, |sql| async move {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    })
+    .await;
+    let outbox = pg.database("outbox");
     let (a, b) = (
-        SqlStore::open(&url, true).await.unwrap(),
-        SqlStore::open(&url, true).await.unwrap(),
+        SqlStore::open(&outbox, true).await.unwrap(),
+        SqlStore::open(&outbox, true).await.unwrap(),
     );
     outbox_suite(&a, &b).await;
     let url = pg.database("events");

@@ -131,7 +131,9 @@ pub struct UploadRecord {
     pub blob_state: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
-    /// When an unfinished upload will be removed; `None` once complete.
+    /// When the upload will be removed unless it moves on: set while it is
+    /// unfinished, cleared when it completes, unless it is a part of a
+    /// concatenation (`can_expire`).
     pub expires_at: Option<Millis>,
     pub completed_at: Option<Millis>,
     /// The `Idempotency-Key` of the request that created it: the same

@@ -622,6 +622,8 @@ ROUTES = [
           prefix=b"x=", filler=b"a", limit=SMALL_BODY_LIMIT),
     Route("api_check_files", "POST", "/api/check_files", [("Content-Type", FORM)],
           prefix=b"files[0][name]=", filler=b"a", limit=SMALL_BODY_LIMIT),
+    Route("api_likely_stored", "POST", "/api/likely_stored", [("Content-Type", FORM)],
+          prefix=b"files[0][sample]=", filler=b"a", limit=SMALL_BODY_LIMIT),
     Route("api_describe_server", "POST", "/api/describe_server", [("Content-Type", FORM)],
           prefix=b"x=", filler=b"a", limit=SMALL_BODY_LIMIT),
     Route("api_delete_upload", "POST", "/api/delete_upload", [("Content-Type", FORM)],

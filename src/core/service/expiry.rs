@@ -207,7 +207,7 @@ mod tests {
     async fn finished_parts_expire_and_the_files_joined_from_them_do_not() {
         use crate::core::record::Concat;
         use crate::core::AppendRequest;
-        let f = fixture(|c| c.expire_after = Duration::from_millis(300)).await;
+        let f = fixture(|c| c.expire_after = Duration::from_millis(1000)).await;
         let send = |id: crate::core::UploadId, data: &'static [u8]| {
             let service = f.service.clone();
             async move {
@@ -237,7 +237,7 @@ mod tests {
         assert!(joined.is_complete());
         assert_eq!(joined.expires_at, None);
 
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(f.service.sweep_expired().await.unwrap(), 2, "the two parts");
         for part in &parts {
             let gone = f.service.get(&part.id).await.unwrap_err();

@@ -262,10 +262,13 @@ impl UploadService {
         let expired = record.state == UploadState::Expired
             || (record.can_expire() && record.expires_at.is_some_and(|t| t <= now_millis()));
         if expired {
-            return Err(Error::new(
-                ErrorCode::UploadExpired,
-                "This upload was left unfinished for too long and has been removed.",
-            ));
+            let why = match record.concat {
+                Concat::Partial => {
+                    "This part was left unjoined or unfinished for too long and has been removed."
+                }
+                _ => "This upload was left unfinished for too long and has been removed.",
+            };
+            return Err(Error::new(ErrorCode::UploadExpired, why));
         }
         Ok(record)
     }

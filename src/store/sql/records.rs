@@ -181,7 +181,8 @@ impl MetaStore for SqlStore {
         let mut tx = self.pool.begin().await.map_err(failed)?;
         let sql = self.sql(
             "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
-             WHERE id = ? AND state IN ('active', 'complete') RETURNING blob_key",
+             WHERE id = ? AND (state = 'active' OR (state = 'complete' AND concat = 'partial'))
+             RETURNING blob_key",
         );
         let blob_key: Option<String> = sqlx::query_scalar(&sql)
             .bind(now)
@@ -249,6 +250,7 @@ impl MetaStore for SqlStore {
     ) -> Result<Option<UploadRecord>> {
         let sql = self.sql(
             "SELECT * FROM uploads WHERE owner = ? AND sha256 = ? AND length = ? AND state = 'complete'
+               AND (concat IS NULL OR concat <> 'partial')
              ORDER BY created_at LIMIT 1",
         );
         let row = sqlx::query(&sql)
@@ -335,6 +337,7 @@ impl MetaStore for SqlStore {
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>> {
         let sql = self.sql(
             "SELECT * FROM uploads WHERE state IN ('active', 'complete') AND expires_at IS NOT NULL AND expires_at <= ?
+               AND (state = 'active' OR concat = 'partial')
              ORDER BY expires_at LIMIT ?",
         );
         let found = sqlx::query(&sql)
