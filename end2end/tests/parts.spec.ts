@@ -3,7 +3,8 @@
 // byte-identical and verified, the parts are gone afterwards, the list of
 // uploads shows one file, and a reload mid-way resumes every part where
 // the server has it. A file that would not fit twice in the owner's share
-// (parts and joined file) goes whole.
+// (parts and joined file) goes whole; a part gone when the parts are
+// joined (expired while the others were on their way) is sent again alone.
 import { test, expect, Page, Request } from "@playwright/test";
 import * as path from "node:path";
 import { MIB, Server, expectServerCopy, headStatus, makeFile, openPage, row, setSetting, sha256File, tempDir, uploadsCounted } from "./helpers";
@@ -165,6 +166,48 @@ test("a file that does not fit twice in the owner's share goes whole, and arrive
     expect(seen.parts).toHaveLength(0);
     expect(seen.finals).toHaveLength(0);
     expect(await uploadsCounted(server.base, "created")).toBe(1);
+  } finally {
+    await server.kill();
+  }
+});
+
+test("a part gone from the server when the parts are joined is sent again alone", async ({ page, request }) => {
+  test.setTimeout(120_000);
+  const server = new Server(3132, tempDir("parts-gone-"));
+  await server.start();
+  try {
+    const file = makeFile(tempDir(), "gone-part.bin", 40 * MIB + 9, 55);
+    const seen = watch(page);
+    // As the first join leaves, its first part goes (as a part that
+    // expired while the others were on their way).
+    let deleted = "";
+    await page.route("**/files/**", async (route) => {
+      const concat = route.request().headers()["upload-concat"] ?? "";
+      if (route.request().method() === "POST" && concat.startsWith("final;") && !deleted) {
+        deleted = concat.slice("final;".length).split(" ")[0];
+        const r = await request.delete(server.base + deleted, { headers: { "Tus-Resumable": "1.0.0" } });
+        expect(r.status()).toBe(204);
+      }
+      await route.continue();
+    });
+    await openPage(page, server.base);
+    await partsSetting(page);
+    await page.setInputFiles("#file-input", [file]);
+    const r = row(page, "gone-part.bin");
+    await expect(r).toHaveAttribute("data-status", "done", { timeout: 90_000 });
+    await expect(r.getByTestId("verified")).toBeVisible();
+    await expectServerCopy(request, (await r.getAttribute("data-url"))!, file, server.base);
+    expect(deleted).not.toBe("");
+    // Two joins; the second names a new first part and the same three
+    // others; only the new part's bytes went again.
+    expect(seen.finals).toHaveLength(2);
+    const [first, second] = seen.finals.map((f) => f.slice("final;".length).split(" "));
+    expect(second[0]).not.toBe(first[0]);
+    expect(second.slice(1)).toEqual(first.slice(1));
+    expect(seen.parts).toHaveLength(5);
+    const from = seen.patches.findIndex((p) => p.url === second[0]);
+    expect(from).toBeGreaterThan(0);
+    expect(seen.patches.slice(from).map((p) => p.url)).toEqual(seen.patches.slice(from).map(() => second[0]));
   } finally {
     await server.kill();
   }

@@ -53,8 +53,11 @@ function handlesKept(page: Page): Promise<number> {
         const open = indexedDB.open("ferry-handles");
         open.onerror = () => reject(open.error);
         open.onsuccess = () => {
+          // No store yet: nothing kept.
+          if (!open.result.objectStoreNames.contains("handles")) return resolve(0);
           const count = open.result.transaction("handles").objectStore("handles").count();
           count.onsuccess = () => resolve(count.result);
+          count.onerror = () => reject(count.error);
         };
       }),
   );
@@ -209,6 +212,24 @@ test("after a browser restart, files dropped alone and in a folder resume withou
       await expect.poll(() => percent(page, name), { timeout: 60_000 }).toBeGreaterThanOrEqual(10);
     }
     expect(await handlesKept(page)).toBe(2);
+    // A handle of a file never created (dropped as the page closed): the
+    // next start forgets it.
+    await page.evaluate(
+      (name) =>
+        new Promise<void>((resolve, reject) => {
+          const open = indexedDB.open("ferry-handles");
+          open.onerror = () => reject(open.error);
+          open.onsuccess = async () => {
+            const handle = await (await navigator.storage.getDirectory()).getFileHandle(name);
+            const tx = open.result.transaction("handles", "readwrite");
+            tx.objectStore("handles").put(handle, "1|2|never-created.bin");
+            tx.oncomplete = () => resolve();
+            tx.onerror = () => reject(tx.error);
+          };
+        }),
+      alone,
+    );
+    expect(await handlesKept(page)).toBe(3);
 
     await ctx.close();
     ctx = await launch();

@@ -40,6 +40,7 @@ pub fn choose_files(m: Uploads, ev: &web_sys::MouseEvent) {
         let chosen = handles::choose().await;
         let keys = chosen
             .iter()
+            .filter(|(file, _)| file.size() >= handles::KEPT_FROM)
             .map(|(file, handle)| (fingerprint(file, String::new()).key(), handle.clone()))
             .collect();
         handles::keep(keys).await;
@@ -58,7 +59,10 @@ pub fn choose_files(m: Uploads, ev: &web_sys::MouseEvent) {
 /// choosing it again.
 pub fn resume_interrupted(m: Uploads, key: String) {
     spawn_local(async move {
-        match handles::reopen(&key).await {
+        // The handle's file must still be the one interrupted (not changed
+        // since, nor another of that name).
+        let same = |(file, path): &(File, String)| fingerprint(file, path.clone()).key() == key;
+        match handles::reopen(&key).await.filter(same) {
             Some(found) => add_files(m, vec![found]),
             None => m
                 .announce
@@ -112,15 +116,22 @@ pub fn add_from_drop(m: Uploads, ev: &web_sys::DragEvent) {
             Some(entries) => folders::walk(entries).await,
             None => listed,
         };
-        keep_dropped(dropped, &files).await;
+        // Kept beside the sending, not before it: a drop of thousands
+        // starts at once.
+        let large: Vec<(File, String)> = files
+            .iter()
+            .filter(|(file, _)| file.size() >= handles::KEPT_FROM)
+            .cloned()
+            .collect();
+        spawn_local(keep_dropped(dropped, large));
         add_files(m, files);
     });
 }
 
 /// Keeps the handles of dropped files: a file dropped alone by its own, a
 /// file of a dropped folder by the folder's and its path.
-async fn keep_dropped(dropped: Vec<js_sys::Promise>, files: &[(File, String)]) {
-    if dropped.is_empty() {
+async fn keep_dropped(dropped: Vec<js_sys::Promise>, files: Vec<(File, String)>) {
+    if dropped.is_empty() || files.is_empty() {
         return;
     }
     let settled = handles::settle(dropped).await;

@@ -22,10 +22,17 @@ use web_sys::{File, IdbDatabase, IdbRequest, IdbTransactionMode};
 const DB: &str = "ferry-handles";
 const STORE: &str = "handles";
 
+/// Files from this size keep their handles: a smaller one goes whole in
+/// the request that creates its upload, so there is nothing to resume
+/// (and a drop of thousands of small files writes nothing here).
+pub const KEPT_FROM: f64 = 1024.0 * 1024.0 + 1.0;
+
 thread_local! {
     // Keys with a handle kept, as far as this page knows: forgetting a key
     // without one costs nothing (thousands of small files end each second).
     static KEPT: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    // The database, once open.
+    static OPEN: RefCell<Option<IdbDatabase>> = const { RefCell::new(None) };
 }
 
 fn window_method(name: &str) -> Option<Function> {
@@ -195,7 +202,17 @@ async fn done(request: &IdbRequest) -> Result<JsValue, JsValue> {
     request.result()
 }
 
+/// The database, opened once per page.
 async fn open() -> Option<IdbDatabase> {
+    if let Some(db) = OPEN.with(|o| o.borrow().clone()) {
+        return Some(db);
+    }
+    let db = open_anew().await?;
+    OPEN.with(|o| *o.borrow_mut() = Some(db.clone()));
+    Some(db)
+}
+
+async fn open_anew() -> Option<IdbDatabase> {
     let factory = web_sys::window()?.indexed_db().ok()??;
     let request = factory.open_with_u32(DB, 1).ok()?;
     let upgrade = Closure::once(move |event: web_sys::Event| {
@@ -253,6 +270,36 @@ pub async fn get(key: &str) -> Option<JsValue> {
     }
     KEPT.with(|k| k.borrow_mut().insert(key.to_string()));
     Some(found)
+}
+
+/// Forgets every kept handle but those of these keys (the unfinished
+/// uploads this browser remembers): handles of files dropped or chosen
+/// but never created, before the page closed, go.
+pub async fn keep_only(keys: &HashSet<String>) {
+    if !available() {
+        return;
+    }
+    let Some(store) = store(IdbTransactionMode::Readwrite).await else {
+        return;
+    };
+    let Some(all) = store.get_all_keys().ok() else {
+        return;
+    };
+    let Ok(all) = done(&all).await else {
+        return;
+    };
+    let mut waiting = Vec::new();
+    for key in Array::from(&all).iter() {
+        let stale = key.as_string().is_some_and(|k| !keys.contains(&k));
+        if stale {
+            if let Ok(request) = store.delete(&key) {
+                waiting.push(request);
+            }
+        }
+    }
+    for request in waiting {
+        let _ = done(&request).await;
+    }
 }
 
 /// Forgets the handle kept for this key (its upload ended or went).

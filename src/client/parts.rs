@@ -133,6 +133,11 @@ pub async fn attempt(
         Ok(joined) => joined,
         Err(e) => {
             row.message.set(None);
+            // Refused because a part is gone meanwhile (expired while the
+            // others were on their way): the next attempt sends it alone.
+            if matches!(e, Failure::Fatal(_)) && forget_gone(row, job, &urls).await {
+                return Err(Failure::Retry("A part was gone from the server".into()));
+            }
             return Err(e);
         }
     };
@@ -153,6 +158,22 @@ pub async fn attempt(
     storage::forget(&row.file.key());
     leptos::task::spawn_local(tus::delete_each(urls));
     Ok(sha256)
+}
+
+/// Forgets the parts the server no longer has, so that the next attempt
+/// makes them again; answers whether there was one.
+async fn forget_gone(row: &Row, job: &Job, urls: &[String]) -> bool {
+    let mut any = false;
+    for (i, url) in urls.iter().enumerate() {
+        if let Ok(Head::Gone) = tus::head(url).await {
+            job.parts.borrow_mut()[i].clear();
+            any = true;
+        }
+    }
+    if any {
+        storage::remember_parts(&row.file, &job.parts.borrow());
+    }
+    any
 }
 
 /// Waits until the joined upload at `url` is whole; answers its SHA-256.

@@ -28,18 +28,22 @@ async fn sample_of(file: &Blob, size: u64) -> Option<String> {
     Some(sampler.finish())
 }
 
+/// How long the page waits for the server's word.
+const ASK_MS: i32 = 10_000;
+
 /// Whether the server may hold this file already, so that hashing it
 /// whole first may spare sending it. `false` when the file cannot be
-/// read or the server cannot say: the file is then sent, and hashed
-/// while it goes.
+/// read or the server cannot say in time: the file is then sent, and
+/// hashed while it goes.
 pub async fn worth_hashing_first(file: &Blob, size: u64) -> bool {
+    use futures::future::{select, Either};
     let Some(sample) = sample_of(file, size).await else {
         return false;
     };
-    matches!(
-        crate::api::likely_stored(vec![FileSample { size, sample }])
-            .await
-            .as_deref(),
-        Ok([true])
-    )
+    let ask = Box::pin(crate::api::likely_stored(vec![FileSample { size, sample }]));
+    let late = Box::pin(super::xhr::sleep(ASK_MS));
+    match select(ask, late).await {
+        Either::Left((answer, _)) => matches!(answer.as_deref(), Ok([true])),
+        Either::Right(_) => false,
+    }
 }

@@ -83,7 +83,10 @@ fn begin(m: Uploads, embedded: Option<EmbedOptions>) {
 /// forgets the ones it finished, lost or refuses to tell about.
 async fn load_interrupted(m: Uploads) {
     let mut found = Vec::new();
-    for (key, entry) in storage::resumable() {
+    let remembered = storage::resumable();
+    let keys: std::collections::HashSet<String> = remembered.keys().cloned().collect();
+    super::handles::keep_only(&keys).await;
+    for (key, entry) in remembered {
         let by_handle = super::handles::get(&key).await.is_some();
         let interrupted = |offset| Interrupted {
             key: key.clone(),
