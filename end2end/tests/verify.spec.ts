@@ -80,12 +80,26 @@ test("a large file is hashed first only when its sample says the server may hold
     fs.copyFileSync(original, copy);
     fs.utimesSync(copy, new Date(), new Date(Date.now() - 3_600_000));
     const stranger = makeFile(dir, "stranger.bin", 24 * MIB + 3, 62);
+    // The original with one byte changed between the sampled ranges: the
+    // sample agrees, the SHA-256 does not.
+    const lookalike = path.join(dir, "lookalike.bin");
+    const bytes = fs.readFileSync(original);
+    bytes[100 * 1024] ^= 0xff;
+    fs.writeFileSync(lookalike, bytes);
 
     const seen: { method: string; url: string; concat: string; meta: string }[] = [];
     page.on("request", (r: Request) => {
       if (!r.url().includes("/files") && !r.url().includes("/api/likely_stored")) return;
       const h = r.headers();
       seen.push({ method: r.method(), url: r.url(), concat: h["upload-concat"] ?? "", meta: h["upload-metadata"] ?? "" });
+    });
+    // Where each upload created whole (not a part or a join) was made.
+    const madeWhole: string[] = [];
+    page.on("response", (r) => {
+      const q = r.request();
+      if (q.method() === "POST" && q.url().includes("/files") && !q.headers()["upload-concat"] && r.status() === 201) {
+        madeWhole.push(r.headers()["location"]);
+      }
     });
     const asked = () => seen.filter((s) => s.url.includes("/api/likely_stored")).length;
     const partials = () => seen.filter((s) => s.method === "POST" && s.concat === "partial").length;
@@ -129,6 +143,18 @@ test("a large file is hashed first only when its sample says the server may hold
     expect(asked()).toBe(1);
     expect(partials()).toBe(4);
     expect(patches()).toBeGreaterThan(0);
+
+    // The lookalike: hashed first (its sample agrees) and created whole
+    // with its SHA-256, which the server has not; that upload is let go
+    // and the file goes in parts after all.
+    await send(lookalike);
+    expect(asked()).toBe(1);
+    const whole = seen.filter((s) => s.method === "POST" && s.url.includes("/files") && s.concat === "");
+    expect(whole).toHaveLength(1);
+    expect(whole[0].meta).toContain("sha256 ");
+    expect(partials()).toBe(4);
+    const letGo = new URL(madeWhole[madeWhole.length - 1], server.base).pathname;
+    expect(await headStatus(request, letGo, server.base)).toBe(404);
   } finally {
     await server.kill();
   }

@@ -171,6 +171,13 @@ pub async fn attempt(
                 tus::delete(&created.url).await;
                 return Err(Failure::Cancelled);
             }
+            // Hashed first because its sample agreed, but the server did
+            // not have the file after all (it differs between the sampled
+            // ranges): it goes in parts, as it would have.
+            if created.offset.unwrap_or(0) == 0 && parts::wanted(&settings, size, room_left) {
+                tus::delete(&created.url).await;
+                return parts::attempt(settings, lang, row, job, chunk, progressed).await;
+            }
             row.url.set(Some(created.url.clone()));
             storage::remember(&row.file, &created.url);
             let offset = created.offset.unwrap_or(0);
