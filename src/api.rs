@@ -117,8 +117,9 @@ pub async fn describe_server() -> Result<ServerInfo, ServerFnError> {
 #[server(prefix = "/api", client = remote::FerryClient, endpoint = "check_files")]
 pub async fn check_files(files: Vec<FileFingerprint>) -> Result<Vec<FileCheck>, ServerFnError> {
     if files.len() > MAX_CHECK_FILES {
-        return Err(ServerFnError::new(format!(
-            "At most {MAX_CHECK_FILES} files can be checked at once."
+        return Err(server::fail(crate::core::Error::new(
+            crate::core::ErrorCode::TooManyFiles,
+            format!("At most {MAX_CHECK_FILES} files can be checked at once."),
         )));
     }
     let owner = server::owner().await?;
@@ -208,7 +209,10 @@ pub async fn list_uploads(
     let after = match after.as_deref() {
         None | Some("") => None,
         Some(s) => Some(server::parse_cursor(s).ok_or_else(|| {
-            ServerFnError::new("That listing cursor is not one the server gave.")
+            server::fail(crate::core::Error::new(
+                crate::core::ErrorCode::InvalidArguments,
+                "That listing cursor is not one the server gave.",
+            ))
         })?),
     };
     let limit = limit.unwrap_or(LIST_PAGE).clamp(1, MAX_LIST_PAGE);

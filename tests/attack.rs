@@ -643,6 +643,25 @@ async fn server_functions_answer_bad_bodies_with_their_own_errors() {
         (r.status.as_u16(), r.code()),
         (400, "invalid_arguments".to_string())
     );
+    // Arguments read, but not ones the server can take: the client's
+    // mistake too, each with its code (in the server function's own
+    // error, `<kind>|<code>: <message>`, which the page's client reads).
+    let said = |r: &common::Answer| String::from_utf8_lossy(&r.body).into_owned();
+    let r = app
+        .call("POST", "/api/list_uploads", &[form, ME], "after=nonsense")
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", said(&r));
+    assert!(said(&r).contains("invalid_arguments: "), "{}", said(&r));
+    let many: Vec<String> = (0..=ferry::api::MAX_CHECK_FILES)
+        .map(|i| {
+            format!("files[{i}][name]=a&files[{i}][size]=1&files[{i}][last_modified]=0&files[{i}][mime]=")
+        })
+        .collect();
+    let r = app
+        .call("POST", "/api/check_files", &[form, ME], many.join("&"))
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", said(&r));
+    assert!(said(&r).contains("too_many_files: "), "{}", said(&r));
 }
 
 #[tokio::test]
