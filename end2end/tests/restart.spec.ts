@@ -45,6 +45,18 @@ async function writePrivateFile(page: Page, n: number, name = NAME, seed = 0x9e3
   );
 }
 
+/** The page opened again in a restarted browser, and the offsets of the
+ * PATCHes it sends from then on. */
+async function reopen(ctx: BrowserContext, base: string): Promise<{ page: Page; offsets: number[] }> {
+  const page = await ctx.newPage();
+  const offsets: number[] = [];
+  page.on("request", (r) => {
+    if (r.method() === "PATCH") offsets.push(Number(r.headers()["upload-offset"]));
+  });
+  await openPage(page, base);
+  return { page, offsets };
+}
+
 /** How many handles the page keeps in IndexedDB. */
 function handlesKept(page: Page): Promise<number> {
   return page.evaluate(
@@ -98,12 +110,8 @@ test("after a browser restart, a file chosen with the picker resumes without cho
     // The browser quits, and starts again on the same profile.
     await ctx.close();
     ctx = await launch();
-    page = await ctx.newPage();
-    const offsets: number[] = [];
-    page.on("request", (r) => {
-      if (r.method() === "PATCH") offsets.push(Number(r.headers()["upload-offset"]));
-    });
-    await openPage(page, server.base);
+    let offsets: number[];
+    ({ page, offsets } = await reopen(ctx, server.base));
     const item = page.locator(`[data-testid="interrupted-item"][data-name="${NAME}"]`);
     await expect(item).toBeVisible();
     await item.getByTestId("interrupted-resume").click();
@@ -233,12 +241,8 @@ test("after a browser restart, files dropped alone and in a folder resume withou
 
     await ctx.close();
     ctx = await launch();
-    page = await ctx.newPage();
-    const offsets: number[] = [];
-    page.on("request", (r) => {
-      if (r.method() === "PATCH") offsets.push(Number(r.headers()["upload-offset"]));
-    });
-    await openPage(page, server.base);
+    let offsets: number[];
+    ({ page, offsets } = await reopen(ctx, server.base));
     for (const name of Object.keys(shas)) {
       const item = page.locator(`[data-testid="interrupted-item"][data-name="${name}"]`);
       await expect(item).toBeVisible();
