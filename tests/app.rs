@@ -387,15 +387,7 @@ async fn any_origin_and_named_origins_are_not_mixed() {
     assert!(err.message.contains("--cors-origin"), "{}", err.message);
 }
 
-/// The sample of `data` as the page takes it.
-fn sample(data: &[u8]) -> String {
-    use ferry::protocol::sample::{ranges, Sampler};
-    let mut s = Sampler::new(data.len() as u64);
-    for r in ranges(data.len() as u64) {
-        s.update(&data[r.start as usize..r.end as usize]);
-    }
-    s.finish()
-}
+use ferry::protocol::sample::of_bytes as sample;
 
 /// The `likely_stored` server function asked about these (size, sample)
 /// pairs with these headers: its status and its answer.

@@ -51,17 +51,26 @@ pub fn relative_path(file: &File) -> String {
     }
 }
 
+/// The items of a drop that are files or folders (not text), while the
+/// drop event lasts; `None` when the browser lists no items.
+pub fn file_items(dt: &web_sys::DataTransfer) -> Option<Vec<JsValue>> {
+    let items = get(dt, "items");
+    let n = get(&items, "length").as_f64()? as u32;
+    let mut files = Vec::new();
+    for i in 0..n {
+        let item = Reflect::get_u32(&items, i).ok()?;
+        if get(&item, "kind").as_string().as_deref() == Some("file") {
+            files.push(item);
+        }
+    }
+    Some(files)
+}
+
 /// The entries of a drop, taken while the drop event lasts (its data is
 /// gone after); `None` when the browser gives no entries.
 pub fn entries(dt: &web_sys::DataTransfer) -> Option<Vec<JsValue>> {
-    let items = get(dt, "items");
-    let n = get(&items, "length").as_f64()? as u32;
     let mut entries = Vec::new();
-    for i in 0..n {
-        let item = Reflect::get_u32(&items, i).ok()?;
-        if get(&item, "kind").as_string().as_deref() != Some("file") {
-            continue;
-        }
+    for item in file_items(dt)? {
         let entry = call0(&item, "webkitGetAsEntry")?;
         if entry.is_null() || entry.is_undefined() {
             return None;

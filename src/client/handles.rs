@@ -89,20 +89,9 @@ pub fn of_drop(dt: &web_sys::DataTransfer) -> Vec<Promise> {
     if !available() {
         return Vec::new();
     }
-    let items = Reflect::get(dt, &"items".into()).unwrap_or(JsValue::UNDEFINED);
-    let n = Reflect::get(&items, &"length".into())
-        .ok()
-        .and_then(|n| n.as_f64())
-        .unwrap_or(0.0) as u32;
-    (0..n)
-        .filter_map(|i| Reflect::get_u32(&items, i).ok())
-        .filter(|item| {
-            Reflect::get(item, &"kind".into())
-                .ok()
-                .and_then(|k| k.as_string())
-                .as_deref()
-                == Some("file")
-        })
+    super::folders::file_items(dt)
+        .unwrap_or_default()
+        .into_iter()
         .filter_map(|item| {
             let f: Function = Reflect::get(&item, &"getAsFileSystemHandle".into())
                 .ok()?

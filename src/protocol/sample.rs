@@ -58,6 +58,15 @@ impl Sampler {
     }
 }
 
+/// The sample of a file held whole in memory.
+pub fn of_bytes(data: &[u8]) -> String {
+    let mut sampler = Sampler::new(data.len() as u64);
+    for r in ranges(data.len() as u64) {
+        sampler.update(&data[r.start as usize..r.end as usize]);
+    }
+    sampler.finish()
+}
+
 /// Whether `s` has the shape of a sample (64 lowercase hex digits).
 pub fn is_sample(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -66,14 +75,6 @@ pub fn is_sample(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(data: &[u8]) -> String {
-        let mut s = Sampler::new(data.len() as u64);
-        for r in ranges(data.len() as u64) {
-            s.update(&data[r.start as usize..r.end as usize]);
-        }
-        s.finish()
-    }
 
     #[test]
     fn ranges_span_the_file_in_order_and_apart() {
@@ -99,23 +100,23 @@ mod tests {
     fn a_sample_sees_its_ranges_and_the_size_and_nothing_else() {
         let size = (RANGES * RANGE_BYTES * 4) as usize;
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-        let base = sample(&data);
+        let base = of_bytes(&data);
         assert!(is_sample(&base));
         // A byte changed inside a range: another sample.
         let mut inside = data.clone();
         inside[ranges(size as u64)[5].start as usize + 7] ^= 1;
-        assert_ne!(sample(&inside), base);
+        assert_ne!(of_bytes(&inside), base);
         // The last byte is always read.
         let mut last = data.clone();
         last[size - 1] ^= 1;
-        assert_ne!(sample(&last), base);
+        assert_ne!(of_bytes(&last), base);
         // A byte between ranges is not seen: the whole hash decides.
         let mut between = data.clone();
         between[ranges(size as u64)[5].end as usize + 1] ^= 1;
-        assert_eq!(sample(&between), base);
+        assert_eq!(of_bytes(&between), base);
         // The same first bytes of a longer file: another sample.
         let mut longer = data.clone();
         longer.extend_from_slice(&data[..RANGE_BYTES as usize]);
-        assert_ne!(sample(&longer), base);
+        assert_ne!(of_bytes(&longer), base);
     }
 }
