@@ -48,6 +48,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let options = ferry::http::ServeOptions {
         header_timeout: state.config.header_timeout,
         max_header_bytes: usize::try_from(state.config.max_header_bytes).unwrap_or(usize::MAX),
+        read_buffer: usize::try_from(state.config.read_buffer).unwrap_or(usize::MAX),
         body_timeout: state.config.body_timeout,
         max_connections: state.config.max_connections as usize,
         metrics: Some(state.metrics.clone()),

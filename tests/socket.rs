@@ -86,6 +86,100 @@ fn oversized_headers_get_431() {
     server.upload_whole(10_000, 3);
 }
 
+/// One answer on a kept-alive connection: its status and its body.
+fn read_answer(r: &mut std::io::BufReader<TcpStream>) -> (u16, String) {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "closed in a head: {head:?}"
+        );
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let status = head[9..12].parse().unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    r.read_exact(&mut body).unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A tus creation whose head is `size` bytes long (padded with a header).
+fn creation_of_size(size: usize) -> String {
+    let head = |pad: &str| {
+        format!("POST /files/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\nX-Padding: {pad}\r\n\r\n")
+    };
+    let pad = "a".repeat(size - head("").len());
+    head(&pad)
+}
+
+/// Bodies are read in pieces of up to `--read-buffer`, much larger than
+/// `--max-header-bytes`; heads are still held to the latter as they are
+/// read, on a fresh connection and on one whose read buffer a large body
+/// has grown, and a head over it is answered 431 with its code.
+#[test]
+fn heads_are_held_to_their_limit_whatever_the_read_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--max-header-bytes", "16KiB", "--read-buffer", "4MiB"],
+    );
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    // A head of exactly the limit is served.
+    s.write_all(creation_of_size(16 * 1024).as_bytes()).unwrap();
+    assert_eq!(read_answer(&mut r).0, 201);
+    // A large body on the same connection, with the next request's head
+    // in the same writes: the read buffer grows past the limit, and the
+    // next head is read in a piece that holds body and head.
+    let created = common::http()
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", (3 << 20).to_string())
+        .send()
+        .unwrap();
+    let path = path_of(created.headers()["location"].to_str().unwrap());
+    let data = bytes(3 << 20, 7);
+    let mut requests = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .into_bytes();
+    requests.extend_from_slice(&data);
+    requests.extend_from_slice(creation_of_size(16 * 1024 - 100).as_bytes());
+    s.write_all(&requests).unwrap();
+    assert_eq!(read_answer(&mut r).0, 204);
+    assert_eq!(read_answer(&mut r).0, 201);
+    assert_eq!(server.offset(&path), 3 << 20);
+    // One byte over the limit, on that connection: 431, then closed.
+    s.write_all(creation_of_size(16 * 1024 + 1).as_bytes())
+        .unwrap();
+    let (status, body) = read_answer(&mut r);
+    assert_eq!(status, 431);
+    assert!(body.contains("headers_too_large"), "{body}");
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "nothing follows the 431: {rest:?}");
+    // And on a fresh one, with far more than the limit sent at once.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let _ = s.write_all(creation_of_size(1 << 20).as_bytes());
+    let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(closed);
+    server.upload_whole(100_000, 3);
+}
+
 #[test]
 fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
     let dir = tempfile::tempdir().unwrap();

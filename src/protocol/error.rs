@@ -100,6 +100,8 @@ catalogue! {
     BodyIncomplete => "body_incomplete", 400, "The request body ended before it was complete.";
     /// A request body (other than an upload's bytes) is larger than allowed.
     RequestTooLarge => "request_too_large", 413, "The request body is larger than allowed.";
+    /// A request's line and headers are larger than `--max-header-bytes`.
+    HeadersTooLarge => "headers_too_large", 431, "The request's headers are larger than this server accepts.";
     /// A server function's arguments could not be read.
     InvalidArguments => "invalid_arguments", 400, "The request's arguments could not be read.";
     /// The owner would store more than `--max-bytes-per-owner`.

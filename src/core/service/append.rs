@@ -304,15 +304,17 @@ impl UploadService {
                 let _ = writer.discard().await;
                 return Err(self.overflow(record, limit));
             }
+            // Handed to the writer first, so that its thread copies the
+            // bytes into the file while this task hashes them.
+            let len = chunk.len() as u64;
+            if let Err(e) = writer.write(chunk.clone()).await {
+                let _ = writer.discard().await;
+                return Err(Error::storage("writing upload bytes", e));
+            }
             hasher.update(&chunk);
             head.take(&chunk);
             if let Some(h) = chunk_hasher.as_mut() {
                 h.update(&chunk);
-            }
-            let len = chunk.len() as u64;
-            if let Err(e) = writer.write(chunk).await {
-                let _ = writer.discard().await;
-                return Err(Error::storage("writing upload bytes", e));
             }
             position += len;
             since_checkpoint += len;
@@ -439,6 +441,73 @@ mod tests {
         let after = f.service.get(&r.id).await.unwrap();
         assert_eq!(after.offset, 5);
         assert_eq!(stored(&f.service, &after).await, b"hello");
+    }
+
+    /// A body fed by hand: what is sent on `tx` arrives, and the body
+    /// pauses in between.
+    fn fed_body() -> (
+        tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+        super::BodyStream,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        (tx, Box::pin(body))
+    }
+
+    #[tokio::test]
+    async fn a_pausing_body_is_recorded_by_the_clock_while_it_is_open() {
+        let f = fixture(|c| {
+            c.checkpoint_interval = std::time::Duration::from_millis(100);
+            c.body_idle_timeout = std::time::Duration::from_secs(60);
+        })
+        .await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
+        let (tx, body) = fed_body();
+        let (service, id) = (f.service.clone(), r.id.clone());
+        let patch =
+            tokio::spawn(async move { service.append(&id, AppendRequest::default(), body).await });
+        tx.send(Ok(bytes::Bytes::from_static(b"abc")))
+            .await
+            .unwrap();
+        // Far from any checkpoint by size (64 MiB): only the clock records
+        // the three bytes, while the request is still open.
+        while f.service.get(&r.id).await.unwrap().offset < 3 {
+            assert!(!patch.is_finished(), "the request ended first");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!patch.is_finished());
+        for piece in [&b"defg"[..], b"hij"] {
+            tx.send(Ok(bytes::Bytes::from_static(piece))).await.unwrap();
+        }
+        drop(tx);
+        let done = patch.await.unwrap().unwrap();
+        assert!(done.is_complete());
+        assert_eq!(stored(&f.service, &done).await, b"abcdefghij");
+    }
+
+    #[tokio::test]
+    async fn a_silent_body_ends_after_the_idle_timeout_keeping_what_arrived() {
+        let f = fixture(|c| {
+            c.checkpoint_interval = std::time::Duration::from_millis(50);
+            c.body_idle_timeout = std::time::Duration::from_millis(300);
+        })
+        .await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
+        let (tx, body) = fed_body();
+        let (service, id) = (f.service.clone(), r.id.clone());
+        let patch =
+            tokio::spawn(async move { service.append(&id, AppendRequest::default(), body).await });
+        tx.send(Ok(bytes::Bytes::from_static(b"ab"))).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tx.send(Ok(bytes::Bytes::from_static(b"cd"))).await.unwrap();
+        // Then nothing, with the connection still open: the service's own
+        // timer ends the request, which keeps the four bytes.
+        let e = patch.await.unwrap().unwrap_err();
+        assert_eq!(e.code, ErrorCode::RequestTimeout);
+        drop(tx);
+        let after = f.service.get(&r.id).await.unwrap();
+        assert_eq!(after.offset, 4);
+        assert_eq!(stored(&f.service, &after).await, b"abcd");
     }
 
     #[tokio::test]

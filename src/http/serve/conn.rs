@@ -6,7 +6,7 @@
 use super::*;
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -29,6 +29,10 @@ pub(super) struct Conn {
     /// When a write started waiting for the client to read (0: none waits).
     pub(super) blocked_since: AtomicU64,
     pub(super) close: Notify,
+    /// Requests begun on the connection so far.
+    pub(super) begun: AtomicU64,
+    /// Whether the connection was handed to another protocol (WebSocket).
+    pub(super) upgraded: AtomicBool,
 }
 
 impl Conn {
@@ -38,6 +42,8 @@ impl Conn {
             idle_since: AtomicU64::new(now_ms()),
             blocked_since: AtomicU64::new(0),
             close: Notify::new(),
+            begun: AtomicU64::new(0),
+            upgraded: AtomicBool::new(false),
         })
     }
 
@@ -59,6 +65,7 @@ pub(super) struct InFlight(Arc<Conn>);
 
 impl InFlight {
     pub(super) fn new(conn: Arc<Conn>) -> Self {
+        conn.begun.fetch_add(1, Ordering::AcqRel);
         conn.busy.fetch_add(1, Ordering::AcqRel);
         InFlight(conn)
     }
@@ -114,11 +121,108 @@ impl Registry {
     }
 }
 
-/// A socket that tells its connection when a write waits on the client.
+/// A socket that tells its connection when a write waits on the client,
+/// and holds HTTP/1 request heads to their size limit.
 pub(super) struct Watched {
     pub(super) io: TcpStream,
     pub(super) conn: Arc<Conn>,
     pub(super) metrics: Option<Arc<crate::server::metrics::Metrics>>,
+    pub(super) head: HeadLimit,
+}
+
+/// The bytes an HTTP/1 connection may read between two requests: a head's
+/// worth. Hyper parses a head as soon as its read buffer holds one, and
+/// starts the request (`InFlight`) before reading again; so a connection
+/// that has read `max` bytes since its last request began, and is asked
+/// for more with none begun, is sending a head larger than `max`. It is
+/// answered 431 and closed, having had at most `max` bytes read.
+///
+/// HTTP/2 (whose header lists hyper bounds itself, and whose frames for a
+/// new stream may come with the stream's first data) and connections
+/// handed to another protocol are not held.
+pub(super) struct HeadLimit {
+    max: usize,
+    /// Bytes read since the request `begun` counted began (or the
+    /// connection opened).
+    read: usize,
+    begun: u64,
+    /// How much of the HTTP/2 preface's start the first bytes matched,
+    /// until they tell: `Some(true)` for HTTP/2.
+    preface: usize,
+    http2: Option<bool>,
+}
+
+/// The start of the HTTP/2 connection preface (no HTTP/1 method is PRI).
+const PREFACE_START: &[u8] = b"PRI";
+
+impl HeadLimit {
+    pub(super) fn new(max: usize) -> Self {
+        HeadLimit {
+            max,
+            read: 0,
+            begun: 0,
+            preface: 0,
+            http2: None,
+        }
+    }
+
+    /// How many bytes the next read may take (`None`: any number).
+    fn room(&mut self, conn: &Conn) -> Option<usize> {
+        if self.http2 == Some(true) || conn.upgraded.load(Ordering::Relaxed) {
+            return None;
+        }
+        let begun = conn.begun.load(Ordering::Acquire);
+        if begun != self.begun {
+            self.begun = begun;
+            self.read = 0;
+        }
+        if conn.busy.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.max - self.read.min(self.max))
+    }
+
+    /// Notes `bytes` read while `limited`.
+    fn note(&mut self, bytes: &[u8], limited: bool) {
+        if limited {
+            self.read += bytes.len();
+        }
+        for &b in bytes {
+            if self.http2.is_some() {
+                break;
+            }
+            if b != PREFACE_START[self.preface] {
+                self.http2 = Some(false);
+            } else {
+                self.preface += 1;
+                if self.preface == PREFACE_START.len() {
+                    self.http2 = Some(true);
+                }
+            }
+        }
+    }
+}
+
+/// What a head past the limit gets before the connection closes: the
+/// catalogue's answer, as every error is.
+fn head_too_large() -> &'static [u8] {
+    use crate::protocol::error::{ErrorBody, ErrorCode};
+    static ANSWER: OnceLock<Vec<u8>> = OnceLock::new();
+    ANSWER.get_or_init(|| {
+        let code = ErrorCode::HeadersTooLarge;
+        let body = serde_json::to_string(&ErrorBody {
+            error: code,
+            message: code.message().to_string(),
+        })
+        .unwrap_or_default();
+        format!(
+            "HTTP/1.1 {} Request Header Fields Too Large\r\ncontent-type: application/json\r\n\
+             connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            code.status(),
+            body.len()
+        )
+        .into_bytes()
+    })
 }
 
 impl AsyncRead for Watched {
@@ -127,10 +231,34 @@ impl AsyncRead for Watched {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let room = this.head.room(&this.conn);
+        if room == Some(0) {
+            // Best effort: the answer is small, and the connection ends
+            // here either way (hyper reads the end of the stream).
+            let _ = this.io.try_write(head_too_large());
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
-        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
-        if let (Some(m), Poll::Ready(Ok(()))) = (&self.metrics, &poll) {
-            m.traffic((buf.filled().len() - before) as u64, 0);
+        let poll = match room {
+            None => Pin::new(&mut this.io).poll_read(cx, buf),
+            Some(room) => {
+                let mut limited = buf.take(room);
+                let poll = Pin::new(&mut this.io).poll_read(cx, &mut limited);
+                let n = limited.filled().len();
+                // SAFETY: the read initialised the first `n` bytes of the
+                // unfilled part, which `limited` is a view of.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                poll
+            }
+        };
+        if let Poll::Ready(Ok(())) = &poll {
+            let bytes = &buf.filled()[before..];
+            this.head.note(bytes, room.is_some());
+            if let Some(m) = &this.metrics {
+                m.traffic(bytes.len() as u64, 0);
+            }
         }
         poll
     }

@@ -14,7 +14,11 @@
 //!   process's file limit): past it, the connection idle the longest makes
 //!   room, or the new one is refused when none is idle.
 //! - The size of request heads (`max_header_bytes`, 431 past it), and of
-//!   HTTP/2 header lists and concurrent streams.
+//!   HTTP/2 header lists and concurrent streams. HTTP/1 heads are held to
+//!   it by the socket wrapper as they are read (`HeadLimit`), not by the
+//!   size of hyper's read buffer, which is larger (`read_buffer`) so that
+//!   a request body arrives in large pieces: each piece costs a hand-over
+//!   between tasks and threads, whatever its size.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -42,8 +46,11 @@ pub struct ServeOptions {
     /// A client has this long to send a whole request head, from the
     /// moment its connection opened or its last answer was sent.
     pub header_timeout: Duration,
-    /// The most bytes of request line and headers (hyper answers 431 past it).
+    /// The most bytes of request line and headers (431 past it).
     pub max_header_bytes: usize,
+    /// The most bytes a connection reads ahead: the largest piece a request
+    /// body is handed over in.
+    pub read_buffer: usize,
     /// A request body that sends nothing, or an answer the client does not
     /// read, for this long ends the request.
     pub body_timeout: Duration,
@@ -96,7 +103,7 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout)
-        .max_buf_size(options.max_header_bytes.max(8192));
+        .max_buf_size(options.read_buffer.max(options.max_header_bytes).max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -152,6 +159,7 @@ pub async fn serve(
             io: stream,
             conn: conn.clone(),
             metrics: options.metrics.clone(),
+            head: HeadLimit::new(options.max_header_bytes),
         };
         let service = {
             let app = app.clone();
@@ -162,8 +170,14 @@ pub async fn serve(
                 let mut req = req.map(|b| Body::new(IdleBody::new(b, body_timeout)));
                 req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                 let app = app.clone();
+                let conn = conn.clone();
                 async move {
                     let resp = app.oneshot(req).await?;
+                    if resp.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+                        // What follows on the socket is another protocol's.
+                        conn.upgraded
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok::<_, Infallible>(resp.map(|inner| {
                         Body::new(Counted {
                             inner,

@@ -335,6 +335,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn written_bytes_reach_the_file_before_their_commit() {
+        // What a crash of the process would find there: bytes are written
+        // as they are queued, not held for the commit.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path(), false).unwrap();
+        let key = "AbCdEfGhIjKlMnOpQrStUw";
+        store.create(key).await.unwrap();
+        let mut w = store.append_at(key, 0, None).await.unwrap();
+        for piece in [&b"hello "[..], b"world"] {
+            w.write(Bytes::from_static(piece)).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let path = store.path(key).unwrap();
+        let started = std::time::Instant::now();
+        while std::fs::metadata(&path).unwrap().len() < 11 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+        assert_eq!(w.committed(), 0);
+    }
+
+    #[tokio::test]
     async fn keys_cannot_escape_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::new(dir.path(), false).unwrap();
