@@ -49,13 +49,15 @@ ensure_cargo_leptos() {
 
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
 # Installed without --locked: its lock file pins a release the registry lacks.
+# Only the wasm-bindgen program, without the TLS its test runner's
+# downloads use: 150 crates to compile instead of 161.
 ensure_wasm_bindgen() {
     local want
     want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
     [ -n "$want" ] || { echo "no wasm-bindgen in Cargo.lock" >&2; exit 1; }
     [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $want" ] && return
     step "installing wasm-bindgen-cli $want"
-    cargo install wasm-bindgen-cli --version "$want" --force
+    cargo install wasm-bindgen-cli --version "$want" --force --no-default-features --bin wasm-bindgen
 }
 
 # npm packages of one folder, reinstalled only when its package-lock.json changes.

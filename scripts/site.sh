@@ -8,7 +8,10 @@
 #      (and, in release, wasm-opt -Oz);
 #   2. its style and static files: style/main.css as pkg/ferry.css, and
 #      public/ copied to the site root;
-#   3. the server binary with the `ssr` feature.
+#   3. the server binary with the `ssr` feature, built at the same time as
+#      the page: the page's last steps (link-time optimisation into one
+#      code unit, wasm-opt) run on one core, and the server's crates use
+#      the other meanwhile.
 #
 #   scripts/site.sh release   target/release/ferry, the site `make run` serves
 #   scripts/site.sh debug     target/debug/ferry, a faster build for trying
@@ -52,6 +55,13 @@ if [ "${FERRY_LINT:-}" = 1 ]; then
         CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
 fi
 
+# The server builds alongside the page (its own target folder, so neither
+# waits for the other's lock); its output goes to the terminal as it comes.
+step "server ($mode), alongside the page"
+cargo build --bin ferry --no-default-features --features ssr "${server_args[@]}" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+
 step "page ($mode): wasm32 library"
 "${lint[@]}" cargo build --lib --target-dir target/front --target wasm32-unknown-unknown \
     --no-default-features --features hydrate "${front_args[@]}"
@@ -73,5 +83,7 @@ cp -R public/. "$site/"
 for f in "$site/pkg/ferry.wasm" "$site/pkg/ferry.js" "$site/pkg/ferry.css" "$site/embed.js" "$site/hash-worker.js"; do
     gzip -9 -k -f -n "$f"
 done
-step "server ($mode)"
-cargo build --bin ferry --no-default-features --features ssr "${server_args[@]}"
+step "page ($mode): done; waiting for the server"
+wait "$server"
+trap - EXIT
+step "server ($mode): done"
