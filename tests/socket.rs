@@ -177,7 +177,53 @@ fn heads_are_held_to_their_limit_whatever_the_read_buffer() {
     let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
     assert!(closed);
+    // A request line that starts like HTTP/2's preface is still HTTP/1.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let pad = "a".repeat(40_000);
+    let _ = s.write_all(
+        format!("PRI /files/ HTTP/1.1\r\nHost: x\r\nX-Padding: {pad}\r\n\r\n").as_bytes(),
+    );
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
     server.upload_whole(100_000, 3);
+}
+
+/// HTTP/2 goes past the HTTP/1 head count (its connections are told by
+/// their preface): an upload over HTTP/2 with prior knowledge, from curl,
+/// goes through whole, its bytes far more than the head limit.
+#[test]
+fn an_upload_over_http2_goes_through_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--max-header-bytes", "16KiB"]);
+    let data = bytes(3 << 20, 11);
+    let created = common::http()
+        .post(server.url("/files/"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", data.len().to_string())
+        .send()
+        .unwrap();
+    let path = path_of(created.headers()["location"].to_str().unwrap());
+    let file = dir.path().join("body");
+    std::fs::write(&file, &data).unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--http2-prior-knowledge",
+            "-X",
+            "PATCH",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code} %{http_version}"])
+        .args(["-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0"])
+        .args(["-H", "Content-Type: application/offset+octet-stream"])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(server.url(&path))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204 2", "{out:?}");
+    assert_eq!(server.offset(&path), data.len() as u64);
 }
 
 #[test]

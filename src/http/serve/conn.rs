@@ -146,14 +146,16 @@ pub(super) struct HeadLimit {
     /// connection opened).
     read: usize,
     begun: u64,
-    /// How much of the HTTP/2 preface's start the first bytes matched,
-    /// until they tell: `Some(true)` for HTTP/2.
+    /// How much of the HTTP/2 preface the first bytes matched, until they
+    /// tell: `Some(true)` for HTTP/2.
     preface: usize,
     http2: Option<bool>,
 }
 
-/// The start of the HTTP/2 connection preface (no HTTP/1 method is PRI).
-const PREFACE_START: &[u8] = b"PRI";
+/// The HTTP/2 connection preface: hyper serves HTTP/2 when a connection
+/// starts with all of it, HTTP/1 otherwise (even a request line that
+/// starts like it).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl HeadLimit {
     pub(super) fn new(max: usize) -> Self {
@@ -191,11 +193,11 @@ impl HeadLimit {
             if self.http2.is_some() {
                 break;
             }
-            if b != PREFACE_START[self.preface] {
+            if b != PREFACE[self.preface] {
                 self.http2 = Some(false);
             } else {
                 self.preface += 1;
-                if self.preface == PREFACE_START.len() {
+                if self.preface == PREFACE.len() {
                     self.http2 = Some(true);
                 }
             }
