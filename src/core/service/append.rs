@@ -443,35 +443,40 @@ mod tests {
         assert_eq!(stored(&f.service, &after).await, b"hello");
     }
 
-    /// A body fed by hand: what is sent on `tx` arrives, and the body
-    /// pauses in between.
-    fn fed_body() -> (
+    /// A request appending to a new upload of 10 bytes, under `configure`,
+    /// whose body is fed by hand: what is sent on the sender arrives, and
+    /// the body pauses in between.
+    async fn fed_by_hand(
+        configure: impl FnOnce(&mut crate::core::ServiceConfig),
+    ) -> (
+        Fixture,
+        crate::core::UploadId,
         tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
-        super::BodyStream,
+        tokio::task::JoinHandle<crate::core::error::Result<crate::core::UploadRecord>>,
     ) {
+        let f = fixture(configure).await;
+        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        (tx, Box::pin(body))
+        let body = Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let (service, id) = (f.service.clone(), r.id.clone());
+        let patch =
+            tokio::spawn(async move { service.append(&id, AppendRequest::default(), body).await });
+        (f, r.id, tx, patch)
     }
 
     #[tokio::test]
     async fn a_pausing_body_is_recorded_by_the_clock_while_it_is_open() {
-        let f = fixture(|c| {
+        let (f, id, tx, patch) = fed_by_hand(|c| {
             c.checkpoint_interval = std::time::Duration::from_millis(100);
             c.body_idle_timeout = std::time::Duration::from_secs(60);
         })
         .await;
-        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
-        let (tx, body) = fed_body();
-        let (service, id) = (f.service.clone(), r.id.clone());
-        let patch =
-            tokio::spawn(async move { service.append(&id, AppendRequest::default(), body).await });
         tx.send(Ok(bytes::Bytes::from_static(b"abc")))
             .await
             .unwrap();
         // Far from any checkpoint by size (64 MiB): only the clock records
         // the three bytes, while the request is still open.
-        while f.service.get(&r.id).await.unwrap().offset < 3 {
+        while f.service.get(&id).await.unwrap().offset < 3 {
             assert!(!patch.is_finished(), "the request ended first");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -487,16 +492,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_body_ends_after_the_idle_timeout_keeping_what_arrived() {
-        let f = fixture(|c| {
+        let (f, id, tx, patch) = fed_by_hand(|c| {
             c.checkpoint_interval = std::time::Duration::from_millis(50);
             c.body_idle_timeout = std::time::Duration::from_millis(300);
         })
         .await;
-        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
-        let (tx, body) = fed_body();
-        let (service, id) = (f.service.clone(), r.id.clone());
-        let patch =
-            tokio::spawn(async move { service.append(&id, AppendRequest::default(), body).await });
         tx.send(Ok(bytes::Bytes::from_static(b"ab"))).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         tx.send(Ok(bytes::Bytes::from_static(b"cd"))).await.unwrap();
@@ -505,7 +505,7 @@ mod tests {
         let e = patch.await.unwrap().unwrap_err();
         assert_eq!(e.code, ErrorCode::RequestTimeout);
         drop(tx);
-        let after = f.service.get(&r.id).await.unwrap();
+        let after = f.service.get(&id).await.unwrap();
         assert_eq!(after.offset, 4);
         assert_eq!(stored(&f.service, &after).await, b"abcd");
     }
