@@ -5,8 +5,8 @@
 
 mod common;
 
+use common::bytes;
 use common::server::Server;
-use common::{bytes, path_of};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -143,13 +143,7 @@ fn heads_are_held_to_their_limit_whatever_the_read_buffer() {
     // A large body on the same connection, with the next request's head
     // in the same writes: the read buffer grows past the limit, and the
     // next head is read in a piece that holds body and head.
-    let created = common::http()
-        .post(server.url("/files/"))
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", (3 << 20).to_string())
-        .send()
-        .unwrap();
-    let path = path_of(created.headers()["location"].to_str().unwrap());
+    let path = server.create(3 << 20);
     let data = bytes(3 << 20, 7);
     let mut requests = format!(
         "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: {}\r\n\r\n",
@@ -196,13 +190,7 @@ fn an_upload_over_http2_goes_through_whole() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--max-header-bytes", "16KiB"]);
     let data = bytes(3 << 20, 11);
-    let created = common::http()
-        .post(server.url("/files/"))
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", data.len().to_string())
-        .send()
-        .unwrap();
-    let path = path_of(created.headers()["location"].to_str().unwrap());
+    let path = server.create(data.len());
     let file = dir.path().join("body");
     std::fs::write(&file, &data).unwrap();
     let out = std::process::Command::new("curl")
@@ -230,13 +218,7 @@ fn an_upload_over_http2_goes_through_whole() {
 fn a_stalled_body_ends_with_408_and_keeps_its_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--body-timeout", "1s"]);
-    let created = common::http()
-        .post(server.url("/files/"))
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", "1000")
-        .send()
-        .unwrap();
-    let path = path_of(created.headers()["location"].to_str().unwrap());
+    let path = server.create(1000);
     let mut s = TcpStream::connect(server.addr()).unwrap();
     let head = format!(
         "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 1000\r\n\r\n"

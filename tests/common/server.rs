@@ -126,19 +126,24 @@ impl Server {
             .unwrap()
     }
 
-    /// Uploads `n` bytes whole (create, PATCH, download, compared);
-    /// answers how long it took.
-    pub fn upload_whole(&self, n: usize, seed: u8) -> Duration {
-        let started = Instant::now();
-        let client = super::http();
-        let created = client
+    /// Creates an upload of `n` bytes, with no credentials; answers its path.
+    pub fn create(&self, n: usize) -> String {
+        let created = super::http()
             .post(self.url("/files/"))
             .header("tus-resumable", "1.0.0")
             .header("upload-length", n.to_string())
             .send()
             .unwrap();
         assert_eq!(created.status(), 201);
-        let path = super::path_of(created.headers()["location"].to_str().unwrap());
+        super::path_of(created.headers()["location"].to_str().unwrap())
+    }
+
+    /// Uploads `n` bytes whole (create, PATCH, download, compared);
+    /// answers how long it took.
+    pub fn upload_whole(&self, n: usize, seed: u8) -> Duration {
+        let started = Instant::now();
+        let client = super::http();
+        let path = self.create(n);
         let data = super::bytes(n, seed);
         let r = client
             .patch(self.url(&path))

@@ -212,15 +212,16 @@ fn head_too_large() -> &'static [u8] {
     static ANSWER: OnceLock<Vec<u8>> = OnceLock::new();
     ANSWER.get_or_init(|| {
         let code = ErrorCode::HeadersTooLarge;
+        let status = axum::http::StatusCode::from_u16(code.status())
+            .unwrap_or(axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         let body = serde_json::to_string(&ErrorBody {
             error: code,
             message: code.message().to_string(),
         })
         .unwrap_or_default();
         format!(
-            "HTTP/1.1 {} Request Header Fields Too Large\r\ncontent-type: application/json\r\n\
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
              connection: close\r\ncontent-length: {}\r\n\r\n{body}",
-            code.status(),
             body.len()
         )
         .into_bytes()

@@ -345,7 +345,6 @@ mod tests {
         let mut w = store.append_at(key, 0, None).await.unwrap();
         for piece in [&b"hello "[..], b"world"] {
             w.write(Bytes::from_static(piece)).await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         let path = store.path(key).unwrap();
         let started = std::time::Instant::now();
