@@ -50,10 +50,12 @@ export CLIPPY_DRIVER := $(shell rustup which clippy-driver 2>/dev/null || comman
 LINTED := RUSTC_WORKSPACE_WRAPPER="$(CLIPPY_DRIVER)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 ## unit: every Rust test (unit, protocol, interop, crash, hooks, scale-out),
-## compiled with clippy's lints denied
+## compiled with clippy's lints denied, run by cargo-nextest (several at once
+## across the test binaries: .config/nextest.toml); the doc tests by cargo
 unit:
 	@[ -x "$(CLIPPY_DRIVER)" ] || { echo "clippy-driver not found (rustup component add clippy)" >&2; exit 1; }
-	$(LEPTOS_DEBUG_ENV) $(LINTED) cargo test --features ssr -- --show-output
+	$(LEPTOS_DEBUG_ENV) $(LINTED) cargo nextest run --features ssr
+	$(LEPTOS_DEBUG_ENV) $(LINTED) cargo test --features ssr --doc
 
 ## bench: Ferry against the machine's limit and the tus peers (release builds)
 bench: setup build

@@ -181,13 +181,28 @@ fn sigkill_in_a_long_patch_keeps_what_was_written() {
 fn hundreds_of_idle_patches_starve_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--body-timeout", "60s"]);
-    let idle: Vec<TcpStream> = (0..600)
-        .map(|i| {
-            let path = create(&server, 1000, "idle");
-            // Headers and one byte, then nothing.
-            server.hanging_patch(&path, &[], &bytes(1000, i as u8), 0, 1)
-        })
-        .collect();
+    // Opened as an attacker would, many at once: eight clients of 75.
+    let idle: Vec<TcpStream> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8u8)
+            .map(|c| {
+                let server = &server;
+                scope.spawn(move || {
+                    (0..75)
+                        .map(|_| {
+                            let path = create(server, 1000, "idle");
+                            // Headers and one byte, then nothing.
+                            server.hanging_patch(&path, &[], &bytes(1000, c), 0, 1)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert_eq!(idle.len(), 600);
     std::thread::sleep(Duration::from_millis(500));
     let took = server.upload_whole(256 * 1024, 1);
     assert!(
