@@ -33,7 +33,7 @@ SINK = BENCH / "target/release/sink"
 FERRY = ROOT / "target/release/ferry"
 BASELINE = os.environ.get("FERRY_BENCH_BASELINE")
 RUSTUS = BENCH / ".tools/bin/rustus"
-S3S_FS = ROOT / ".tools/bin/s3s-fs"
+S3S_FS = ROOT / "bench/.tools/bin/s3s-fs"  # optimised: scripts/setup.sh bench
 NODE_SERVER = BENCH / "peers/tus-node-server.mjs"
 BROWSER = BENCH / "browser.mjs"
 SITE = ROOT / "target/site"
@@ -104,7 +104,7 @@ def start_postgres(folder):
 def start_s3(folder):
     """s3s-fs over `folder` with a bucket `bench`; answers (process, endpoint)."""
     if not S3S_FS.exists():
-        raise RuntimeError("no s3s-fs: run scripts/setup.sh test")
+        raise RuntimeError("no s3s-fs: run scripts/setup.sh bench")
     (folder / "bench").mkdir(parents=True)
     port = free_port()
     proc = subprocess.Popen([str(S3S_FS), "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench",

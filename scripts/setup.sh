@@ -5,11 +5,12 @@
 #   scripts/setup.sh build   what `make run` needs: the wasm32 target,
 #                            wasm-bindgen, wasm-opt (scripts/site.sh builds
 #                            with them; cargo-leptos is not needed)
-#   scripts/setup.sh test    all of that, plus Chromium, Playwright, the
-#                            third-party tus clients (tus-js-client, tuspy),
-#                            and the engines of the scale-out tests: a
-#                            PostgreSQL server (Debian) and an S3-compatible
-#                            server (s3s-fs from crates.io, into .tools)
+#   scripts/setup.sh test    all of that, plus cargo-nextest, Chromium,
+#                            Playwright, the third-party tus clients
+#                            (tus-js-client, tuspy), and the engines of the
+#                            scale-out tests: a PostgreSQL server (Debian)
+#                            and an S3-compatible server (s3s-fs from
+#                            crates.io, into .tools)
 #   scripts/setup.sh watch   cargo-leptos, for `make watch` only
 #
 # Cargo tools go to cargo's usual bin folder (~/.cargo/bin); npm packages to
@@ -41,6 +42,15 @@ ensure_rust_components() {
     rustup component add clippy rustfmt
 }
 
+# make unit runs the Rust tests with cargo-nextest. Machines of this kind
+# come with it (in /usr/local/bin); elsewhere it is built once.
+NEXTEST_VERSION=0.9.143
+ensure_nextest() {
+    cargo nextest --version >/dev/null 2>&1 && return
+    step "installing cargo-nextest $NEXTEST_VERSION (several minutes)"
+    cargo install cargo-nextest --version "$NEXTEST_VERSION" --locked
+}
+
 ensure_cargo_leptos() {
     [ "$(cargo leptos --version 2>/dev/null)" = "cargo-leptos $CARGO_LEPTOS_VERSION" ] && return
     step "installing cargo-leptos $CARGO_LEPTOS_VERSION (about 12 minutes on 2 cores)"
@@ -50,14 +60,17 @@ ensure_cargo_leptos() {
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
 # Installed without --locked: its lock file pins a release the registry lacks.
 # Only the wasm-bindgen program, without the TLS its test runner's
-# downloads use: 150 crates to compile instead of 161.
+# downloads use: 150 crates to compile instead of 161. Built without
+# optimisation (--debug): 1 min 41 s to compile instead of about 4 min, and
+# it still treats the release page in 3.5 s (0.6 s optimised), into the
+# same bytes.
 ensure_wasm_bindgen() {
     local want
     want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
     [ -n "$want" ] || { echo "no wasm-bindgen in Cargo.lock" >&2; exit 1; }
     [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $want" ] && return
-    step "installing wasm-bindgen-cli $want"
-    cargo install wasm-bindgen-cli --version "$want" --force --no-default-features --bin wasm-bindgen
+    step "installing wasm-bindgen-cli $want (about 2 minutes)"
+    cargo install wasm-bindgen-cli --version "$want" --force --no-default-features --bin wasm-bindgen --debug
 }
 
 # npm packages of one folder, reinstalled only when its package-lock.json changes.
@@ -83,29 +96,34 @@ ensure_venv() {
     echo "$sum" >"$stamp"
 }
 
-ensure_chromium() {
-    [ -x /usr/bin/chromium ] && return
-    step "installing Chromium from Debian"
+# Debian's packages, in one apt-get run: Chromium for the browser tests, and
+# the PostgreSQL server the scale-out tests start from its binaries (initdb
+# into a temporary folder; nothing runs as a service).
+ensure_debian() {
+    local want=()
+    [ -x /usr/bin/chromium ] || want+=(chromium)
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || want+=(postgresql)
+    [ ${#want[@]} = 0 ] && return
+    step "installing ${want[*]} from Debian"
     as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}"
 }
 
-# The scale-out tests start their own PostgreSQL server from Debian's
-# binaries (initdb into a temporary folder); nothing runs as a service.
-ensure_postgres() {
-    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && return
-    step "installing PostgreSQL from Debian"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
-}
-
-# An S3-compatible server for the scale-out tests and the S3 benchmark row.
-# 0.14.1: later releases need rustc 1.96.
+# An S3-compatible server, s3s-fs; 0.14.1 because later releases need
+# rustc 1.96. The scale-out tests' copy, in .tools, is built without
+# optimisation but for its hashes (MD5 and SHA-256 of every byte): 1 min
+# 55 s to compile instead of 3 min 28 s, and the S3 tests take about a
+# tenth longer. The benchmark's S3 rows measure against an optimised copy
+# of its own, in bench/.tools.
 S3S_FS_VERSION=0.14.1
-ensure_s3s_fs() {
-    [ "$(.tools/bin/s3s-fs --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ] && return
-    step "installing s3s-fs $S3S_FS_VERSION into .tools (about 2 minutes)"
-    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root .tools
+UNOPTIMISED_BUT_HASHES=(--debug --config profile.dev.package.md-5.opt-level=3
+    --config profile.dev.package.sha2.opt-level=3)
+ensure_s3s_fs() { # folder [cargo install options]
+    local root=$1
+    shift
+    [ "$("$root/bin/s3s-fs" --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ] && return
+    step "installing s3s-fs $S3S_FS_VERSION into $root (2 to 4 minutes)"
+    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$root" "$@"
 }
 
 # The tus servers the benchmark compares with: @tus/server (npm) and
@@ -129,21 +147,34 @@ watch)
 test)
     ensure_rust_components
     ensure_wasm_target
+    # What comes from Debian, npm and PyPI installs in the background while
+    # cargo compiles; its output is shown once both are done.
+    mkdir -p target
+    downloads=target/setup-downloads.log
+    (
+        ensure_debian
+        ensure_npm tools
+        ensure_npm end2end
+        ensure_npm tests/interop
+        ensure_venv
+    ) >"$downloads" 2>&1 &
+    fetching=$!
+    ensure_nextest
     ensure_wasm_bindgen
-    ensure_npm tools
-    ensure_chromium
-    ensure_npm end2end
-    ensure_npm tests/interop
-    ensure_venv
-    ensure_postgres
-    ensure_s3s_fs
+    ensure_s3s_fs .tools "${UNOPTIMISED_BUT_HASHES[@]}"
+    if ! wait "$fetching"; then
+        cat "$downloads" >&2
+        echo "installing from Debian, npm or PyPI failed (above)" >&2
+        exit 1
+    fi
+    cat "$downloads"
     ;;
 bench)
     ensure_bench_peers
-    ensure_postgres
-    ensure_s3s_fs
-    # The browser scenario drives Ferry's page in Chromium with Playwright.
-    ensure_chromium
+    ensure_s3s_fs bench/.tools
+    # PostgreSQL for the S3 rows; the browser scenario drives Ferry's page
+    # in Chromium with Playwright.
+    ensure_debian
     ensure_npm end2end
     ;;
 *)
