@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod codec;
 mod events;
+mod migrations;
 mod outbox;
 mod records;
 mod tails;
@@ -119,11 +120,12 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(|e| db_error("opening the database", e))?;
-        let migrated = match backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await,
-        };
-        migrated.map_err(|e| Error::internal("migrating the database", e))?;
+        migrations::migrator(backend)
+            .await
+            .map_err(|e| Error::internal("reading the migrations", e))?
+            .run(&pool)
+            .await
+            .map_err(|e| Error::internal("migrating the database", e))?;
         Ok(SqlStore { pool, backend })
     }
 
