@@ -159,9 +159,13 @@ test)
         ensure_venv
     ) >"$downloads" 2>&1 &
     fetching=$!
+    # Should a compile fail, the installs still end before this script does:
+    # an apt-get cut short leaves dpkg half-done.
+    trap 'wait "$fetching"; cat "$downloads"' EXIT
     ensure_nextest
     ensure_wasm_bindgen
     ensure_s3s_fs .tools "${UNOPTIMISED_BUT_HASHES[@]}"
+    trap - EXIT
     if ! wait "$fetching"; then
         cat "$downloads" >&2
         echo "installing from Debian, npm or PyPI failed (above)" >&2
