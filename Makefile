@@ -54,6 +54,7 @@ LINTED := RUSTC_WORKSPACE_WRAPPER="$(CLIPPY_DRIVER)" CLIPPY_ARGS="-D__CLIPPY_HAC
 ## across the test binaries: .config/nextest.toml); the doc tests by cargo
 unit:
 	@[ -x "$(CLIPPY_DRIVER)" ] || { echo "clippy-driver not found (rustup component add clippy)" >&2; exit 1; }
+	@cargo nextest --version >/dev/null 2>&1 || { echo "cargo-nextest not found (scripts/setup.sh test installs it)" >&2; exit 1; }
 	$(LEPTOS_DEBUG_ENV) $(LINTED) cargo nextest run --features ssr
 	$(LEPTOS_DEBUG_ENV) $(LINTED) cargo test --features ssr --doc
 

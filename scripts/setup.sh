@@ -99,10 +99,17 @@ ensure_venv() {
 # Debian's packages, in one apt-get run: Chromium for the browser tests, and
 # the PostgreSQL server the scale-out tests start from its binaries (initdb
 # into a temporary folder; nothing runs as a service).
+# (And python3-venv, which the interoperability tests' .venv needs, where
+# Python lacks its venv module.)
+debian_missing() {
+    [ -x /usr/bin/chromium ] || echo chromium
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || echo postgresql
+    python3 -m venv --help >/dev/null 2>&1 || echo python3-venv
+}
+
 ensure_debian() {
-    local want=()
-    [ -x /usr/bin/chromium ] || want+=(chromium)
-    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || want+=(postgresql)
+    local want
+    mapfile -t want < <(debian_missing)
     [ ${#want[@]} = 0 ] && return
     step "installing ${want[*]} from Debian"
     as_root apt-get update
@@ -151,6 +158,8 @@ test)
     # cargo compiles; its output is shown once both are done.
     mkdir -p target
     downloads=target/setup-downloads.log
+    # sudo asks for its password now, not in the middle of cargo's output.
+    if [ "$(id -u)" != 0 ] && [ -n "$(debian_missing)" ]; then sudo -v; fi
     (
         ensure_debian
         ensure_npm tools
@@ -161,7 +170,7 @@ test)
     fetching=$!
     # Should a compile fail, the installs still end before this script does:
     # an apt-get cut short leaves dpkg half-done.
-    trap 'wait "$fetching"; cat "$downloads"' EXIT
+    trap 'wait "$fetching" || true; cat "$downloads"' EXIT
     ensure_nextest
     ensure_wasm_bindgen
     ensure_s3s_fs .tools "${UNOPTIMISED_BUT_HASHES[@]}"
