@@ -35,9 +35,14 @@ if chrt --idle 0 true 2>/dev/null; then idle=(chrt --idle 0); else idle=(nice -n
 
 mkdir -p "$(dirname "$log")"
 step "started alongside, in the idle CPU time: ${background[*]} (output in $log)"
-# Its own process group, so that stopping it stops every compiler it started.
-setsid "${idle[@]}" "${background[@]}" >"$log" 2>&1 </dev/null &
+# Its own process group (job control, for this one command), so that
+# stopping it stops every compiler it started. Not its own session: Linux
+# shares the CPU fairly between sessions (autogroups) before it looks at
+# priorities, and a job in a session of its own would get half the machine.
+set -m
+"${idle[@]}" "${background[@]}" >"$log" 2>&1 </dev/null &
 bg=$!
+set +m
 stop() { kill -- -"$bg" 2>/dev/null || true; }
 trap stop EXIT
 trap 'exit 130' INT TERM
