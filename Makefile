@@ -79,7 +79,7 @@ abuse-quick:
 ## chaos: the long crash test, 50 SIGKILLs (CHAOS_KILLS to change)
 CHAOS_KILLS ?= 50
 chaos: setup-test
-	FERRY_CHAOS_KILLS=$(CHAOS_KILLS) $(LEPTOS_DEBUG_ENV) cargo test --features ssr --test chaos -- --nocapture
+	FERRY_CHAOS_KILLS=$(CHAOS_KILLS) $(LEPTOS_DEBUG_ENV) cargo test --features ssr --test it chaos:: -- --nocapture
 
 ## fuzz: the cargo-fuzz targets, FUZZ_SECONDS each (nightly toolchain)
 FUZZ_SECONDS ?= 60

@@ -1,5 +1,5 @@
 // Drives tus-js-client (the tus project's own client, unmodified) against a
-// Ferry server. Called by tests/interop.rs; prints one JSON line of results.
+// Ferry server. Called by tests/it/interop.rs; prints one JSON line of results.
 //
 //   node tus_js_client.mjs <scenario> <endpoint> <file> [chunkSize]
 //

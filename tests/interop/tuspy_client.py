@@ -1,5 +1,5 @@
 """Drives tuspy (the tus project's Python client, unmodified) against a Ferry
-server, with per-chunk SHA-1 checksums. Called by tests/interop.rs; prints
+server, with per-chunk SHA-1 checksums. Called by tests/it/interop.rs; prints
 one JSON line of results.
 
     python tuspy_client.py <endpoint> <file> <chunk_size>

@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 
-mod common;
+use crate::common;
 use common::TestApp;
 
 async fn app() -> TestApp {

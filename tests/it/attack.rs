@@ -3,9 +3,9 @@
 //! the way it was found, through `router()`: races that must never lose an
 //! acknowledged byte, and requests that must be refused in bounded
 //! resources. Attacks that need a real socket or a SIGKILL are in
-//! `tests/attack_socket.rs`.
+//! `tests/it/attack_socket.rs`.
 
-mod common;
+use crate::common;
 
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;

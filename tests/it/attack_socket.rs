@@ -4,7 +4,7 @@
 //! idle requests and connections, stalled bodies on every route, sign-in
 //! guessing, and flags that must be refused at start-up.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{bytes, path_of, sha256_hex};

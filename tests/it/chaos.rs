@@ -8,7 +8,7 @@
 //! no record lacks its bytes. `make test` kills 5 times, `make chaos` 50
 //! (FERRY_CHAOS_KILLS); FERRY_CHAOS_SEED replays a run.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{bytes, path_of, sha256_hex};

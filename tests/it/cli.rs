@@ -3,7 +3,7 @@
 //! (`Transfer-Encoding: chunked`), resumed, and its length declared at the
 //! end, exactly as the README shows.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{bytes, sha256_hex};

@@ -4,7 +4,7 @@
 //! distributed ones (S3 through a real s3s-fs server, PostgreSQL through a
 //! real server, advisory locks), then the whole tus service over each pair.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -236,7 +236,7 @@ where
     );
 
     run_sql(include_str!(
-        "../migrations/sqlite/0008_finished_parts_expire.sql"
+        "../../migrations/sqlite/0008_finished_parts_expire.sql"
     ))
     .await;
     let upgraded = store.get(&old_part.id).await.unwrap().unwrap();

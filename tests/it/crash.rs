@@ -3,7 +3,7 @@
 //! PATCH, restarted over the same data folder, and the upload resumes from
 //! the offset HEAD reports; the finished file is byte-identical.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{bytes, path_of, sha256_hex};

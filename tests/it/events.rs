@@ -2,7 +2,7 @@
 //! The event log through `router()`: Server-Sent Events with replay after
 //! `Last-Event-ID`, long polling, owner scoping and progress coalescing.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -2,7 +2,7 @@
 //! The no-JavaScript form upload through `router()`: several files in one
 //! `multipart/form-data` body, stored and listed.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

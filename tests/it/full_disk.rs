@@ -5,7 +5,7 @@
 //! stay consistent; other uploads are unaffected; once space is freed the
 //! upload resumes and completes.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use common::*;

@@ -8,7 +8,7 @@
 //! instances on one PostgreSQL sharing the outbox; and the command
 //! transport.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{b64, bytes, path_of};

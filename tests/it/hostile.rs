@@ -4,7 +4,7 @@
 //! still serve a fresh upload correctly, and the uploads the request aimed
 //! at must be unchanged.
 
-mod common;
+use crate::common;
 
 use axum::body::{Body, Bytes};
 use common::*;

@@ -4,7 +4,7 @@
 //! completeness, lengths, limits, problem details, and uploads that cross
 //! from tus to the draft and back.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::StatusCode;

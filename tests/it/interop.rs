@@ -4,7 +4,7 @@
 //! `tests/interop/node_modules`, tuspy from `.venv`; `scripts/setup.sh test`
 //! (run by `make test`) installs both.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{bytes, sha256_hex};

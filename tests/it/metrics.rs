@@ -4,7 +4,7 @@
 //! behind the uploader's token, and `--metrics-addr` moves it off the main
 //! address.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::StatusCode;

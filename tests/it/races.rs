@@ -1,9 +1,9 @@
 #![cfg(feature = "ssr")]
 //! Races: DELETE during a PATCH, HEAD during a PATCH, a retried PATCH
 //! whose first attempt did arrive, and a writer that lost its lock.
-//! (Simultaneous PATCHes at one offset are in tests/tus.rs.)
+//! (Simultaneous PATCHes at one offset are in tests/it/tus.rs.)
 
-mod common;
+use crate::common;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};

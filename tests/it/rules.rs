@@ -3,7 +3,7 @@
 //! `--max-size`, quotas): announced to the page by a server function, and
 //! enforced on every route whatever a client says, with stable JSON errors.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::StatusCode;

@@ -5,7 +5,7 @@
 //! PATCH, a byte-identical file at the end, locks and deletions that hold
 //! across instances, and events made on one instance seen on the other.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::services::{Postgres, S3, S3_ACCESS_KEY, S3_SECRET_KEY};

@@ -2,10 +2,10 @@
 //! The promises of SECURITY.md that are not tested elsewhere: unguessable
 //! IDs, server functions and forms refusing cross-site requests, listings
 //! that never cross owners. (Downloads that cannot render, hostile names,
-//! limits, rate limits and secrets in logs: tests/hostile.rs,
-//! tests/socket.rs, tests/tus.rs.)
+//! limits, rate limits and secrets in logs: tests/it/hostile.rs,
+//! tests/it/socket.rs, tests/it/tus.rs.)
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -127,8 +127,8 @@ async fn listings_never_show_another_owners_uploads() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(app.download(&mine).await.status, StatusCode::OK);
-    // Nor see it by claiming its hash for an instant upload (tests/tus.rs),
-    // nor in events (tests/events.rs).
+    // Nor see it by claiming its hash for an instant upload (tests/it/tus.rs),
+    // nor in events (tests/it/events.rs).
     let anonymous = app
         .call("POST", "/api/list_uploads", &[form], Body::empty())
         .await;

@@ -3,7 +3,7 @@
 //! a byte at a time, oversized headers, floods; and secrets kept out of the
 //! log. Other uploads carry on throughout.
 
-mod common;
+use crate::common;
 
 use common::bytes;
 use common::server::Server;

@@ -3,7 +3,7 @@
 //! protocol and Ferry's extensions define, and what the bytes look like
 //! afterwards.
 
-mod common;
+use crate::common;
 
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
@@ -864,7 +864,7 @@ async fn state_survives_a_restart_and_unacknowledged_bytes_are_dropped() {
     // Bytes that reached the file but were never acknowledged, when the
     // machine restarted since (its page cache may have lost or torn them),
     // are garbage to the protocol. (After a crash of the process alone,
-    // they are taken in: tests/attack_socket.rs.)
+    // they are taken in: tests/it/attack_socket.rs.)
     let id = path.strip_prefix("/files/").unwrap();
     let blob = app.data_dir().join("blobs").join(&id[..2]).join(id);
     {

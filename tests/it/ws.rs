@@ -2,7 +2,7 @@
 //! The WebSocket transport against the real binary: binary frames in,
 //! durable offsets out, the close codes, and byte-identical results.
 
-mod common;
+use crate::common;
 
 use common::server::Server;
 use common::{bytes, path_of, sha256_hex};

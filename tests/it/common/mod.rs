@@ -70,7 +70,7 @@ impl TestApp {
         let mut config = Config::for_data_dir(data.path());
         config.site_root = site.path().to_string_lossy().into_owned();
         // A test machine's disk may be fuller than a server's: the reserve
-        // is tested where it is the subject (tests/attack.rs).
+        // is tested where it is the subject (tests/it/attack.rs).
         config.min_free_space = ferry::server::config::Share::Bytes(0);
         tweak(&mut config);
         let state = ferry::server::bootstrap::state(config).await.unwrap();
