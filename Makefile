@@ -20,14 +20,11 @@ run: setup build
 
 ## test: install what is missing (Chromium too), run every test with the
 ## lints on, build the release that `make run` serves, and run the browser
-## tests and the abuse classes against that release binary. The release
-## builds alongside the Rust tests, in the CPU time they leave idle
-## (scripts/alongside.sh; its output in target/release-build.log, shown
-## once the tests are done).
+## tests and the abuse classes against that release binary
 test: setup-test
 	cargo fmt --check
-	scripts/alongside.sh target/release-build.log env FERRY_LINT=1 scripts/site.sh release \
-		-- $(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory unit
+	FERRY_LINT=1 scripts/site.sh release
 	FERRY_DATA_DIR=$(E2E_DATA_DIR) FERRY_BIN=target/release/ferry scripts/e2e.sh
 	$(MAKE) --no-print-directory abuse-quick
 
