@@ -7,10 +7,10 @@
 #                            with them; cargo-leptos is not needed)
 #   scripts/setup.sh test    all of that, plus cargo-nextest, Chromium,
 #                            Playwright, the third-party tus clients
-#                            (tus-js-client, tuspy), and the engines of the
-#                            scale-out tests: a PostgreSQL server (Debian)
-#                            and an S3-compatible server (s3s-fs from
-#                            crates.io, into .tools)
+#                            (tus-js-client, tuspy), and the PostgreSQL
+#                            server of the scale-out tests (Debian; their
+#                            S3 server, s3s-fs, is a crate the tests
+#                            compile with them)
 #   scripts/setup.sh watch   cargo-leptos, for `make watch` only
 #
 # Cargo tools go to cargo's usual bin folder (~/.cargo/bin); npm packages to
@@ -116,15 +116,10 @@ ensure_debian() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}"
 }
 
-# An S3-compatible server, s3s-fs; 0.14.1 because later releases need
-# rustc 1.96. The scale-out tests' copy, in .tools, is built without
-# optimisation but for its hashes (MD5 and SHA-256 of every byte): 1 min
-# 55 s to compile instead of 3 min 28 s, and the S3 tests take about a
-# tenth longer. The benchmark's S3 rows measure against an optimised copy
-# of its own, in bench/.tools.
+# An S3-compatible server, s3s-fs, optimised, for the benchmark's S3 rows
+# (bench/.tools); 0.14.1 because later releases need rustc 1.96. The tests
+# serve the same crate from their own process (a dev-dependency).
 S3S_FS_VERSION=0.14.1
-UNOPTIMISED_BUT_HASHES=(--debug --config profile.dev.package.md-5.opt-level=3
-    --config profile.dev.package.sha2.opt-level=3)
 ensure_s3s_fs() { # folder [cargo install options]
     local root=$1
     shift
@@ -173,7 +168,6 @@ test)
     trap 'wait "$fetching" || true; cat "$downloads"' EXIT
     ensure_nextest
     ensure_wasm_bindgen
-    ensure_s3s_fs .tools "${UNOPTIMISED_BUT_HASHES[@]}"
     trap - EXIT
     if ! wait "$fetching"; then
         cat "$downloads" >&2

@@ -1,7 +1,9 @@
 //! The distributed engines Ferry scales out on, started for real, each test
-//! binary its own: a PostgreSQL server (Debian's, from `initdb` into a
-//! temporary folder) and an S3-compatible server (`s3s-fs`, built from
-//! crates.io by `scripts/setup.sh test` into `.tools/bin`).
+//! its own: a PostgreSQL server (Debian's, from `initdb` into a temporary
+//! folder) and an S3-compatible server (the `s3s-fs` crate, served over
+//! HTTP on a port of its own by a thread of the test process: it compiles
+//! with the tests, sharing their tokio, hyper and hashes, instead of being
+//! built as a program of its own before them).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -203,37 +205,52 @@ pub const S3_ACCESS_KEY: &str = "ferry-test";
 pub const S3_SECRET_KEY: &str = "ferry-test-secret";
 
 /// An S3-compatible server (s3s-fs) of its own on a free port, over a
-/// temporary folder.
+/// temporary folder, with the access key above. It answers on its own
+/// threads (a tokio runtime of its own, as the `s3s-fs` program has), so a
+/// test blocking on a `ferry` process never blocks the store.
 pub struct S3 {
-    child: Child,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
     pub dir: tempfile::TempDir,
     pub endpoint: String,
 }
 
 impl S3 {
     pub fn start() -> S3 {
-        let bin = std::env::var_os("FERRY_S3S_FS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/s3s-fs"));
-        assert!(bin.exists(), "no s3s-fs at {}: {HOW}", bin.display());
         let dir = tempfile::Builder::new()
             .prefix("ferry-s3-")
             .tempdir()
             .unwrap();
-        let port = free_port();
-        let mut child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let store = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs over a temporary folder");
+        let mut service = s3s::service::S3ServiceBuilder::new(store);
+        service.set_auth(s3s::auth::SimpleAuth::from_single(
+            S3_ACCESS_KEY,
+            S3_SECRET_KEY,
+        ));
+        let service = service.build();
+        // Bound here, so the port is known and taken before anyone asks.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = std::thread::Builder::new()
+            .name("s3s-fs".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(serve(listener, service, stopped));
+                // Connections still open end with the runtime.
+                runtime.shutdown_background();
+            })
             .unwrap();
-        wait_for_port(port, "s3s-fs", &mut child);
         S3 {
-            child,
+            stop: Some(stop),
+            server: Some(server),
             dir,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint,
         }
     }
 
@@ -265,7 +282,36 @@ impl S3 {
 
 impl Drop for S3 {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.stop.take());
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+/// Accepts connections until `stopped` fires (or its sender is dropped),
+/// each served over HTTP/1 or HTTP/2 as the client asks.
+async fn serve(
+    listener: TcpListener,
+    service: s3s::service::S3Service,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let socket = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(_) => continue,
+            },
+            _ = &mut stopped => return,
+        };
+        let connection = http
+            .serve_connection(TokioIo::new(socket), service.clone())
+            .into_owned();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
     }
 }
