@@ -50,8 +50,8 @@ export CLIPPY_DRIVER := $(shell rustup which clippy-driver 2>/dev/null || comman
 LINTED := RUSTC_WORKSPACE_WRAPPER="$(CLIPPY_DRIVER)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 ## unit: every Rust test (unit, protocol, interop, crash, hooks, scale-out),
-## compiled with clippy's lints denied, run by cargo-nextest (several at once
-## across the test binaries: .config/nextest.toml); the doc tests by cargo
+## compiled with clippy's lints denied, run by cargo-nextest (several at once,
+## each in a process of its own: .config/nextest.toml); the doc tests by cargo
 unit:
 	@[ -x "$(CLIPPY_DRIVER)" ] || { echo "clippy-driver not found (rustup component add clippy)" >&2; exit 1; }
 	@cargo nextest --version >/dev/null 2>&1 || { echo "cargo-nextest not found (scripts/setup.sh test installs it)" >&2; exit 1; }

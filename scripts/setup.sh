@@ -57,6 +57,14 @@ ensure_cargo_leptos() {
     cargo install cargo-leptos --locked --version "$CARGO_LEPTOS_VERSION"
 }
 
+# The version of crate $1 in Cargo.lock (the first, should there be two).
+locked_version() {
+    local v
+    v=$(awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+    [ -n "$v" ] || { echo "no $1 in Cargo.lock" >&2; exit 1; }
+    echo "$v"
+}
+
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
 # Installed without --locked: its lock file pins a release the registry lacks.
 # Only the wasm-bindgen program, without the TLS its test runner's
@@ -66,8 +74,7 @@ ensure_cargo_leptos() {
 # same bytes.
 ensure_wasm_bindgen() {
     local want
-    want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
-    [ -n "$want" ] || { echo "no wasm-bindgen in Cargo.lock" >&2; exit 1; }
+    want=$(locked_version wasm-bindgen)
     [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $want" ] && return
     step "installing wasm-bindgen-cli $want (about 2 minutes)"
     cargo install wasm-bindgen-cli --version "$want" --force --no-default-features --bin wasm-bindgen --debug
@@ -116,16 +123,15 @@ ensure_debian() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${want[@]}"
 }
 
-# An S3-compatible server, s3s-fs, optimised, for the benchmark's S3 rows
-# (bench/.tools); 0.14.1 because later releases need rustc 1.96. The tests
-# serve the same crate from their own process (a dev-dependency).
-S3S_FS_VERSION=0.14.1
-ensure_s3s_fs() { # folder [cargo install options]
-    local root=$1
-    shift
-    [ "$("$root/bin/s3s-fs" --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ] && return
-    step "installing s3s-fs $S3S_FS_VERSION into $root (2 to 4 minutes)"
-    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --root "$root" "$@"
+# An S3-compatible server, s3s-fs, optimised, for the benchmark's S3 rows:
+# the version the tests serve as a crate (a dev-dependency, pinned in
+# Cargo.toml), so both measure against the same store.
+ensure_bench_s3s_fs() {
+    local want
+    want=$(locked_version s3s-fs)
+    [ "$(bench/.tools/bin/s3s-fs --version 2>/dev/null)" = "s3s-fs $want" ] && return
+    step "installing s3s-fs $want into bench/.tools (2 to 4 minutes)"
+    cargo install s3s-fs --version "$want" --features binary --locked --root bench/.tools
 }
 
 # The tus servers the benchmark compares with: @tus/server (npm) and
@@ -178,7 +184,7 @@ test)
     ;;
 bench)
     ensure_bench_peers
-    ensure_s3s_fs bench/.tools
+    ensure_bench_s3s_fs
     # PostgreSQL for the S3 rows; the browser scenario drives Ferry's page
     # in Chromium with Playwright.
     ensure_debian
