@@ -247,6 +247,180 @@ where
     );
 }
 
+/// What the per-owner limits read, kept by triggers, follows every kind
+/// of change to an owner's uploads (inserts, appends, a length learnt late,
+/// completion, instant uploads, expiry, deletion, pruning, changes refused
+/// or rolled back), always equal to the sum over the records the test
+/// itself keeps; and the migration run again on the filled database counts
+/// the same (`run_sql` runs SQL statements on the store's database).
+async fn usage_suite<F, Fut>(store: &SqlStore, migration: &'static str, run_sql: F)
+where
+    F: FnOnce(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use ferry::core::meta::Usage;
+    use std::collections::HashMap;
+    let owners = [Owner::token("usage-a"), Owner::token("usage-b")];
+    // The test's own account of every record: what the usage must be.
+    let mut kept: HashMap<UploadId, UploadRecord> = HashMap::new();
+    let expected = |kept: &HashMap<UploadId, UploadRecord>, owner: &Owner| {
+        let mut u = Usage::default();
+        for r in kept.values().filter(|r| &r.owner == owner) {
+            if r.state == UploadState::Expired {
+                continue;
+            }
+            if r.blob_key == r.id.as_str() {
+                u.bytes += r.length.unwrap_or(r.offset);
+            }
+            u.unfinished += u64::from(r.state == UploadState::Active);
+        }
+        u
+    };
+    async fn check(
+        store: &SqlStore,
+        owners: &[Owner],
+        want: impl Fn(&Owner) -> ferry::core::meta::Usage,
+        step: &str,
+    ) {
+        for owner in owners {
+            assert_eq!(
+                store.usage(owner).await.unwrap(),
+                want(owner),
+                "{owner:?} after {step}"
+            );
+        }
+    }
+    assert_eq!(store.usage(&owners[0]).await.unwrap(), Usage::default());
+
+    // A small random walk over every kind of change, the same each run.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut now = 10_000;
+    for round in 0..300 {
+        now += 1;
+        let owner = owners[next(2) as usize].clone();
+        let mine: Vec<UploadId> = kept
+            .values()
+            .filter(|r| r.owner == owner)
+            .map(|r| r.id.clone())
+            .collect();
+        let pick = |k: u64| mine.get(k as usize % mine.len().max(1)).cloned();
+        let op = next(9);
+        let step = format!("round {round}, change {op}");
+        match op {
+            // A new upload of a known length, or of a length given later.
+            0 | 1 => {
+                let mut r = record(&owner, 0, now);
+                if op == 1 {
+                    r.length = None;
+                }
+                assert!(store.insert(&r, &[]).await.unwrap());
+                kept.insert(r.id.clone(), r);
+            }
+            // Bytes arrive: a writer's commit from the offset it found,
+            // and a stale one that must change nothing.
+            2 => {
+                let Some(id) = pick(next(1000)) else { continue };
+                let mut r = kept[&id].clone();
+                if r.state != UploadState::Active {
+                    continue;
+                }
+                let from = r.offset;
+                r.offset = (from + 1 + next(300)).min(r.length.unwrap_or(u64::MAX));
+                r.updated_at = now;
+                let mut stale = r.clone();
+                stale.offset += 1;
+                assert!(store.advance_with(&stale, from + 1, &[]).await.is_err());
+                store.advance_with(&r, from, &[]).await.unwrap();
+                kept.insert(id, r);
+            }
+            // A deferred length becomes known, or the upload completes.
+            3 => {
+                let Some(id) = pick(next(1000)) else { continue };
+                let mut r = kept[&id].clone();
+                if r.state != UploadState::Active {
+                    continue;
+                }
+                match r.length {
+                    None => r.length = Some(r.offset + next(500)),
+                    Some(length) => {
+                        r.offset = length;
+                        r.state = UploadState::Complete;
+                        r.sha256 = Some(format!("{:064x}", next(1 << 40)));
+                        r.hash_state = None;
+                        r.completed_at = Some(now);
+                    }
+                }
+                store.update(&r).await.unwrap();
+                kept.insert(id, r);
+            }
+            // An instant upload shares a finished upload's blob: it counts
+            // nothing; sharing a blob already gone stores nothing.
+            4 => {
+                let Some(id) = pick(next(1000)) else { continue };
+                let source = kept[&id].clone();
+                let mut r = record(&owner, 0, now);
+                r.blob_key = source.blob_key.clone();
+                r.length = source.length;
+                r.offset = source.offset;
+                r.state = UploadState::Complete;
+                r.completed_at = Some(now);
+                let stored = store.insert(&r, &[]).await.unwrap();
+                let gone = !kept
+                    .values()
+                    .any(|k| k.blob_key == source.blob_key && k.state != UploadState::Expired);
+                assert_eq!(stored, !gone, "{step}");
+                if stored {
+                    kept.insert(r.id.clone(), r);
+                }
+            }
+            5 => {
+                let Some(id) = pick(next(1000)) else { continue };
+                let expired = store.expire(&id, now, &[]).await.unwrap().is_some();
+                let r = kept.get_mut(&id).unwrap();
+                assert_eq!(expired, r.state == UploadState::Active, "{step}");
+                if expired {
+                    r.state = UploadState::Expired;
+                }
+            }
+            6 => {
+                let Some(id) = pick(next(1000)) else { continue };
+                assert!(store.delete(&id, &[]).await.unwrap().is_some());
+                kept.remove(&id);
+            }
+            7 => {
+                store.prune_expired(now + 1).await.unwrap();
+                kept.retain(|_, r| r.state != UploadState::Expired);
+            }
+            // A record that is already there is refused, changing nothing.
+            _ => {
+                let Some(id) = pick(next(1000)) else { continue };
+                assert!(store.insert(&kept[&id], &[]).await.is_err());
+            }
+        }
+        check(store, &owners, |o| expected(&kept, o), &step).await;
+    }
+    assert!(
+        expected(&kept, &owners[0]).bytes > 0 && expected(&kept, &owners[1]).unfinished > 0,
+        "the walk left uploads to count"
+    );
+
+    // Run again, the migration counts afresh from the records.
+    run_sql(migration).await;
+    check(
+        store,
+        &owners,
+        |o| expected(&kept, o),
+        "the migration again",
+    )
+    .await;
+}
+
 /// Idempotency keys: one upload per owner and key while it is not
 /// expired; another owner's key is another key.
 async fn idempotency_suite(store: &SqlStore) {
@@ -671,6 +845,21 @@ async fn embedded_stores_conform() {
     record_suite(&db).await;
     idempotency_suite(&db).await;
     let path = dir.path().join("records.db");
+    let raw = |sql| {
+        let path = path.clone();
+        async move {
+            let pool = sqlx::SqlitePool::connect(&ferry::store::sql::sqlite_url(&path))
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        }
+    };
+    usage_suite(
+        &db,
+        include_str!("../../migrations/sqlite/0009_owner_usage.sql"),
+        raw,
+    )
+    .await;
     expiry_suite(&db, |sql| async move {
         let pool = sqlx::SqlitePool::connect(&ferry::store::sql::sqlite_url(&path))
             .await
@@ -704,6 +893,16 @@ async fn distributed_stores_conform() {
     let db = SqlStore::open(&url, true).await.unwrap();
     record_suite(&db).await;
     idempotency_suite(&db).await;
+    let at = url.clone();
+    usage_suite(
+        &db,
+        include_str!("../../migrations/postgres/0007_owner_usage.sql"),
+        |sql| async move {
+            let pool = sqlx::PgPool::connect(&at).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        },
+    )
+    .await;
     expiry_suite(&db, |sql| async move {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::query(sql).execute(&pool).await.unwrap();

@@ -32,6 +32,7 @@ const SQLITE: Files = files!("sqlite":
     "0006_s3_tails.sql",
     "0007_idempotency_keys.sql",
     "0008_finished_parts_expire.sql",
+    "0009_owner_usage.sql",
 );
 
 const POSTGRES: Files = files!("postgres":
@@ -41,6 +42,7 @@ const POSTGRES: Files = files!("postgres":
     "0004_s3_tails.sql",
     "0005_idempotency_keys.sql",
     "0006_finished_parts_expire.sql",
+    "0007_owner_usage.sql",
 );
 
 /// The embedded files of one database, as a source sqlx migrates from.

@@ -67,27 +67,9 @@ impl MetaStore for SqlStore {
     async fn insert(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
         let failed = |e| db_error("inserting a record", e);
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        if rec.blob_key == rec.id.as_str() {
-            let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
-            sqlx::query(&sql)
-                .bind(&rec.blob_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        } else {
-            // The row lock this takes orders it with a deletion of the last
-            // other user: either that sees this reference, or this sees the
-            // blob gone.
-            let sql = self.sql("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0");
-            let shared = sqlx::query(&sql)
-                .bind(&rec.blob_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-            if shared.rows_affected() == 0 {
-                return Ok(false);
-            }
-        }
+        // The record first, then its blob reference: every transaction
+        // changes `uploads` (and so, by a trigger, `owner_usage`) before
+        // `blobs`, so two of them take their row locks in the same order.
         let sql = self.sql(
             r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
                  sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at,
@@ -114,6 +96,27 @@ impl MetaStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
+        if rec.blob_key == rec.id.as_str() {
+            let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
+            sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+        } else {
+            // The row lock this takes orders it with a deletion of the last
+            // other user: either that sees this reference, or this sees the
+            // blob gone.
+            let sql = self.sql("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0");
+            let shared = sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed)?;
+            if shared.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
         self.enqueue(&mut tx, news).await?;
         tx.commit().await.map_err(failed)?;
         Ok(true)
@@ -223,17 +226,18 @@ impl MetaStore for SqlStore {
     }
 
     async fn usage(&self, owner: &Owner) -> Result<Usage> {
+        // Kept by triggers (migrations/*/..._owner_usage.sql): one row,
+        // however many uploads the owner has.
         let failed = |e| db_error("measuring an owner's uploads", e);
-        let sql = self.sql(
-            r#"SELECT CAST(COALESCE(SUM(CASE WHEN blob_key = id THEN COALESCE(length, "offset") ELSE 0 END), 0) AS BIGINT) AS bytes,
-                      CAST(COALESCE(SUM(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS unfinished
-               FROM uploads WHERE owner = ? AND state != 'expired'"#,
-        );
+        let sql = self.sql("SELECT bytes, unfinished FROM owner_usage WHERE owner = ?");
         let row = sqlx::query(&sql)
             .bind(owner.as_str())
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await
             .map_err(failed)?;
+        let Some(row) = row else {
+            return Ok(Usage::default());
+        };
         let bytes: i64 = row.try_get("bytes").map_err(failed)?;
         let unfinished: i64 = row.try_get("unfinished").map_err(failed)?;
         Ok(Usage {
