@@ -8,8 +8,12 @@ export default defineConfig({
   globalTeardown: "./teardown.ts",
   timeout: 60_000,
   expect: { timeout: 15_000 },
+  // Two spec files at a time (the tests of one file run in order, in one
+  // worker): most of them wait on the network, a server or a timer as much
+  // as they compute. Every test that starts a server of its own gives it a
+  // port of its own.
   fullyParallel: false,
-  workers: 1,
+  workers: 2,
   forbidOnly: !!process.env.CI,
   retries: 0,
   reporter: [["list"]],
@@ -29,5 +33,10 @@ export default defineConfig({
       ],
     },
   },
-  projects: [{ name: "chromium" }],
+  projects: [
+    { name: "chromium", testIgnore: /many\.spec\.ts/ },
+    // The ten-thousand-file test is bound by the CPU: beside another test
+    // both slow down. It runs alone, after the others.
+    { name: "many", testMatch: /many\.spec\.ts/, dependencies: ["chromium"] },
+  ],
 });
