@@ -8,8 +8,10 @@
 -- one can forget them.
 --
 -- The trigger locks the owner's row until its transaction ends. Every
--- transaction that changes an upload does so before it changes `blobs`,
--- so two of them take the locks in the same order and cannot deadlock.
+-- transaction changes one upload, and does so before it changes `blobs`
+-- (a blob is shared only by uploads of one owner), so two of them take
+-- their locks in the same order and cannot deadlock. Instances of earlier
+-- versions changed `blobs` first: stop them all before this migration.
 -- Creating the triggers locks `uploads` against writes until this
 -- migration commits, so the count below misses nothing written meanwhile.
 --

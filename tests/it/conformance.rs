@@ -248,14 +248,16 @@ where
 }
 
 /// What the per-owner limits read, kept by triggers, follows every kind
-/// of change to an owner's uploads (inserts, appends, a length learnt late,
-/// completion, instant uploads, expiry, deletion, pruning, changes refused
-/// or rolled back), always equal to the sum over the records the test
-/// itself keeps; and the migration run again on the filled database counts
-/// the same (`run_sql` runs SQL statements on the store's database).
+/// of change to an owner's uploads (inserts of every state, appends, a
+/// length learnt late, completion, instant uploads, expiry of unfinished
+/// uploads and finished parts, deletion, pruning, changes refused or rolled
+/// back), always equal to the sum over the records the test itself keeps;
+/// instant uploads and deletions racing on one blob neither deadlock nor
+/// miscount; and the migration, run again on a spoiled table, counts
+/// afresh from the records (`run_sql` runs SQL on the store's database).
 async fn usage_suite<F, Fut>(store: &SqlStore, migration: &'static str, run_sql: F)
 where
-    F: FnOnce(&'static str) -> Fut,
+    F: Fn(&'static str) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     use ferry::core::meta::Usage;
@@ -292,7 +294,7 @@ where
     }
     assert_eq!(store.usage(&owners[0]).await.unwrap(), Usage::default());
 
-    // A small random walk over every kind of change, the same each run.
+    // A random walk over every kind of change, the same each run.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move |n: u64| {
         seed ^= seed << 13;
@@ -301,7 +303,8 @@ where
         seed % n
     };
     let mut now = 10_000;
-    for round in 0..300 {
+    let mut done = [0u32; 11];
+    for round in 0..400 {
         now += 1;
         let owner = owners[next(2) as usize].clone();
         let mine: Vec<UploadId> = kept
@@ -310,14 +313,18 @@ where
             .map(|r| r.id.clone())
             .collect();
         let pick = |k: u64| mine.get(k as usize % mine.len().max(1)).cloned();
-        let op = next(9);
+        let op = next(10) as usize;
         let step = format!("round {round}, change {op}");
         match op {
-            // A new upload of a known length, or of a length given later.
+            // A new upload: of a known length, or of a length given later,
+            // some of them parts of a file sent in parts.
             0 | 1 => {
                 let mut r = record(&owner, 0, now);
                 if op == 1 {
                     r.length = None;
+                }
+                if next(3) == 0 {
+                    r.concat = Concat::Partial;
                 }
                 assert!(store.insert(&r, &[]).await.unwrap());
                 kept.insert(r.id.clone(), r);
@@ -359,10 +366,22 @@ where
                 store.update(&r).await.unwrap();
                 kept.insert(id, r);
             }
-            // An instant upload shares a finished upload's blob: it counts
-            // nothing; sharing a blob already gone stores nothing.
+            // An instant upload shares another's blob: it counts nothing;
+            // sharing a blob already gone stores nothing (the record it
+            // inserted first is rolled back).
             4 => {
-                let Some(id) = pick(next(1000)) else { continue };
+                // Half the time from an expired upload, if there is one.
+                let gone: Vec<&UploadId> = mine
+                    .iter()
+                    .filter(|id| kept[*id].state == UploadState::Expired)
+                    .collect();
+                let id = match (next(2), gone.is_empty()) {
+                    (0, false) => gone[next(gone.len() as u64) as usize].clone(),
+                    _ => match pick(next(1000)) {
+                        Some(id) => id,
+                        None => continue,
+                    },
+                };
                 let source = kept[&id].clone();
                 let mut r = record(&owner, 0, now);
                 r.blob_key = source.blob_key.clone();
@@ -377,13 +396,18 @@ where
                 assert_eq!(stored, !gone, "{step}");
                 if stored {
                     kept.insert(r.id.clone(), r);
+                } else {
+                    done[10] += 1;
                 }
             }
+            // Expiry takes unfinished uploads and finished parts.
             5 => {
                 let Some(id) = pick(next(1000)) else { continue };
                 let expired = store.expire(&id, now, &[]).await.unwrap().is_some();
                 let r = kept.get_mut(&id).unwrap();
-                assert_eq!(expired, r.state == UploadState::Active, "{step}");
+                let may = r.state == UploadState::Active
+                    || (r.state == UploadState::Complete && r.concat == Concat::Partial);
+                assert_eq!(expired, may, "{step}");
                 if expired {
                     r.state = UploadState::Expired;
                 }
@@ -397,20 +421,73 @@ where
                 store.prune_expired(now + 1).await.unwrap();
                 kept.retain(|_, r| r.state != UploadState::Expired);
             }
+            // Records that arrive finished, or part-way with no length.
+            8 => {
+                let mut r = record(&owner, 0, now);
+                if next(2) == 0 {
+                    r.offset = 1000;
+                    r.state = UploadState::Complete;
+                    r.completed_at = Some(now);
+                    r.hash_state = None;
+                } else {
+                    r.length = None;
+                    r.offset = 1 + next(700);
+                }
+                assert!(store.insert(&r, &[]).await.unwrap());
+                kept.insert(r.id.clone(), r);
+            }
             // A record that is already there is refused, changing nothing.
             _ => {
                 let Some(id) = pick(next(1000)) else { continue };
                 assert!(store.insert(&kept[&id], &[]).await.is_err());
             }
         }
+        done[op] += 1;
         check(store, &owners, |o| expected(&kept, o), &step).await;
     }
     assert!(
-        expected(&kept, &owners[0]).bytes > 0 && expected(&kept, &owners[1]).unfinished > 0,
-        "the walk left uploads to count"
+        done.iter().all(|&n| n > 0),
+        "every kind of change happened, and a share of a gone blob: {done:?}"
     );
 
-    // Run again, the migration counts afresh from the records.
+    // Instant uploads and deletions of one blob's records, at once: each
+    // takes the owner's count and the blob's reference in one order, so
+    // none waits on the other for ever (PostgreSQL would end one with a
+    // deadlock error).
+    let owner = Owner::token("usage-racing");
+    let mut source = record(&owner, 1000, now);
+    source.state = UploadState::Complete;
+    source.completed_at = Some(now);
+    assert!(store.insert(&source, &[]).await.unwrap());
+    let racers = (0..8).map(|_| {
+        let source = source.clone();
+        async move {
+            for _ in 0..15 {
+                let mut r = record(&source.owner, 1000, source.created_at);
+                r.blob_key = source.blob_key.clone();
+                r.state = UploadState::Complete;
+                assert!(store.insert(&r, &[]).await.unwrap());
+                let deleted = store.delete(&r.id, &[]).await.unwrap().unwrap();
+                assert!(deleted.blob_in_use, "the source still holds the blob");
+            }
+        }
+    });
+    futures_util::future::join_all(racers).await;
+    assert_eq!(
+        store.usage(&owner).await.unwrap(),
+        Usage {
+            bytes: 1000,
+            unfinished: 0
+        }
+    );
+    let last = store.delete(&source.id, &[]).await.unwrap().unwrap();
+    assert!(!last.blob_in_use, "every shared reference was given back");
+    assert_eq!(store.usage(&owner).await.unwrap(), Usage::default());
+
+    // Spoiled, then the migration again: it counts afresh.
+    run_sql("UPDATE owner_usage SET bytes = bytes + 7, unfinished = unfinished + 1").await;
+    let spoiled = store.usage(&owners[0]).await.unwrap();
+    assert_eq!(spoiled.bytes, expected(&kept, &owners[0]).bytes + 7);
     run_sql(migration).await;
     check(
         store,
@@ -419,6 +496,7 @@ where
         "the migration again",
     )
     .await;
+    assert_eq!(store.usage(&owner).await.unwrap(), Usage::default());
 }
 
 /// Idempotency keys: one upload per owner and key while it is not
@@ -845,7 +923,7 @@ async fn embedded_stores_conform() {
     record_suite(&db).await;
     idempotency_suite(&db).await;
     let path = dir.path().join("records.db");
-    let raw = |sql| {
+    let raw = |sql: &'static str| {
         let path = path.clone();
         async move {
             let pool = sqlx::SqlitePool::connect(&ferry::store::sql::sqlite_url(&path))
@@ -893,13 +971,15 @@ async fn distributed_stores_conform() {
     let db = SqlStore::open(&url, true).await.unwrap();
     record_suite(&db).await;
     idempotency_suite(&db).await;
-    let at = url.clone();
     usage_suite(
         &db,
         include_str!("../../migrations/postgres/0007_owner_usage.sql"),
-        |sql| async move {
-            let pool = sqlx::PgPool::connect(&at).await.unwrap();
-            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        |sql| {
+            let url = url.clone();
+            async move {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            }
         },
     )
     .await;

@@ -114,6 +114,9 @@ impl MetaStore for SqlStore {
                 .await
                 .map_err(failed)?;
             if shared.rows_affected() == 0 {
+                // Undone now, not when the pool gets round to it: the
+                // record's row and its owner's count stay locked till then.
+                tx.rollback().await.map_err(failed)?;
                 return Ok(false);
             }
         }
