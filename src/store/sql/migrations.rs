@@ -33,6 +33,7 @@ const SQLITE: Files = files!("sqlite":
     "0007_idempotency_keys.sql",
     "0008_finished_parts_expire.sql",
     "0009_owner_usage.sql",
+    "0010_uploads_listed.sql",
 );
 
 const POSTGRES: Files = files!("postgres":
@@ -43,6 +44,7 @@ const POSTGRES: Files = files!("postgres":
     "0005_idempotency_keys.sql",
     "0006_finished_parts_expire.sql",
     "0007_owner_usage.sql",
+    "0008_uploads_listed.sql",
 );
 
 /// The embedded files of one database, as a source sqlx migrates from.
