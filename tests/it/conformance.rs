@@ -923,28 +923,21 @@ async fn embedded_stores_conform() {
     record_suite(&db).await;
     idempotency_suite(&db).await;
     let path = dir.path().join("records.db");
-    let raw = |sql: &'static str| {
-        let path = path.clone();
+    // Runs SQL statements on the store's database, for both suites.
+    let run_sql = |sql: &'static str| {
+        let url = ferry::store::sql::sqlite_url(&path);
         async move {
-            let pool = sqlx::SqlitePool::connect(&ferry::store::sql::sqlite_url(&path))
-                .await
-                .unwrap();
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
             sqlx::raw_sql(sql).execute(&pool).await.unwrap();
         }
     };
     usage_suite(
         &db,
         include_str!("../../migrations/sqlite/0009_owner_usage.sql"),
-        raw,
+        run_sql,
     )
     .await;
-    expiry_suite(&db, |sql| async move {
-        let pool = sqlx::SqlitePool::connect(&ferry::store::sql::sqlite_url(&path))
-            .await
-            .unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-    })
-    .await;
+    expiry_suite(&db, run_sql).await;
     outbox_suite(&db, &db).await;
     let db = Arc::new(db);
     event_order_suite(&[db.clone(), db]).await;
@@ -971,23 +964,21 @@ async fn distributed_stores_conform() {
     let db = SqlStore::open(&url, true).await.unwrap();
     record_suite(&db).await;
     idempotency_suite(&db).await;
+    // Runs SQL statements on the store's database, for both suites.
+    let run_sql = |sql: &'static str| {
+        let url = url.clone();
+        async move {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        }
+    };
     usage_suite(
         &db,
         include_str!("../../migrations/postgres/0007_owner_usage.sql"),
-        |sql| {
-            let url = url.clone();
-            async move {
-                let pool = sqlx::PgPool::connect(&url).await.unwrap();
-                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-            }
-        },
+        run_sql,
     )
     .await;
-    expiry_suite(&db, |sql| async move {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(sql).execute(&pool).await.unwrap();
-    })
-    .await;
+    expiry_suite(&db, run_sql).await;
     let outbox = pg.database("outbox");
     let (a, b) = (
         SqlStore::open(&outbox, true).await.unwrap(),
