@@ -307,11 +307,11 @@ where
     for round in 0..400 {
         now += 1;
         let owner = owners[next(2) as usize].clone();
-        let mine: Vec<UploadId> = kept
-            .values()
-            .filter(|r| r.owner == owner)
-            .map(|r| r.id.clone())
-            .collect();
+        // In the order they were made (IDs are random, and so is a hash
+        // map's order), so that the walk is the same each run.
+        let mut mine: Vec<&UploadRecord> = kept.values().filter(|r| r.owner == owner).collect();
+        mine.sort_by_key(|r| r.created_at);
+        let mine: Vec<UploadId> = mine.into_iter().map(|r| r.id.clone()).collect();
         let pick = |k: u64| mine.get(k as usize % mine.len().max(1)).cloned();
         let op = next(10) as usize;
         let step = format!("round {round}, change {op}");
