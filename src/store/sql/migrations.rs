@@ -45,6 +45,7 @@ const POSTGRES: Files = files!("postgres":
     "0006_finished_parts_expire.sql",
     "0007_owner_usage.sql",
     "0008_uploads_listed.sql",
+    "0009_s3_tails_uncompressed.sql",
 );
 
 /// The embedded files of one database, as a source sqlx migrates from.

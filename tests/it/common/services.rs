@@ -179,7 +179,12 @@ impl Postgres {
             "createdb {name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        format!("postgres://ferry@127.0.0.1:{port}/{name}")
+        self.url(name)
+    }
+
+    /// The URL of a database made by `database`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://ferry@127.0.0.1:{}/{name}", self.port)
     }
 }
 
