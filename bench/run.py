@@ -162,7 +162,7 @@ class Server:
             # checkpoints: what those cost.
             cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir), "--log", "warn",
                    "--checkpoint-interval", "1h"]
-        elif name == "ferry-s3":
+        elif name in ("ferry-s3", "ferry-s3-baseline"):
             # Several-instance mode: records in PostgreSQL, bytes in S3
             # (s3s-fs, itself writing files on this machine's disk).
             pg, database = start_postgres(self.dir / "pg")
@@ -170,7 +170,8 @@ class Server:
             self.services = [pg, s3]
             self.s3 = s3
             env = {**os.environ, **S3_KEYS}
-            cmd = [str(FERRY), "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir / "data"),
+            binary = BASELINE if name == "ferry-s3-baseline" else str(FERRY)
+            cmd = [binary, "--addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir / "data"),
                    "--log", "warn", "--database", database, "--storage", f"s3://bench?endpoint={endpoint}"]
         elif name == "s3-raw":
             # The S3 limit's store: s3s-fs alone; s3raw uploads into it.
@@ -205,7 +206,7 @@ class Server:
         return 0
 
     def clean(self):
-        if self.name in ("ferry-s3", "s3-raw"):
+        if self.name in ("ferry-s3", "ferry-s3-baseline", "s3-raw"):
             bucket = self.dir / "s3" / "bench"
             shutil.rmtree(bucket)
             bucket.mkdir()
@@ -398,8 +399,9 @@ def main():
 
         specs = [("s3-raw", "s3-raw", counted("s3-raw", lambda s: mbps(s3raw(s, SIZE, 8 * MIB))))]
         for chunk in CHUNKS:
-            specs.append((chunk, "ferry-s3", counted(chunk, lambda s, chunk=chunk: mbps(
-                client("tus", s.base, SIZE, chunk * MIB)))))
+            for name in ["ferry-s3"] + (["ferry-s3-baseline"] if BASELINE else []):
+                specs.append(((name, chunk), name, counted((name, chunk), lambda s, chunk=chunk: mbps(
+                    client("tus", s.base, SIZE, chunk * MIB)))))
         measured = measure_rounds(specs, RUNS)
         raw_s3 = measured.pop("s3-raw")
         raw_read = statistics.median(reads["s3-raw"])
@@ -407,10 +409,10 @@ def main():
         raw_s3["rss_mib"] = None  # (no server of ours: s3raw is the client)
         row("s3", "raw multipart upload", 8, raw_s3, of="raw multipart",
             notes=f"parts of 8 MiB; the S3 server read {raw_read / SIZE:.2f} x the upload")
-        for chunk, r in measured.items():
+        for (name, chunk), r in measured.items():
             r["ratio_s3"] = statistics.median([a / b for a, b in zip(r["rounds"], raw_s3["rounds"])])
-            row("s3", "ferry-s3", chunk, r, of="raw multipart",
-                notes=f"the S3 server read {statistics.median(reads[chunk]) / raw_read:.2f} x "
+            row("s3", name, chunk, r, of="raw multipart",
+                notes=f"the S3 server read {statistics.median(reads[(name, chunk)]) / raw_read:.2f} x "
                       "what it read for the raw upload")
     if wanted("browser"):
         # The real page in headless Chromium against the benchmark client,

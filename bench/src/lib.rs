@@ -23,8 +23,30 @@ pub fn spans(from: u64, len: u64) -> impl Iterator<Item = std::ops::Range<usize>
     })
 }
 
-/// A block of pseudo-random bytes (xorshift), the same in every program.
+/// A block of pseudo-random bytes (xorshift), the same in every program;
+/// with `FERRY_BENCH_DATA=text`, lines of a log instead, which compress
+/// about as well as text does.
 pub fn block() -> Vec<u8> {
+    if std::env::var("FERRY_BENCH_DATA").as_deref() == Ok("text") {
+        let mut text = Vec::with_capacity(BLOCK + 200);
+        let mut n: u64 = 0;
+        while text.len() < BLOCK {
+            n += 1;
+            text.extend_from_slice(
+                format!(
+                    "2026-11-27T23:{:02}:{:02}.{:03}Z INFO request id={:016x} path=/files/{n} status=204 bytes={}\n",
+                    n / 60 % 60,
+                    n % 60,
+                    n * 7 % 1000,
+                    n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    n * 4099 % 1_000_000
+                )
+                .as_bytes(),
+            );
+        }
+        text.truncate(BLOCK);
+        return text;
+    }
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..BLOCK / 8)
         .flat_map(|_| {
