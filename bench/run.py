@@ -207,7 +207,7 @@ class Server:
         return 0
 
     def clean(self):
-        if self.name in ("ferry-s3", "ferry-s3-baseline", "s3-raw"):
+        if self.s3 is not None:
             bucket = self.dir / "s3" / "bench"
             shutil.rmtree(bucket)
             bucket.mkdir()

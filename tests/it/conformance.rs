@@ -964,10 +964,11 @@ async fn distributed_stores_conform() {
     let text = b"2026-11-27 INFO request status=204\n".repeat(30_000);
     tails.put_piece("text", "one", text.clone()).await.unwrap();
     let pool = sqlx::PgPool::connect(&pg.url("tails")).await.unwrap();
-    let stored: i32 = sqlx::query_scalar("SELECT pg_column_size(bytes) FROM s3_tails")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let stored: i32 =
+        sqlx::query_scalar("SELECT pg_column_size(bytes) FROM s3_tails WHERE blob_key = 'text'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(
         stored as usize >= text.len(),
         "{stored} bytes stored for {}",
