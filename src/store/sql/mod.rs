@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod codec;
 mod events;
+mod group;
 mod migrations;
 mod outbox;
 mod records;
@@ -43,6 +44,8 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's one writer of record updates (see `group`).
+    group: Option<group::GroupCommit>,
 }
 
 fn db_error(context: &str, err: sqlx::Error) -> Error {
@@ -126,7 +129,15 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| Error::internal("migrating the database", e))?;
-        Ok(SqlStore { pool, backend })
+        let mut store = SqlStore {
+            pool,
+            backend,
+            group: None,
+        };
+        if backend == Backend::Sqlite {
+            store.group = Some(group::GroupCommit::start(store.clone()));
+        }
+        Ok(store)
     }
 
     /// The SQLite database at `path`, created if missing.

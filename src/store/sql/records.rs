@@ -12,56 +12,6 @@ use async_trait::async_trait;
 use sqlx::Row;
 use std::collections::HashSet;
 
-impl SqlStore {
-    /// Stores the mutable fields of a record; with `from`, only while it is
-    /// active at that offset. Answers whether a record was changed.
-    async fn store_fields(
-        &self,
-        rec: &UploadRecord,
-        from: Option<u64>,
-        news: &[Delivery],
-    ) -> Result<bool> {
-        let failed = |e| db_error("updating a record", e);
-        let fence = match from {
-            Some(_) => r#" AND "offset" = ? AND state = 'active'"#,
-            None => "",
-        };
-        let sql = self.sql(format!(
-            r#"UPDATE uploads SET length = ?, "offset" = ?, state = ?, sha256 = ?, hash_state = ?,
-                 blob_state = ?, updated_at = ?, expires_at = ?, completed_at = ?
-               WHERE id = ?{fence}"#
-        ));
-        let query = sqlx::query(&sql)
-            .bind(rec.length.map(|l| l as i64))
-            .bind(rec.offset as i64)
-            .bind(rec.state.as_str())
-            .bind(&rec.sha256)
-            .bind(&rec.hash_state)
-            .bind(&rec.blob_state)
-            .bind(rec.updated_at)
-            .bind(rec.expires_at)
-            .bind(rec.completed_at)
-            .bind(rec.id.as_str());
-        let query = match from {
-            Some(from) => query.bind(from as i64),
-            None => query,
-        };
-        if news.is_empty() {
-            // The common case (a checkpoint): one statement, no transaction.
-            let done = query.execute(&self.pool).await.map_err(failed)?;
-            return Ok(done.rows_affected() == 1);
-        }
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        let done = query.execute(&mut *tx).await.map_err(failed)?;
-        if done.rows_affected() != 1 {
-            return Ok(false); // the transaction rolls back as it drops
-        }
-        self.enqueue(&mut tx, news).await?;
-        tx.commit().await.map_err(failed)?;
-        Ok(true)
-    }
-}
-
 /// A page of an owner's list: newest first, ties by ID, after a cursor. The
 /// index `uploads_listed` gives the rows in this order (a test checks that
 /// SQLite sorts nothing).
