@@ -13,11 +13,61 @@ use sqlx::Row;
 use std::collections::HashSet;
 
 /// A page of an owner's list: newest first, ties by ID, after a cursor. The
-/// index `uploads_listed` gives the rows in this order (a test checks that
-/// SQLite sorts nothing).
+/// index `uploads_listed` gives the rows in this order, from the cursor on:
+/// `created_at <= ?` bounds the index scan (PostgreSQL cannot take that
+/// bound from the `OR` alone, and read an owner's uploads from the newest
+/// to the cursor for every page: 21 ms for the last page of 100,000, and
+/// 0.07 ms with the bound). Tests read both databases' plans.
 const LIST_BY_OWNER: &str = "SELECT * FROM uploads WHERE owner = ? AND state != 'expired'
-       AND (created_at < ? OR (created_at = ? AND id > ?))
+       AND created_at <= ? AND (created_at < ? OR (created_at = ? AND id > ?))
      ORDER BY created_at DESC, id LIMIT ?";
+
+impl SqlStore {
+    /// `LIST_BY_OWNER`, prefixed, with its values bound.
+    fn list_query<'q>(
+        sql: &'q str,
+        owner: &'q Owner,
+        after: Option<&'q ListCursor>,
+        limit: u32,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        // Newest first, ties by ID; a cursor continues after its record.
+        let (created, id) = match after {
+            Some(c) => (c.created_at, c.id.as_str()),
+            None => (i64::MAX, ""),
+        };
+        sqlx::query(sql)
+            .bind(owner.as_str())
+            .bind(created)
+            .bind(created)
+            .bind(created)
+            .bind(id)
+            .bind(limit as i64)
+    }
+
+    /// How the database reads a page of an owner's list, a line per step
+    /// (its query plan for these values): the tests check that it reads
+    /// the index from the cursor on and sorts nothing.
+    pub async fn list_plan(
+        &self,
+        owner: &Owner,
+        after: Option<&ListCursor>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let failed = |e| db_error("explaining the list", e);
+        let (sql, column) = match self.backend {
+            Backend::Sqlite => (format!("EXPLAIN QUERY PLAN {LIST_BY_OWNER}"), "detail"),
+            Backend::Postgres => (format!("EXPLAIN {LIST_BY_OWNER}"), "QUERY PLAN"),
+        };
+        let sql = self.sql(sql);
+        let rows = Self::list_query(&sql, owner, after, limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed)?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(column).map_err(failed))
+            .collect()
+    }
+}
 
 #[async_trait]
 impl MetaStore for SqlStore {
@@ -250,18 +300,8 @@ impl MetaStore for SqlStore {
         after: Option<&ListCursor>,
         limit: u32,
     ) -> Result<Vec<UploadRecord>> {
-        // Newest first, ties by ID; a cursor continues after its record.
-        let (created, id) = match after {
-            Some(c) => (c.created_at, c.id.as_str()),
-            None => (i64::MAX, ""),
-        };
         let sql = self.sql(LIST_BY_OWNER);
-        let found = sqlx::query(&sql)
-            .bind(owner.as_str())
-            .bind(created)
-            .bind(created)
-            .bind(id)
-            .bind(limit as i64)
+        let found = Self::list_query(&sql, owner, after, limit)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing uploads", e))?;
@@ -333,27 +373,23 @@ mod tests {
     use super::*;
 
     /// However many uploads an owner has, a page of the list reads its
-    /// rows in order from an index, rather than sorting them all first.
+    /// rows in order from an index, from the cursor on, rather than sorting
+    /// them all first.
     #[tokio::test]
     async fn a_page_of_the_list_sorts_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open_sqlite(&dir.path().join("records.db"), false)
             .await
             .unwrap();
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {LIST_BY_OWNER}"))
-            .bind("owner")
-            .bind(1_i64)
-            .bind(1_i64)
-            .bind("")
-            .bind(100_i64)
-            .fetch_all(&store.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String, _>("detail").unwrap())
-            .collect();
+        let cursor = ListCursor {
+            created_at: 1,
+            id: UploadId::random(),
+        };
+        let owner = Owner::anonymous();
+        let plan = store.list_plan(&owner, Some(&cursor), 100).await.unwrap();
         assert!(
-            plan.iter().any(|step| step.contains("uploads_listed")),
+            plan.iter()
+                .any(|step| step.contains("uploads_listed") && step.contains("created_at<")),
             "{plan:?}"
         );
         assert!(
