@@ -372,18 +372,23 @@ def main():
         # last is answered, a PATCH's mean latency is 64 x its size over the
         # total speed, so 4 MiB PATCHes at 700 MB/s wait about 380 ms on
         # average whatever the server does; 1 MiB PATCHes show the spread.
-        for name, chunk in [("ferry", 1), ("ferry", 4)] + [(peer, 4) for peer in peers]:
-            many = {}
+        # With FERRY_BENCH_BASELINE, the baseline runs in the same rounds.
+        rows = [("ferry", 1), ("ferry", 4)]
+        if BASELINE:
+            rows += [("ferry-baseline", 1), ("ferry-baseline", 4)]
+        rows += [(peer, 4) for peer in peers]
+        latencies = {key: {} for key in rows}
 
-            def one(s, chunk=chunk):
-                res = client("many", s.base, 64, 16 * MIB, chunk * MIB)
-                many.setdefault("p50", []).append(res["p50"])
-                many.setdefault("p99", []).append(res["p99"])
-                many.setdefault("errors", []).append(res["errors"])
-                return mbps(res)
+        def one(s, key):
+            res = client("many", s.base, 64, 16 * MIB, key[1] * MIB)
+            for k in ("p50", "p99", "errors"):
+                latencies[key].setdefault(k, []).append(res[k])
+            return mbps(res)
 
-            r = measure(name, RUNS, one)
-            row("many", name, chunk, r, p50_ms=1000 * statistics.median(many["p50"]),
+        measured = measure_rounds([(key, key[0], lambda s, key=key: one(s, key)) for key in rows], RUNS)
+        for key in rows:
+            many = latencies[key]
+            row("many", key[0], key[1], measured[key], p50_ms=1000 * statistics.median(many["p50"]),
                 p99_ms=1000 * statistics.median(many["p99"]), errors=sum(many["errors"]))
     if wanted("s3"):
         # The scale-out path: the same single upload into S3 + PostgreSQL,
