@@ -119,11 +119,12 @@ pub struct Config {
     /// Most bytes a connection reads at once from a request body: bodies
     /// are handed over in pieces of up to this size, and fewer, larger
     /// pieces cost less work per byte (a fifth less CPU for large PATCHes
-    /// at 256 KiB than at 64 KiB). A connection's buffer grows to this only
-    /// while its body arrives faster than it is stored, so memory is at
-    /// most this times `--max-connections`. Request heads are held to
-    /// `--max-header-bytes` whatever this is.
-    #[arg(long, env = "FERRY_READ_BUFFER", default_value = "256KiB", value_parser = parse_header_bytes)]
+    /// at 256 KiB than at 64 KiB; 128 KiB costs the same as 256). A
+    /// connection's buffer grows only while its body arrives faster than it
+    /// is stored, and then holds up to about three times this: the buffer,
+    /// which can grow to twice this, and the pieces on their way to disk.
+    /// Request heads are held to `--max-header-bytes` whatever this is.
+    #[arg(long, env = "FERRY_READ_BUFFER", default_value = "128KiB", value_parser = parse_header_bytes)]
     pub read_buffer: u64,
 
     /// Requests per second allowed from one client address (0: no limit).
