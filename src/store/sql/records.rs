@@ -23,6 +23,84 @@ const LIST_BY_OWNER: &str = "SELECT * FROM uploads WHERE owner = ? AND state != 
      ORDER BY created_at DESC, id LIMIT ?";
 
 impl SqlStore {
+    /// Inserts a record and takes its blob reference inside `tx`; answers
+    /// false, having changed nothing the caller keeps, when the blob it
+    /// shares is gone (the caller then rolls back).
+    pub(super) async fn insert_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        rec: &UploadRecord,
+        news: &[Delivery],
+    ) -> Result<bool> {
+        let failed = |e| db_error("inserting a record", e);
+        // The record first, then its blob reference: every transaction
+        // changes `uploads` (and so, by a trigger, `owner_usage`) before
+        // `blobs`, so two of them take their row locks in the same order.
+        let sql = self.sql(
+            r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
+                 sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at,
+                 idempotency_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+        );
+        sqlx::query(&sql)
+            .bind(rec.id.as_str())
+            .bind(rec.owner.as_str())
+            .bind(&rec.blob_key)
+            .bind(rec.length.map(|l| l as i64))
+            .bind(rec.offset as i64)
+            .bind(rec.metadata.encode())
+            .bind(encode_concat(&rec.concat))
+            .bind(rec.state.as_str())
+            .bind(&rec.sha256)
+            .bind(&rec.hash_state)
+            .bind(&rec.blob_state)
+            .bind(rec.created_at)
+            .bind(rec.updated_at)
+            .bind(rec.expires_at)
+            .bind(rec.completed_at)
+            .bind(&rec.idempotency_key)
+            .execute(&mut **tx)
+            .await
+            .map_err(failed)?;
+        if rec.blob_key == rec.id.as_str() {
+            let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
+            sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut **tx)
+                .await
+                .map_err(failed)?;
+        } else {
+            // The row lock this takes orders it with a deletion of the last
+            // other user: either that sees this reference, or this sees the
+            // blob gone.
+            let sql = self.sql("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0");
+            let shared = sqlx::query(&sql)
+                .bind(&rec.blob_key)
+                .execute(&mut **tx)
+                .await
+                .map_err(failed)?;
+            if shared.rows_affected() == 0 {
+                return Ok(false);
+            }
+        }
+        self.enqueue(tx, news).await?;
+        Ok(true)
+    }
+
+    /// `MetaStore::insert` in a transaction of its own.
+    pub(super) async fn insert_alone(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
+        let failed = |e| db_error("inserting a record", e);
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        if !self.insert_in(&mut tx, rec, news).await? {
+            // Undone now, not when the pool gets round to it: the record's
+            // row and its owner's count stay locked till then.
+            tx.rollback().await.map_err(failed)?;
+            return Ok(false);
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(true)
+    }
+
     /// `LIST_BY_OWNER`, prefixed, with its values bound.
     fn list_query<'q>(
         sql: &'q str,
@@ -72,64 +150,7 @@ impl SqlStore {
 #[async_trait]
 impl MetaStore for SqlStore {
     async fn insert(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
-        let failed = |e| db_error("inserting a record", e);
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        // The record first, then its blob reference: every transaction
-        // changes `uploads` (and so, by a trigger, `owner_usage`) before
-        // `blobs`, so two of them take their row locks in the same order.
-        let sql = self.sql(
-            r#"INSERT INTO uploads (id, owner, blob_key, length, "offset", metadata, concat, state,
-                 sha256, hash_state, blob_state, created_at, updated_at, expires_at, completed_at,
-                 idempotency_key)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
-        );
-        sqlx::query(&sql)
-            .bind(rec.id.as_str())
-            .bind(rec.owner.as_str())
-            .bind(&rec.blob_key)
-            .bind(rec.length.map(|l| l as i64))
-            .bind(rec.offset as i64)
-            .bind(rec.metadata.encode())
-            .bind(encode_concat(&rec.concat))
-            .bind(rec.state.as_str())
-            .bind(&rec.sha256)
-            .bind(&rec.hash_state)
-            .bind(&rec.blob_state)
-            .bind(rec.created_at)
-            .bind(rec.updated_at)
-            .bind(rec.expires_at)
-            .bind(rec.completed_at)
-            .bind(&rec.idempotency_key)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-        if rec.blob_key == rec.id.as_str() {
-            let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
-            sqlx::query(&sql)
-                .bind(&rec.blob_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        } else {
-            // The row lock this takes orders it with a deletion of the last
-            // other user: either that sees this reference, or this sees the
-            // blob gone.
-            let sql = self.sql("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0");
-            let shared = sqlx::query(&sql)
-                .bind(&rec.blob_key)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-            if shared.rows_affected() == 0 {
-                // Undone now, not when the pool gets round to it: the
-                // record's row and its owner's count stay locked till then.
-                tx.rollback().await.map_err(failed)?;
-                return Ok(false);
-            }
-        }
-        self.enqueue(&mut tx, news).await?;
-        tx.commit().await.map_err(failed)?;
-        Ok(true)
+        self.insert_record(rec, news).await
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
