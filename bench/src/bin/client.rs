@@ -278,11 +278,20 @@ fn main() {
                 .collect();
             let mut lat = Vec::new();
             let mut errors = 0;
+            // FERRY_BENCH_LATENCIES=<file>: every upload's PATCH latencies,
+            // in order, a line each, to see where the slow ones fall.
+            let mut each = Vec::new();
             for h in handles {
                 match h.join().unwrap() {
-                    Ok(l) => lat.extend(l),
+                    Ok(l) => {
+                        each.push(format!("{l:?}"));
+                        lat.extend(l)
+                    }
                     Err(_) => errors += 1,
                 }
+            }
+            if let Ok(path) = std::env::var("FERRY_BENCH_LATENCIES") {
+                std::fs::write(path, each.join("\n")).expect("writing the latencies");
             }
             let seconds = started.elapsed().as_secs_f64();
             lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
