@@ -539,7 +539,6 @@ async fn idempotency_suite(store: &SqlStore) {
     assert_eq!(found.map(|r| r.id), Some(next.id));
 }
 
-/// The record and event store contract.
 /// Paging through an owner's list with its cursor gives every upload but
 /// the expired once, newest first and ties (the same millisecond) by ID,
 /// whatever the page size.
@@ -586,6 +585,7 @@ async fn list_walk(store: &SqlStore) {
     }
 }
 
+/// The record and event store contract.
 async fn record_suite(store: &SqlStore) {
     let alice = Owner::token("alice");
     let bob = Owner::token("bob");

@@ -22,15 +22,18 @@
 //! answers each only once that transaction is committed. An update whose
 //! fence does not hold changes nothing and answers `false`, as alone; an
 //! insert whose shared blob is gone is rolled back to its savepoint and
-//! answers `false`. If any statement fails, the whole transaction is rolled
-//! back and each change is applied again in a transaction of its own, so
-//! that a failure fails only the change that caused it. A lone change is
-//! applied alone straight away, as before: a single upload pays only the
-//! hop to the task.
+//! answers `false`; a change that breaks a constraint (a duplicate ID) is
+//! rolled back alone and answers its error, after the commit, like the
+//! others. Any other failure is the database's (full, failing, busy past
+//! its timeout): the group is rolled back and every change in it answers
+//! that error, as each would have alone. A lone change is applied alone
+//! straight away, as before: a single upload pays only the hop to the
+//! task.
 
 use super::*;
 use crate::core::hooks::Delivery;
 use crate::core::record::UploadRecord;
+use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most changes one transaction applies.
@@ -95,32 +98,30 @@ impl GroupCommit {
 async fn write_changes(store: SqlStore, mut waiting: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MOST_PER_COMMIT);
     while waiting.recv_many(&mut batch, MOST_PER_COMMIT).await > 0 {
-        let together = match batch.len() {
-            1 => None,
-            _ => {
-                let changes: Vec<&Change> = batch.iter().map(|job| &job.change).collect();
-                match store.store_together(&changes).await {
-                    Ok(answers) => Some(answers),
-                    Err(e) => {
-                        tracing::warn!(
-                            changes = batch.len(),
-                            "a group of record changes failed; applying each alone: {e}"
-                        );
-                        None
-                    }
-                }
-            }
-        };
-        match together {
-            Some(answers) => {
+        if batch.len() == 1 {
+            let job = batch.pop().expect("one job");
+            let answer = store.store_alone(&job.change).await;
+            let _ = job.done.send(answer);
+            continue;
+        }
+        let changes: Vec<&Change> = batch.iter().map(|job| &job.change).collect();
+        match store.store_together(&changes).await {
+            Ok(answers) => {
                 for (job, answer) in batch.drain(..).zip(answers) {
-                    let _ = job.done.send(Ok(answer));
+                    let _ = job.done.send(answer);
                 }
             }
-            None => {
+            Err(e) => {
+                // Nothing of the group was committed, and what failed was
+                // the database (full, busy past its timeout, failing), not
+                // one change: applying each alone would fail alike, one
+                // timeout after another.
+                tracing::warn!(
+                    changes = batch.len(),
+                    "a group of record changes failed: {e}"
+                );
                 for job in batch.drain(..) {
-                    let answer = store.store_alone(&job.change).await;
-                    let _ = job.done.send(answer);
+                    let _ = job.done.send(Err(e.clone()));
                 }
             }
         }
@@ -196,7 +197,7 @@ impl SqlStore {
         if done.rows_affected() != 1 {
             return Ok(false); // the transaction rolls back as it drops
         }
-        self.enqueue(&mut tx, news).await?;
+        self.enqueue(&mut tx, news).await.map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(true)
     }
@@ -239,54 +240,105 @@ impl SqlStore {
         }
     }
 
-    /// Applies `changes` in order in one transaction; answers, for each,
-    /// what applying it alone would have. Any failure rolls back all of
-    /// them.
-    async fn store_together(&self, changes: &[&Change]) -> Result<Vec<bool>> {
+    /// Applies `changes` in order in one transaction, and answers, for
+    /// each, what applying it alone would have: a change that breaks a
+    /// constraint (a duplicate ID, say) is undone alone and answers its
+    /// error; any other failure is the database's, and fails the whole
+    /// group, none of it committed. The connection is then closed rather
+    /// than pooled: SQLite may have ended the transaction itself, which
+    /// would leave sqlx's count of open ones wrong on that connection.
+    async fn store_together(&self, changes: &[&Change]) -> Result<Vec<Result<bool>>> {
         let failed = |e| db_error("changing records together", e);
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        let mut answers = Vec::with_capacity(changes.len());
-        for change in changes {
-            let answer = match change {
-                Change::Fields { rec, from, news } => {
-                    let sql = self.update_sql(from.is_some());
-                    let done = self
-                        .update_query(&sql, rec, *from)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(failed)?;
-                    let one = done.rows_affected() == 1;
-                    if one {
-                        self.enqueue(&mut tx, news).await?;
-                    }
-                    one
-                }
-                Change::Insert { rec, news } => {
-                    // An insert that finds its shared blob gone is undone
-                    // alone, back to where it started.
-                    sqlx::query("SAVEPOINT grouped_insert")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(failed)?;
-                    let inserted = self.insert_in(&mut tx, rec, news).await?;
-                    if !inserted {
-                        sqlx::query("ROLLBACK TO grouped_insert")
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(failed)?;
-                    }
-                    sqlx::query("RELEASE grouped_insert")
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(failed)?;
-                    inserted
-                }
-            };
-            answers.push(answer);
+        let mut conn = self.pool.acquire().await.map_err(failed)?;
+        let outcome = async {
+            let mut tx = conn.begin().await?;
+            let mut answers = Vec::with_capacity(changes.len());
+            for change in changes {
+                answers.push(self.apply_in_group(&mut tx, change).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(answers)
         }
-        tx.commit().await.map_err(failed)?;
-        Ok(answers)
+        .await;
+        outcome.map_err(|e| {
+            conn.close_on_drop();
+            failed(e)
+        })
     }
+
+    /// Applies one change of a group inside `tx`. Answers `Err` only for a
+    /// failure of the database; a change's own constraint violation is
+    /// undone and answered.
+    async fn apply_in_group(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        change: &Change,
+    ) -> std::result::Result<Result<bool>, sqlx::Error> {
+        // A change of one statement needs no savepoint: SQLite undoes a
+        // statement that fails, and one that matches no row changed none.
+        let several = match change {
+            Change::Fields { news, .. } => !news.is_empty(),
+            Change::Insert { .. } => true,
+        };
+        if several {
+            run(tx, "SAVEPOINT grouped").await?;
+        }
+        let applied = match change {
+            Change::Fields { rec, from, news } => {
+                let sql = self.update_sql(from.is_some());
+                match self.update_query(&sql, rec, *from).execute(&mut **tx).await {
+                    Ok(done) if done.rows_affected() == 1 => {
+                        self.enqueue(tx, news).await.map(|()| true)
+                    }
+                    Ok(_) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Change::Insert { rec, news } => self.insert_in(tx, rec, news).await,
+        };
+        let (undo, answer) = match applied {
+            // An insert whose shared blob is gone keeps nothing.
+            Ok(done) => (!done, Ok(done)),
+            Err(e) if broke_a_constraint(&e) => {
+                let context = match change {
+                    Change::Fields { .. } => "updating a record",
+                    Change::Insert { .. } => "inserting a record",
+                };
+                (true, Err(db_error(context, e)))
+            }
+            Err(e) => return Err(e),
+        };
+        if several {
+            if undo {
+                run(tx, "ROLLBACK TO grouped").await?;
+            }
+            run(tx, "RELEASE grouped").await?;
+        }
+        Ok(answer)
+    }
+}
+
+/// Whether `e` is a change's own fault (a unique, primary or foreign key,
+/// not-null or check constraint), which SQLite undoes with its statement.
+fn broke_a_constraint(e: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    match e {
+        sqlx::Error::Database(db) => matches!(
+            db.kind(),
+            ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::NotNullViolation
+                | ErrorKind::CheckViolation
+        ),
+        _ => false,
+    }
+}
+
+async fn run(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sql: &'static str,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(&mut **tx).await.map(|_| ())
 }
 
 #[cfg(test)]
@@ -333,6 +385,13 @@ mod tests {
             created_at: 1,
             give_up_at: 2,
         }
+    }
+
+    /// A group's answers, `None` for an error.
+    async fn together(store: &SqlStore, changes: &[Change]) -> Vec<Option<bool>> {
+        let refs: Vec<&Change> = changes.iter().collect();
+        let answers = store.store_together(&refs).await.unwrap();
+        answers.into_iter().map(|a| a.ok()).collect()
     }
 
     async fn offset_of(store: &SqlStore, rec: &UploadRecord) -> u64 {
@@ -413,24 +472,25 @@ mod tests {
             from: Some(from),
             news: Vec::new(),
         });
-        let refs: Vec<&Change> = updates.iter().collect();
         assert_eq!(
-            store.store_together(&refs).await.unwrap(),
-            [true, false, true]
+            together(&store, &updates).await,
+            [Some(true), Some(false), Some(true)]
         );
         assert_eq!(offset_of(&store, rec).await, 20);
     }
 
-    /// One transaction for many updates changes all of them or none.
+    /// In a group, a change that breaks a constraint is undone alone and
+    /// answers its error; the others are committed.
     #[tokio::test]
-    async fn a_group_with_a_failing_update_changes_nothing() {
-        let (_dir, store, records) = store_with(3).await;
+    async fn a_group_undoes_a_change_that_breaks_a_constraint() {
+        let (_dir, store, records) = store_with(4).await;
         let taken = moved(&records[0], 5);
         assert!(store
             .fields_alone(&taken, Some(0), &[delivery("d1", &records[0])])
             .await
             .unwrap());
-        // The second update's delivery reuses an ID: its insert fails.
+        // The second update's delivery reuses an ID: its insert fails, after
+        // its record's update went through.
         let updates = [
             Change::Fields {
                 rec: moved(&records[1], 7),
@@ -442,12 +502,73 @@ mod tests {
                 from: Some(0),
                 news: vec![delivery("d1", &records[2])],
             },
+            Change::Fields {
+                rec: moved(&records[3], 11),
+                from: Some(0),
+                news: Vec::new(),
+            },
+        ];
+        assert_eq!(
+            together(&store, &updates).await,
+            [Some(true), None, Some(true)]
+        );
+        assert_eq!(offset_of(&store, &records[1]).await, 7);
+        assert_eq!(offset_of(&store, &records[2]).await, 0);
+        assert_eq!(offset_of(&store, &records[3]).await, 11);
+        assert_eq!(deliveries(&store).await, ["d1", "d2"]);
+    }
+
+    /// A failure of the database itself (here a trigger that aborts, which
+    /// is no constraint of the change's own) fails the whole group: every
+    /// change answers it, none is committed, and the store goes on.
+    #[tokio::test]
+    async fn a_failing_database_fails_the_whole_group() {
+        let (_dir, store, records) = store_with(3).await;
+        sqlx::raw_sql(
+            r#"CREATE TRIGGER refuse BEFORE UPDATE ON uploads WHEN NEW."offset" = 13
+               BEGIN SELECT RAISE(ABORT, 'refused'); END"#,
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let updates = [
+            Change::Fields {
+                rec: moved(&records[0], 10),
+                from: Some(0),
+                news: Vec::new(),
+            },
+            Change::Fields {
+                rec: moved(&records[1], 13),
+                from: Some(0),
+                news: Vec::new(),
+            },
         ];
         let refs: Vec<&Change> = updates.iter().collect();
-        assert!(store.store_together(&refs).await.is_err());
+        let failed = store.store_together(&refs).await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert_eq!(offset_of(&store, &records[0]).await, 0);
         assert_eq!(offset_of(&store, &records[1]).await, 0);
-        assert_eq!(offset_of(&store, &records[2]).await, 0);
-        assert_eq!(deliveries(&store).await, ["d1"]);
+        // Through the writer, both answer the error; then the next group
+        // is written as usual.
+        let answers = join_all(updates.iter().map(|change| {
+            let store = store.clone();
+            async move {
+                match change {
+                    Change::Fields { rec, from, .. } => store.store_fields(rec, *from, &[]).await,
+                    Change::Insert { .. } => unreachable!(),
+                }
+            }
+        }))
+        .await;
+        assert!(answers.iter().all(|a| a.is_err()), "{answers:?}");
+        let answers = join_all([(&records[0], 10), (&records[2], 12)].map(|(rec, to)| {
+            let store = store.clone();
+            async move { store.store_fields(&moved(rec, to), Some(0), &[]).await }
+        }))
+        .await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(true))), "{answers:?}");
+        assert_eq!(offset_of(&store, &records[0]).await, 10);
+        assert_eq!(offset_of(&store, &records[2]).await, 12);
     }
 
     /// Through the writer, an update that fails fails alone: the others
@@ -537,10 +658,9 @@ mod tests {
                 news: Vec::new(),
             },
         ];
-        let refs: Vec<&Change> = changes.iter().collect();
         assert_eq!(
-            store.store_together(&refs).await.unwrap(),
-            [true, false, true, true]
+            together(&store, &changes).await,
+            [Some(true), Some(false), Some(true), Some(true)]
         );
         assert!(store.get(&fresh.id).await.unwrap().is_some());
         assert!(store.get(&orphan.id).await.unwrap().is_none());

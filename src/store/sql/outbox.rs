@@ -18,8 +18,7 @@ impl SqlStore {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         news: &[Delivery],
-    ) -> Result<()> {
-        let failed = |e| db_error("writing a hook delivery", e);
+    ) -> std::result::Result<(), sqlx::Error> {
         for d in news {
             if d.point == HookPoint::PostReceive {
                 let sql = self.sql(
@@ -30,8 +29,7 @@ impl SqlStore {
                     .bind(&d.upload_id)
                     .bind(d.point.as_str())
                     .execute(&mut **tx)
-                    .await
-                    .map_err(failed)?;
+                    .await?;
             }
             let sql = self.sql(
                 "INSERT INTO hook_deliveries (id, point, upload_id, body, created_at, give_up_at, next_at)
@@ -46,8 +44,7 @@ impl SqlStore {
                 .bind(d.give_up_at)
                 .bind(d.created_at)
                 .execute(&mut **tx)
-                .await
-                .map_err(failed)?;
+                .await?;
         }
         Ok(())
     }

@@ -31,8 +31,7 @@ impl SqlStore {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         rec: &UploadRecord,
         news: &[Delivery],
-    ) -> Result<bool> {
-        let failed = |e| db_error("inserting a record", e);
+    ) -> std::result::Result<bool, sqlx::Error> {
         // The record first, then its blob reference: every transaction
         // changes `uploads` (and so, by a trigger, `owner_usage`) before
         // `blobs`, so two of them take their row locks in the same order.
@@ -60,15 +59,13 @@ impl SqlStore {
             .bind(rec.completed_at)
             .bind(&rec.idempotency_key)
             .execute(&mut **tx)
-            .await
-            .map_err(failed)?;
+            .await?;
         if rec.blob_key == rec.id.as_str() {
             let sql = self.sql("INSERT INTO blobs (key, refs) VALUES (?, 1)");
             sqlx::query(&sql)
                 .bind(&rec.blob_key)
                 .execute(&mut **tx)
-                .await
-                .map_err(failed)?;
+                .await?;
         } else {
             // The row lock this takes orders it with a deletion of the last
             // other user: either that sees this reference, or this sees the
@@ -77,8 +74,7 @@ impl SqlStore {
             let shared = sqlx::query(&sql)
                 .bind(&rec.blob_key)
                 .execute(&mut **tx)
-                .await
-                .map_err(failed)?;
+                .await?;
             if shared.rows_affected() == 0 {
                 return Ok(false);
             }
@@ -91,7 +87,7 @@ impl SqlStore {
     pub(super) async fn insert_alone(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
         let failed = |e| db_error("inserting a record", e);
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        if !self.insert_in(&mut tx, rec, news).await? {
+        if !self.insert_in(&mut tx, rec, news).await.map_err(failed)? {
             // Undone now, not when the pool gets round to it: the record's
             // row and its owner's count stay locked till then.
             tx.rollback().await.map_err(failed)?;
@@ -197,7 +193,9 @@ impl MetaStore for SqlStore {
             "expired" => false,
             _ => self.release(&mut tx, &blob_key).await?,
         };
-        self.enqueue(&mut tx, news).await?;
+        self.enqueue(&mut tx, news)
+            .await
+            .map_err(|e| db_error("writing a hook delivery", e))?;
         tx.commit().await.map_err(failed)?;
         Ok(Some(Deleted {
             blob_key,
@@ -228,7 +226,9 @@ impl MetaStore for SqlStore {
             return Ok(None);
         };
         let blob_in_use = self.release(&mut tx, &blob_key).await?;
-        self.enqueue(&mut tx, news).await?;
+        self.enqueue(&mut tx, news)
+            .await
+            .map_err(|e| db_error("writing a hook delivery", e))?;
         tx.commit().await.map_err(failed)?;
         Ok(Some(Deleted {
             blob_key,
