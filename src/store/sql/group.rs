@@ -193,12 +193,35 @@ impl SqlStore {
             return Ok(done.rows_affected() == 1);
         }
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        let done = query.execute(&mut *tx).await.map_err(failed)?;
-        if done.rows_affected() != 1 {
+        if !self
+            .fields_in(&mut tx, rec, from, news)
+            .await
+            .map_err(failed)?
+        {
             return Ok(false); // the transaction rolls back as it drops
         }
-        self.enqueue(&mut tx, news).await.map_err(failed)?;
         tx.commit().await.map_err(failed)?;
+        Ok(true)
+    }
+
+    /// Stores a record's mutable fields inside `tx`, and its deliveries
+    /// when it was changed; answers whether it was.
+    async fn fields_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        rec: &UploadRecord,
+        from: Option<u64>,
+        news: &[Delivery],
+    ) -> std::result::Result<bool, sqlx::Error> {
+        let sql = self.update_sql(from.is_some());
+        let done = self
+            .update_query(&sql, rec, from)
+            .execute(&mut **tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.enqueue(tx, news).await?;
         Ok(true)
     }
 
@@ -284,16 +307,7 @@ impl SqlStore {
             run(tx, "SAVEPOINT grouped").await?;
         }
         let applied = match change {
-            Change::Fields { rec, from, news } => {
-                let sql = self.update_sql(from.is_some());
-                match self.update_query(&sql, rec, *from).execute(&mut **tx).await {
-                    Ok(done) if done.rows_affected() == 1 => {
-                        self.enqueue(tx, news).await.map(|()| true)
-                    }
-                    Ok(_) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            }
+            Change::Fields { rec, from, news } => self.fields_in(tx, rec, *from, news).await,
             Change::Insert { rec, news } => self.insert_in(tx, rec, news).await,
         };
         let (undo, answer) = match applied {
@@ -350,6 +364,17 @@ mod tests {
     use crate::protocol::metadata::Metadata;
     use futures_util::future::join_all;
 
+    /// A new anonymous record of `length` bytes, made at `created`.
+    fn new_record(length: u64, created: i64) -> UploadRecord {
+        UploadRecord::new(
+            Owner::anonymous(),
+            Some(length),
+            Metadata::default(),
+            Concat::None,
+            created,
+        )
+    }
+
     async fn store_with(n: usize) -> (tempfile::TempDir, SqlStore, Vec<UploadRecord>) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open_sqlite(&dir.path().join("records.db"), true)
@@ -357,13 +382,7 @@ mod tests {
             .unwrap();
         let mut records = Vec::new();
         for _ in 0..n {
-            let rec = UploadRecord::new(
-                Owner::anonymous(),
-                Some(100),
-                Metadata::default(),
-                Concat::None,
-                1,
-            );
+            let rec = new_record(100, 1);
             assert!(store.insert(&rec, &[]).await.unwrap());
             records.push(rec);
         }
@@ -613,13 +632,7 @@ mod tests {
     }
 
     fn sharing(rec: &UploadRecord) -> UploadRecord {
-        let mut twin = UploadRecord::new(
-            Owner::anonymous(),
-            Some(100),
-            Metadata::default(),
-            Concat::None,
-            2,
-        );
+        let mut twin = new_record(100, 2);
         twin.blob_key = rec.blob_key.clone();
         twin
     }
@@ -630,13 +643,7 @@ mod tests {
     async fn a_group_undoes_an_insert_whose_blob_is_gone() {
         let (_dir, store, records) = store_with(2).await;
         store.delete(&records[0].id, &[]).await.unwrap().unwrap();
-        let fresh = UploadRecord::new(
-            Owner::anonymous(),
-            Some(5),
-            Metadata::default(),
-            Concat::None,
-            3,
-        );
+        let fresh = new_record(5, 3);
         let orphan = sharing(&records[0]);
         let twin = sharing(&records[1]);
         let changes = [
@@ -691,17 +698,7 @@ mod tests {
     #[tokio::test]
     async fn inserts_at_once_are_each_answered_as_alone() {
         let (dir, store, records) = store_with(1).await;
-        let mut fresh: Vec<UploadRecord> = (0..200)
-            .map(|i| {
-                UploadRecord::new(
-                    Owner::anonymous(),
-                    Some(i),
-                    Metadata::default(),
-                    Concat::None,
-                    4,
-                )
-            })
-            .collect();
+        let mut fresh: Vec<UploadRecord> = (0..200).map(|i| new_record(i, 4)).collect();
         fresh[100] = records[0].clone(); // already there
         let answers = join_all(fresh.iter().map(|rec| {
             let store = store.clone();

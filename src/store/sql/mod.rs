@@ -44,7 +44,7 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's one writer of record updates (see `group`).
+    /// SQLite's one writer of record updates and new records (see `group`).
     group: Option<group::GroupCommit>,
 }
 
