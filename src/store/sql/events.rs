@@ -10,6 +10,61 @@ use crate::protocol::model::UploadSummary;
 use async_trait::async_trait;
 use sqlx::{Executor, Row};
 
+/// An event on its way to its owner's log, its upload encoded.
+#[derive(Debug)]
+pub(super) struct Event {
+    pub owner: Owner,
+    pub kind: EventKind,
+    pub upload_id: String,
+    pub data: String,
+    pub at: Millis,
+}
+
+impl SqlStore {
+    /// Appends `event` inside `tx`; answers its ID.
+    pub(super) async fn event_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: &Event,
+    ) -> std::result::Result<u64, sqlx::Error> {
+        if self.backend == Backend::Postgres {
+            // Readers follow the log by ID, so IDs must become visible in
+            // order: one writer at a time (SQLite is that already).
+            tx.execute("LOCK TABLE events IN EXCLUSIVE MODE").await?;
+        }
+        if event.kind == EventKind::Progress {
+            // Only an upload's latest progress matters: the log keeps one
+            // per upload, so many tiny requests cannot grow it.
+            let sql = self.sql("DELETE FROM events WHERE upload_id = ? AND kind = ?");
+            sqlx::query(&sql)
+                .bind(&event.upload_id)
+                .bind(event.kind.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        let sql = self.sql(
+            "INSERT INTO events (owner, kind, upload_id, data, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        );
+        let id: i64 = sqlx::query_scalar(&sql)
+            .bind(event.owner.as_str())
+            .bind(event.kind.as_str())
+            .bind(&event.upload_id)
+            .bind(&event.data)
+            .bind(event.at)
+            .fetch_one(&mut **tx)
+            .await?;
+        if self.backend == Backend::Postgres {
+            // Other instances wake this owner's listeners (sent at commit).
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::store::cluster::EVENTS_CHANNEL)
+                .bind(event.owner.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(id as u64)
+    }
+}
+
 #[async_trait]
 impl EventStore for SqlStore {
     async fn append(
@@ -21,49 +76,14 @@ impl EventStore for SqlStore {
     ) -> Result<u64> {
         let data =
             serde_json::to_string(upload).map_err(|e| Error::internal("encoding an event", e))?;
-        let failed = |e| db_error("storing an event", e);
-        let sql = self.sql(
-            "INSERT INTO events (owner, kind, upload_id, data, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        );
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        if self.backend == Backend::Postgres {
-            // Readers follow the log by ID, so IDs must become visible in
-            // order: one writer at a time (SQLite is that already).
-            tx.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-                .await
-                .map_err(failed)?;
-        }
-        if kind == EventKind::Progress {
-            // Only an upload's latest progress matters: the log keeps one
-            // per upload, so many tiny requests cannot grow it.
-            let sql = self.sql("DELETE FROM events WHERE upload_id = ? AND kind = ?");
-            sqlx::query(&sql)
-                .bind(&upload.id)
-                .bind(kind.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        }
-        let id: i64 = sqlx::query_scalar(&sql)
-            .bind(owner.as_str())
-            .bind(kind.as_str())
-            .bind(&upload.id)
-            .bind(data)
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failed)?;
-        if self.backend == Backend::Postgres {
-            // Other instances wake this owner's listeners (sent at commit).
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(crate::store::cluster::EVENTS_CHANNEL)
-                .bind(owner.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-        }
-        tx.commit().await.map_err(failed)?;
-        Ok(id as u64)
+        let event = Event {
+            owner: owner.clone(),
+            kind,
+            upload_id: upload.id.clone(),
+            data,
+            at,
+        };
+        self.log_event(event).await
     }
 
     async fn after(&self, owner: &Owner, after: u64, limit: u32) -> Result<Vec<LiveEvent>> {

@@ -17,23 +17,25 @@
 //! 1-2 s each, their inserts taking turns through SQLite's busy handler
 //! (which sleeps between tries) with each other and with the updates.
 //!
-//! One task writes every update and insert. It takes all that wait (up to
-//! `MOST_PER_COMMIT`), applies them in order in one transaction, and
-//! answers each only once that transaction is committed. An update whose
-//! fence does not hold changes nothing and answers `false`, as alone; an
-//! insert whose shared blob is gone is rolled back to its savepoint and
-//! answers `false`; a change that breaks a constraint (a duplicate ID) is
-//! rolled back alone and answers its error, after the commit, like the
-//! others. Any other failure is the database's (full, failing, busy past
-//! its timeout): the group is rolled back and every change in it answers
-//! that error, as each would have alone. A lone change is applied alone
-//! straight away, as before: a single upload pays only the hop to the
-//! task.
+//! One task writes every update and insert, and every deletion, expiry and
+//! event (`changes`). It takes all that wait (up to `MOST_PER_COMMIT`),
+//! applies them in order in one transaction, and answers each only once
+//! that transaction is committed. An update whose fence does not hold
+//! changes nothing and answers `false`, as alone; an insert whose shared
+//! blob is gone is rolled back to its savepoint and answers `false`; a
+//! change that breaks a constraint (a duplicate ID) is rolled back alone
+//! and answers its error, after the commit, like the others. Any other
+//! failure is the database's (full, failing, busy past its timeout): the
+//! group is rolled back and every change in it answers that error, as each
+//! would have alone. A lone change is applied alone straight away, as
+//! before: a single upload pays only the hop to the task. A panic fails
+//! its own group, and the task goes on with the next.
 
+use super::changes::{Change, Done};
 use super::*;
-use crate::core::hooks::Delivery;
-use crate::core::record::UploadRecord;
+use futures_util::FutureExt;
 use sqlx::Connection;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most changes one transaction applies.
@@ -43,32 +45,13 @@ const MOST_PER_COMMIT: usize = 256;
 /// hand theirs over (each request has at most one in hand).
 const MOST_WAITING: usize = 4096;
 
-/// A change to the records that the task writes, with the hook
-/// deliveries it writes alongside.
-#[derive(Debug)]
-enum Change {
-    /// A record's mutable fields, only while it is active at `from` when
-    /// that is given.
-    Fields {
-        rec: UploadRecord,
-        from: Option<u64>,
-        news: Vec<Delivery>,
-    },
-    /// A new record and its blob reference.
-    Insert {
-        rec: UploadRecord,
-        news: Vec<Delivery>,
-    },
-}
-
 struct Job {
     change: Change,
-    done: oneshot::Sender<Result<bool>>,
+    done: oneshot::Sender<Result<Done>>,
 }
 
-/// The way to the task that writes every record update and new record of
-/// one SQLite database. The task ends when the last `SqlStore` holding
-/// this is dropped.
+/// The way to the task that writes every change of one SQLite database.
+/// The task ends when the last `SqlStore` holding this is dropped.
 #[derive(Clone, Debug)]
 pub(super) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
@@ -84,7 +67,7 @@ impl GroupCommit {
 
     /// Applies `change` with the others waiting; answers what applying it
     /// alone would, once that is committed.
-    async fn apply(&self, change: Change) -> Result<bool> {
+    pub(super) async fn apply(&self, change: Change) -> Result<Done> {
         let gone = || Error::new(ErrorCode::Internal, "The database writer stopped.");
         let (done, answer) = oneshot::channel();
         self.jobs
@@ -98,171 +81,45 @@ impl GroupCommit {
 async fn write_changes(store: SqlStore, mut waiting: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MOST_PER_COMMIT);
     while waiting.recv_many(&mut batch, MOST_PER_COMMIT).await > 0 {
-        if batch.len() == 1 {
-            let job = batch.pop().expect("one job");
-            let answer = store.store_alone(&job.change).await;
+        // A panic (a bug) fails its own group, not every write after it:
+        // the task is the only way to the records.
+        let written = AssertUnwindSafe(write_group(&store, &batch))
+            .catch_unwind()
+            .await;
+        let answers = match written {
+            Ok(answers) => answers,
+            Err(_) => {
+                tracing::error!(changes = batch.len(), "the database writer panicked");
+                let e = Error::new(ErrorCode::Internal, "The database writer failed.");
+                vec![Err(e); batch.len()]
+            }
+        };
+        for (job, answer) in batch.drain(..).zip(answers) {
             let _ = job.done.send(answer);
-            continue;
         }
-        let changes: Vec<&Change> = batch.iter().map(|job| &job.change).collect();
-        match store.store_together(&changes).await {
-            Ok(answers) => {
-                for (job, answer) in batch.drain(..).zip(answers) {
-                    let _ = job.done.send(answer);
-                }
-            }
-            Err(e) => {
-                // Nothing of the group was committed, and what failed was
-                // the database (full, busy past its timeout, failing), not
-                // one change: applying each alone would fail alike, one
-                // timeout after another.
-                tracing::warn!(
-                    changes = batch.len(),
-                    "a group of record changes failed: {e}"
-                );
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Err(e.clone()));
-                }
-            }
+    }
+}
+
+/// Applies a batch, alone when it is one change; answers each change.
+async fn write_group(store: &SqlStore, batch: &[Job]) -> Vec<Result<Done>> {
+    if let [job] = batch {
+        return vec![store.store_alone(&job.change).await];
+    }
+    let changes: Vec<&Change> = batch.iter().map(|job| &job.change).collect();
+    match store.store_together(&changes).await {
+        Ok(answers) => answers,
+        Err(e) => {
+            // Nothing of the group was committed, and what failed was the
+            // database (full, busy past its timeout, failing), not one
+            // change: applying each alone would fail alike, one timeout
+            // after another.
+            tracing::warn!(changes = batch.len(), "a group of changes failed: {e}");
+            vec![Err(e); batch.len()]
         }
     }
 }
 
 impl SqlStore {
-    /// Stores the mutable fields of a record; with `from`, only while it is
-    /// active at that offset. Answers whether a record was changed. On
-    /// SQLite the update is committed with the others waiting (`group`).
-    pub(super) async fn store_fields(
-        &self,
-        rec: &UploadRecord,
-        from: Option<u64>,
-        news: &[Delivery],
-    ) -> Result<bool> {
-        match &self.group {
-            Some(group) => {
-                let change = Change::Fields {
-                    rec: rec.clone(),
-                    from,
-                    news: news.to_vec(),
-                };
-                group.apply(change).await
-            }
-            None => self.fields_alone(rec, from, news).await,
-        }
-    }
-
-    /// `MetaStore::insert`: on SQLite committed with the others waiting.
-    pub(super) async fn insert_record(
-        &self,
-        rec: &UploadRecord,
-        news: &[Delivery],
-    ) -> Result<bool> {
-        match &self.group {
-            Some(group) => {
-                let change = Change::Insert {
-                    rec: rec.clone(),
-                    news: news.to_vec(),
-                };
-                group.apply(change).await
-            }
-            None => self.insert_alone(rec, news).await,
-        }
-    }
-
-    /// A change in a transaction of its own.
-    async fn store_alone(&self, change: &Change) -> Result<bool> {
-        match change {
-            Change::Fields { rec, from, news } => self.fields_alone(rec, *from, news).await,
-            Change::Insert { rec, news } => self.insert_alone(rec, news).await,
-        }
-    }
-
-    /// `store_fields` in a transaction of its own.
-    async fn fields_alone(
-        &self,
-        rec: &UploadRecord,
-        from: Option<u64>,
-        news: &[Delivery],
-    ) -> Result<bool> {
-        let failed = |e| db_error("updating a record", e);
-        let sql = self.update_sql(from.is_some());
-        let query = self.update_query(&sql, rec, from);
-        if news.is_empty() {
-            // The common case (a checkpoint): one statement, no transaction.
-            let done = query.execute(&self.pool).await.map_err(failed)?;
-            return Ok(done.rows_affected() == 1);
-        }
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        if !self
-            .fields_in(&mut tx, rec, from, news)
-            .await
-            .map_err(failed)?
-        {
-            return Ok(false); // the transaction rolls back as it drops
-        }
-        tx.commit().await.map_err(failed)?;
-        Ok(true)
-    }
-
-    /// Stores a record's mutable fields inside `tx`, and its deliveries
-    /// when it was changed; answers whether it was.
-    async fn fields_in(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        rec: &UploadRecord,
-        from: Option<u64>,
-        news: &[Delivery],
-    ) -> std::result::Result<bool, sqlx::Error> {
-        let sql = self.update_sql(from.is_some());
-        let done = self
-            .update_query(&sql, rec, from)
-            .execute(&mut **tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        self.enqueue(tx, news).await?;
-        Ok(true)
-    }
-
-    /// The statement that stores a record's mutable fields, fenced by its
-    /// offset and state or not.
-    fn update_sql(&self, fenced: bool) -> Cow<'static, str> {
-        let fence = match fenced {
-            true => r#" AND "offset" = ? AND state = 'active'"#,
-            false => "",
-        };
-        self.sql(format!(
-            r#"UPDATE uploads SET length = ?, "offset" = ?, state = ?, sha256 = ?, hash_state = ?,
-                 blob_state = ?, updated_at = ?, expires_at = ?, completed_at = ?
-               WHERE id = ?{fence}"#
-        ))
-    }
-
-    /// `update_sql` with the record's fields (and its fence) bound.
-    fn update_query<'q>(
-        &self,
-        sql: &'q str,
-        rec: &'q UploadRecord,
-        from: Option<u64>,
-    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        let query = sqlx::query(sql)
-            .bind(rec.length.map(|l| l as i64))
-            .bind(rec.offset as i64)
-            .bind(rec.state.as_str())
-            .bind(&rec.sha256)
-            .bind(&rec.hash_state)
-            .bind(&rec.blob_state)
-            .bind(rec.updated_at)
-            .bind(rec.expires_at)
-            .bind(rec.completed_at)
-            .bind(rec.id.as_str());
-        match from {
-            Some(from) => query.bind(from as i64),
-            None => query,
-        }
-    }
-
     /// Applies `changes` in order in one transaction, and answers, for
     /// each, what applying it alone would have: a change that breaks a
     /// constraint (a duplicate ID, say) is undone alone and answers its
@@ -270,7 +127,7 @@ impl SqlStore {
     /// group, none of it committed. The connection is then closed rather
     /// than pooled: SQLite may have ended the transaction itself, which
     /// would leave sqlx's count of open ones wrong on that connection.
-    async fn store_together(&self, changes: &[&Change]) -> Result<Vec<Result<bool>>> {
+    async fn store_together(&self, changes: &[&Change]) -> Result<Vec<Result<Done>>> {
         let failed = |e| db_error("changing records together", e);
         let mut conn = self.pool.acquire().await.map_err(failed)?;
         let outcome = async {
@@ -296,30 +153,14 @@ impl SqlStore {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         change: &Change,
-    ) -> std::result::Result<Result<bool>, sqlx::Error> {
-        // A change of one statement needs no savepoint: SQLite undoes a
-        // statement that fails, and one that matches no row changed none.
-        let several = match change {
-            Change::Fields { news, .. } => !news.is_empty(),
-            Change::Insert { .. } => true,
-        };
+    ) -> std::result::Result<Result<Done>, sqlx::Error> {
+        let several = change.is_several();
         if several {
             run(tx, "SAVEPOINT grouped").await?;
         }
-        let applied = match change {
-            Change::Fields { rec, from, news } => self.fields_in(tx, rec, *from, news).await,
-            Change::Insert { rec, news } => self.insert_in(tx, rec, news).await,
-        };
-        let (undo, answer) = match applied {
-            // An insert whose shared blob is gone keeps nothing.
-            Ok(done) => (!done, Ok(done)),
-            Err(e) if broke_a_constraint(&e) => {
-                let context = match change {
-                    Change::Fields { .. } => "updating a record",
-                    Change::Insert { .. } => "inserting a record",
-                };
-                (true, Err(db_error(context, e)))
-            }
+        let (undo, answer) = match self.apply_in(tx, change).await {
+            Ok(done) => (!done.keeps(), Ok(done)),
+            Err(e) if broke_a_constraint(&e) => (true, Err(db_error(change.doing(), e))),
             Err(e) => return Err(e),
         };
         if several {
@@ -357,10 +198,13 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
+    use super::super::events::Event;
     use super::*;
-    use crate::core::hooks::HookPoint;
+    use crate::core::events::EventStore;
+    use crate::core::hooks::{Delivery, HookPoint};
     use crate::core::meta::MetaStore;
-    use crate::core::record::{Concat, Owner};
+    use crate::core::record::{Concat, Owner, UploadRecord, UploadState};
+    use crate::protocol::events::EventKind;
     use crate::protocol::metadata::Metadata;
     use futures_util::future::join_all;
 
@@ -410,7 +254,8 @@ mod tests {
     async fn together(store: &SqlStore, changes: &[Change]) -> Vec<Option<bool>> {
         let refs: Vec<&Change> = changes.iter().collect();
         let answers = store.store_together(&refs).await.unwrap();
-        answers.into_iter().map(|a| a.ok()).collect()
+        let changed = |done: Done| done.changed().unwrap();
+        answers.into_iter().map(|a| a.ok().map(changed)).collect()
     }
 
     async fn offset_of(store: &SqlStore, rec: &UploadRecord) -> u64 {
@@ -505,7 +350,7 @@ mod tests {
         let (_dir, store, records) = store_with(4).await;
         let taken = moved(&records[0], 5);
         assert!(store
-            .fields_alone(&taken, Some(0), &[delivery("d1", &records[0])])
+            .store_fields(&taken, Some(0), &[delivery("d1", &records[0])])
             .await
             .unwrap());
         // The second update's delivery reuses an ID: its insert fails, after
@@ -574,7 +419,7 @@ mod tests {
             async move {
                 match change {
                     Change::Fields { rec, from, .. } => store.store_fields(rec, *from, &[]).await,
-                    Change::Insert { .. } => unreachable!(),
+                    _ => unreachable!(),
                 }
             }
         }))
@@ -596,7 +441,7 @@ mod tests {
     async fn a_failing_update_fails_alone() {
         let (_dir, store, records) = store_with(40).await;
         assert!(store
-            .fields_alone(&records[0], None, &[delivery("taken", &records[0])])
+            .store_fields(&records[0], None, &[delivery("taken", &records[0])])
             .await
             .unwrap());
         let updates: Vec<(UploadRecord, Delivery)> = records
@@ -718,5 +563,157 @@ mod tests {
         for rec in &fresh {
             assert_eq!(store.get(&rec.id).await.unwrap().as_ref(), Some(rec));
         }
+    }
+
+    fn event(owner: &Owner, rec: &UploadRecord, kind: EventKind) -> Event {
+        Event {
+            owner: owner.clone(),
+            kind,
+            upload_id: rec.id.to_string(),
+            data: serde_json::to_string(&crate::core::events::summary(rec)).unwrap(),
+            at: 5,
+        }
+    }
+
+    /// Deletions, expiries and events go in a group with the updates and
+    /// inserts, in their order, each answered as alone.
+    #[tokio::test]
+    async fn a_group_deletes_expires_and_logs() {
+        let (_dir, store, records) = store_with(3).await;
+        let owner = Owner::anonymous();
+        let twin = sharing(&records[0]);
+        let changes = [
+            Change::Insert {
+                rec: twin.clone(),
+                news: Vec::new(),
+            },
+            Change::Delete {
+                id: records[0].id.clone(),
+                news: vec![delivery("deleted", &records[0])],
+            },
+            Change::Expire {
+                id: records[1].id.clone(),
+                now: 9,
+                news: Vec::new(),
+            },
+            // Its record is expired already: nothing to expire.
+            Change::Expire {
+                id: records[1].id.clone(),
+                now: 9,
+                news: Vec::new(),
+            },
+            Change::Event(event(&owner, &records[2], EventKind::Progress)),
+            Change::Event(event(&owner, &records[2], EventKind::Progress)),
+            Change::Delete {
+                id: records[0].id.clone(),
+                news: Vec::new(),
+            },
+        ];
+        let refs: Vec<&Change> = changes.iter().collect();
+        let answers: Vec<String> = store
+            .store_together(&refs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| format!("{:?}", a.unwrap()))
+            .collect();
+        let removed = |key: &str, in_use: bool| {
+            format!("Removed(Some(Deleted {{ blob_key: {key:?}, blob_in_use: {in_use} }}))")
+        };
+        assert_eq!(answers[0], "Changed(true)");
+        // The twin still holds the blob.
+        assert_eq!(answers[1], removed(&records[0].blob_key, true));
+        assert_eq!(answers[2], removed(&records[1].blob_key, false));
+        assert_eq!(answers[3], "Removed(None)");
+        let logged: Vec<u64> = answers[4..6]
+            .iter()
+            .map(|a| {
+                a.trim_start_matches("Logged(")
+                    .trim_end_matches(')')
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(logged[0] < logged[1], "{logged:?}");
+        assert_eq!(answers[6], "Removed(None)");
+        assert!(store.get(&records[0].id).await.unwrap().is_none());
+        let expired = store.get(&records[1].id).await.unwrap().unwrap();
+        assert_eq!(expired.state, UploadState::Expired);
+        assert_eq!(deliveries(&store).await, ["deleted"]);
+        // The log keeps the upload's latest progress only.
+        let events = store.after(&owner, 0, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), [logged[1]]);
+        // The twin's deletion gives back the blob's last reference.
+        let gone = store.delete(&twin.id, &[]).await.unwrap().unwrap();
+        assert!(!gone.blob_in_use);
+    }
+
+    /// Deletions and events through the writer while updates stream in:
+    /// each answered as alone, and a deletion's delivery that breaks a
+    /// constraint fails alone.
+    #[tokio::test]
+    async fn deletions_and_events_share_the_writer() {
+        let (_dir, store, records) = store_with(60).await;
+        let owner = Owner::anonymous();
+        store
+            .store_fields(&records[0], None, &[delivery("taken", &records[0])])
+            .await
+            .unwrap();
+        let answers = join_all(records.iter().enumerate().map(|(i, rec)| {
+            let (store, owner) = (store.clone(), owner.clone());
+            async move {
+                match i % 3 {
+                    0 => {
+                        let id = match i {
+                            30 => "taken".to_string(),
+                            _ => format!("gone{i}"),
+                        };
+                        let news = [delivery(&id, rec)];
+                        format!(
+                            "{:?}",
+                            store.delete(&rec.id, &news).await.map(|d| d.is_some())
+                        )
+                    }
+                    1 => format!(
+                        "{:?}",
+                        store.store_fields(&moved(rec, 10), Some(0), &[]).await
+                    ),
+                    _ => {
+                        let kind = EventKind::Completed;
+                        let summary = crate::core::events::summary(rec);
+                        format!(
+                            "{:?}",
+                            store.append(&owner, kind, &summary, 7).await.is_ok()
+                        )
+                    }
+                }
+            }
+        }))
+        .await;
+        for (i, answer) in answers.iter().enumerate() {
+            let want = match (i % 3, i) {
+                (0, 30) => "Err",
+                (0, _) => "Ok(true)",
+                (1, _) => "Ok(true)",
+                _ => "true",
+            };
+            assert!(answer.starts_with(want), "{i}: {answer}");
+            let there = store.get(&records[i].id).await.unwrap().is_some();
+            assert_eq!(there, i % 3 != 0 || i == 30, "{i}");
+        }
+        assert_eq!(store.after(&owner, 0, 100).await.unwrap().len(), 20);
+    }
+
+    /// A panic in the writer fails its own group; the writes after it go
+    /// through.
+    #[tokio::test]
+    async fn the_writer_goes_on_after_a_panic() {
+        let (_dir, store, records) = store_with(1).await;
+        let group = store.group.clone().unwrap();
+        let failed = group.apply(Change::Panic).await;
+        assert!(failed.is_err(), "{failed:?}");
+        let rec = moved(&records[0], 10);
+        assert!(store.store_fields(&rec, Some(0), &[]).await.unwrap());
+        assert_eq!(offset_of(&store, &records[0]).await, 10);
     }
 }

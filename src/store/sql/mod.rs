@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
+mod changes;
 mod codec;
 mod events;
 mod group;
@@ -44,7 +45,8 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's one writer of record updates and new records (see `group`).
+    /// SQLite's one writer of every change that requests wait on (see
+    /// `group`).
     group: Option<group::GroupCommit>,
 }
 
@@ -155,23 +157,17 @@ impl SqlStore {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         blob_key: &str,
-    ) -> Result<bool> {
-        let failed = |e| db_error("releasing a blob", e);
+    ) -> std::result::Result<bool, sqlx::Error> {
         let sql = self.sql("UPDATE blobs SET refs = refs - 1 WHERE key = ? RETURNING refs");
         let left: Option<i64> = sqlx::query_scalar(&sql)
             .bind(blob_key)
             .fetch_optional(&mut **tx)
-            .await
-            .map_err(failed)?;
+            .await?;
         if left.is_some_and(|n| n > 0) {
             return Ok(true);
         }
         let sql = self.sql("DELETE FROM blobs WHERE key = ?");
-        sqlx::query(&sql)
-            .bind(blob_key)
-            .execute(&mut **tx)
-            .await
-            .map_err(failed)?;
+        sqlx::query(&sql).bind(blob_key).execute(&mut **tx).await?;
         Ok(false)
     }
 

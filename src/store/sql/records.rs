@@ -83,18 +83,65 @@ impl SqlStore {
         Ok(true)
     }
 
-    /// `MetaStore::insert` in a transaction of its own.
-    pub(super) async fn insert_alone(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
-        let failed = |e| db_error("inserting a record", e);
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        if !self.insert_in(&mut tx, rec, news).await.map_err(failed)? {
-            // Undone now, not when the pool gets round to it: the record's
-            // row and its owner's count stay locked till then.
-            tx.rollback().await.map_err(failed)?;
-            return Ok(false);
-        }
-        tx.commit().await.map_err(failed)?;
-        Ok(true)
+    /// Deletes a record inside `tx`, giving back its blob reference, and
+    /// writes its deliveries; `None` when there was no such record.
+    pub(super) async fn delete_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &UploadId,
+        news: &[Delivery],
+    ) -> std::result::Result<Option<Deleted>, sqlx::Error> {
+        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let blob_key: String = row.try_get("blob_key")?;
+        let state: String = row.try_get("state")?;
+        // An expired record gave its reference back when it expired.
+        let blob_in_use = match state.as_str() {
+            "expired" => false,
+            _ => self.release(tx, &blob_key).await?,
+        };
+        self.enqueue(tx, news).await?;
+        Ok(Some(Deleted {
+            blob_key,
+            blob_in_use,
+        }))
+    }
+
+    /// Marks a record expired inside `tx` (an unfinished upload, or a
+    /// finished part of a concatenation), giving back its blob reference,
+    /// and writes its deliveries; `None` when there was no such record.
+    pub(super) async fn expire_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &UploadId,
+        now: Millis,
+        news: &[Delivery],
+    ) -> std::result::Result<Option<Deleted>, sqlx::Error> {
+        let sql = self.sql(
+            "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
+             WHERE id = ? AND (state = 'active' OR (state = 'complete' AND concat = 'partial'))
+             RETURNING blob_key",
+        );
+        let blob_key: Option<String> = sqlx::query_scalar(&sql)
+            .bind(now)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(blob_key) = blob_key else {
+            return Ok(None);
+        };
+        let blob_in_use = self.release(tx, &blob_key).await?;
+        self.enqueue(tx, news).await?;
+        Ok(Some(Deleted {
+            blob_key,
+            blob_in_use,
+        }))
     }
 
     /// `LIST_BY_OWNER`, prefixed, with its values bound.
@@ -175,32 +222,7 @@ impl MetaStore for SqlStore {
     }
 
     async fn delete(&self, id: &UploadId, news: &[Delivery]) -> Result<Option<Deleted>> {
-        let failed = |e| db_error("deleting a record", e);
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let blob_key: String = row.try_get("blob_key").map_err(failed)?;
-        let state: String = row.try_get("state").map_err(failed)?;
-        // An expired record gave its reference back when it expired.
-        let blob_in_use = match state.as_str() {
-            "expired" => false,
-            _ => self.release(&mut tx, &blob_key).await?,
-        };
-        self.enqueue(&mut tx, news)
-            .await
-            .map_err(|e| db_error("writing a hook delivery", e))?;
-        tx.commit().await.map_err(failed)?;
-        Ok(Some(Deleted {
-            blob_key,
-            blob_in_use,
-        }))
+        self.delete_record(id, news).await
     }
 
     async fn expire(
@@ -209,31 +231,7 @@ impl MetaStore for SqlStore {
         now: Millis,
         news: &[Delivery],
     ) -> Result<Option<Deleted>> {
-        let failed = |e| db_error("expiring a record", e);
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        let sql = self.sql(
-            "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
-             WHERE id = ? AND (state = 'active' OR (state = 'complete' AND concat = 'partial'))
-             RETURNING blob_key",
-        );
-        let blob_key: Option<String> = sqlx::query_scalar(&sql)
-            .bind(now)
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed)?;
-        let Some(blob_key) = blob_key else {
-            return Ok(None);
-        };
-        let blob_in_use = self.release(&mut tx, &blob_key).await?;
-        self.enqueue(&mut tx, news)
-            .await
-            .map_err(|e| db_error("writing a hook delivery", e))?;
-        tx.commit().await.map_err(failed)?;
-        Ok(Some(Deleted {
-            blob_key,
-            blob_in_use,
-        }))
+        self.expire_record(id, now, news).await
     }
 
     async fn known_blobs(&self, keys: &[String]) -> Result<HashSet<String>> {
