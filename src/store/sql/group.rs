@@ -1,5 +1,6 @@
-//! Group commit for SQLite: the record updates and new records that wait
-//! while one transaction is written go to disk together, in the next
+//! Group commit for SQLite: the record updates, new records, deletions,
+//! expiries and events that wait while one transaction is written go to
+//! disk together, in the next
 //! transaction, with one sync of the log for all of them.
 //!
 //! SQLite writes one transaction at a time, and with `synchronous = FULL`
@@ -88,8 +89,13 @@ async fn write_changes(store: SqlStore, mut waiting: mpsc::Receiver<Job>) {
             .await;
         let answers = match written {
             Ok(answers) => answers,
-            Err(_) => {
-                tracing::error!(changes = batch.len(), "the database writer panicked");
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(changes = batch.len(), "the database writer panicked: {why}");
                 let e = Error::new(ErrorCode::Internal, "The database writer failed.");
                 vec![Err(e); batch.len()]
             }
@@ -128,9 +134,9 @@ impl SqlStore {
     /// than pooled: SQLite may have ended the transaction itself, which
     /// would leave sqlx's count of open ones wrong on that connection.
     async fn store_together(&self, changes: &[&Change]) -> Result<Vec<Result<Done>>> {
-        let failed = |e| db_error("changing records together", e);
+        let failed = |e| db_error("writing changes together", e);
         let mut conn = self.pool.acquire().await.map_err(failed)?;
-        let outcome = async {
+        let outcome = AssertUnwindSafe(async {
             let mut tx = conn.begin().await?;
             let mut answers = Vec::with_capacity(changes.len());
             for change in changes {
@@ -138,12 +144,22 @@ impl SqlStore {
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(answers)
-        }
-        .await;
-        outcome.map_err(|e| {
-            conn.close_on_drop();
-            failed(e)
         })
+        .catch_unwind()
+        .await;
+        match outcome {
+            Ok(Ok(answers)) => Ok(answers),
+            Ok(Err(e)) => {
+                conn.close_on_drop();
+                Err(failed(e))
+            }
+            Err(panic) => {
+                // Nothing of the group is committed (the transaction rolls
+                // back as it drops); the connection goes, as after an error.
+                conn.close_on_drop();
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Applies one change of a group inside `tx`. Answers `Err` only for a
@@ -712,6 +728,35 @@ mod tests {
         let group = store.group.clone().unwrap();
         let failed = group.apply(Change::Panic).await;
         assert!(failed.is_err(), "{failed:?}");
+        let rec = moved(&records[0], 10);
+        assert!(store.store_fields(&rec, Some(0), &[]).await.unwrap());
+        assert_eq!(offset_of(&store, &records[0]).await, 10);
+    }
+
+    /// A panic in the middle of a group commits none of it: the changes
+    /// before it fail with it, and the writer goes on.
+    #[tokio::test]
+    async fn a_panic_mid_group_commits_nothing() {
+        let (_dir, store, records) = store_with(2).await;
+        let group = store.group.clone().unwrap();
+        let changes = [
+            Change::Fields {
+                rec: moved(&records[0], 10),
+                from: Some(0),
+                news: vec![delivery("before", &records[0])],
+            },
+            Change::Panic,
+            Change::Fields {
+                rec: moved(&records[1], 10),
+                from: Some(0),
+                news: Vec::new(),
+            },
+        ];
+        let answers = join_all(changes.into_iter().map(|c| group.apply(c))).await;
+        assert!(answers.iter().all(|a| a.is_err()), "{answers:?}");
+        assert_eq!(offset_of(&store, &records[0]).await, 0);
+        assert_eq!(offset_of(&store, &records[1]).await, 0);
+        assert!(deliveries(&store).await.is_empty());
         let rec = moved(&records[0], 10);
         assert!(store.store_fields(&rec, Some(0), &[]).await.unwrap());
         assert_eq!(offset_of(&store, &records[0]).await, 10);
