@@ -5,9 +5,11 @@
 //! that on SQLite none of them takes turns with the writer's groups
 //! through the busy handler, which sleeps between tries: a deletion during
 //! 64 uploads at once took a median of 72-211 ms that way, against a few
-//! milliseconds idle.
+//! milliseconds idle. The sweep's pruning comes this way too, in steps
+//! (`prune`).
 
 use super::events::Event;
+use super::prune::Prune;
 use super::*;
 use crate::core::hooks::Delivery;
 use crate::core::id::UploadId;
@@ -40,6 +42,8 @@ pub(super) enum Change {
     },
     /// An event for its owner's log.
     Event(Event),
+    /// One step of a pruning: at most `most` rows.
+    Prune { what: Prune, most: u32 },
     /// Makes the writer panic mid-group (its supervision's test).
     #[cfg(test)]
     Panic,
@@ -54,6 +58,8 @@ pub(super) enum Done {
     Removed(Option<Deleted>),
     /// The ID of the event logged.
     Logged(u64),
+    /// How many rows a pruning step deleted.
+    Pruned(u64),
 }
 
 impl Change {
@@ -65,6 +71,7 @@ impl Change {
             Change::Delete { .. } => "deleting a record",
             Change::Expire { .. } => "expiring a record",
             Change::Event(_) => "storing an event",
+            Change::Prune { .. } => "pruning",
             #[cfg(test)]
             Change::Panic => "panicking",
         }
@@ -76,6 +83,7 @@ impl Change {
         match self {
             Change::Fields { news, .. } => !news.is_empty(),
             Change::Event(event) => event.kind == crate::protocol::events::EventKind::Progress,
+            Change::Prune { .. } => false,
             _ => true,
         }
     }
@@ -105,6 +113,13 @@ impl Done {
     pub(super) fn logged(self) -> Result<u64> {
         match self {
             Done::Logged(id) => Ok(id),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    pub(super) fn pruned(self) -> Result<u64> {
+        match self {
+            Done::Pruned(rows) => Ok(rows),
             other => Err(mismatch(other)),
         }
     }
@@ -174,7 +189,7 @@ impl SqlStore {
     /// Applies `change`: on SQLite committed with the others waiting, on
     /// PostgreSQL (which folds concurrent commits into one sync itself) in
     /// a transaction of its own.
-    async fn write(&self, change: Change) -> Result<Done> {
+    pub(super) async fn write(&self, change: Change) -> Result<Done> {
         match &self.group {
             Some(group) => group.apply(change).await,
             None => self.store_alone(&change).await,
@@ -221,6 +236,7 @@ impl SqlStore {
                 Done::Removed(self.expire_in(tx, id, *now, news).await?)
             }
             Change::Event(event) => Done::Logged(self.event_in(tx, event).await?),
+            Change::Prune { what, most } => Done::Pruned(self.prune_in(tx, what, *most).await?),
             #[cfg(test)]
             Change::Panic => panic!("a change that panics"),
         })

@@ -1,5 +1,6 @@
 //! `EventStore` over SQL: the event log, per owner, pruned by age and count.
 
+use super::prune::{Prune, PRUNE_STEP};
 use super::*;
 use crate::core::error::{Error, Result};
 use crate::core::events::EventStore;
@@ -129,27 +130,16 @@ impl EventStore for SqlStore {
     }
 
     async fn prune_per_owner(&self, keep: u32) -> Result<u64> {
-        let failed = |e| db_error("pruning events", e);
         let sql = self.sql("SELECT owner FROM events GROUP BY owner HAVING COUNT(*) > ?");
         let owners: Vec<String> = sqlx::query_scalar(&sql)
             .bind(keep as i64)
             .fetch_all(&self.pool)
             .await
-            .map_err(failed)?;
+            .map_err(|e| db_error("pruning events", e))?;
         let mut pruned = 0;
         for owner in owners {
-            let sql = self.sql(
-                "DELETE FROM events WHERE owner = ? AND id <= (
-                   SELECT id FROM events WHERE owner = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-            );
-            let done = sqlx::query(&sql)
-                .bind(&owner)
-                .bind(&owner)
-                .bind(keep as i64)
-                .execute(&self.pool)
-                .await
-                .map_err(failed)?;
-            pruned += done.rows_affected();
+            let what = Prune::EventsOver { owner, keep };
+            pruned += self.prune_in_steps(what, PRUNE_STEP).await?;
         }
         Ok(pruned)
     }
@@ -163,12 +153,7 @@ impl EventStore for SqlStore {
     }
 
     async fn prune(&self, before: Millis) -> Result<u64> {
-        let sql = self.sql("DELETE FROM events WHERE created_at < ?");
-        let done = sqlx::query(&sql)
-            .bind(before)
-            .execute(&self.pool)
+        self.prune_in_steps(Prune::EventsBefore(before), PRUNE_STEP)
             .await
-            .map_err(|e| db_error("pruning events", e))?;
-        Ok(done.rows_affected())
     }
 }

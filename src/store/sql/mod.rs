@@ -17,6 +17,7 @@ mod events;
 mod group;
 mod migrations;
 mod outbox;
+mod prune;
 mod records;
 mod tails;
 

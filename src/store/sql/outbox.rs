@@ -3,6 +3,7 @@
 //! claimed with a lease so that one instance at a time holds each, and
 //! kept as dead past their retry window.
 
+use super::prune::{Prune, PRUNE_STEP};
 use super::*;
 use crate::core::error::{Error, Result};
 use crate::core::hooks::{Claimed, DeadDelivery, Delivery, HookPoint, OutboxStore};
@@ -233,22 +234,12 @@ impl OutboxStore for SqlStore {
     }
 
     async fn prune_dead(&self, keep: u32) -> Result<u64> {
-        let sql = self.sql(
-            "DELETE FROM hook_deliveries WHERE dead_at IS NOT NULL AND seq <= (
-               SELECT seq FROM hook_deliveries WHERE dead_at IS NOT NULL
-               ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-        );
-        let done = sqlx::query(&sql)
-            .bind(i64::from(keep))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("pruning dead hook deliveries", e))?;
-        if done.rows_affected() > 0 {
-            tracing::warn!(
-                "forgot {} dead hook deliveries (more than {keep} were kept)",
-                done.rows_affected()
-            );
+        let pruned = self
+            .prune_in_steps(Prune::DeadOver(keep), PRUNE_STEP)
+            .await?;
+        if pruned > 0 {
+            tracing::warn!("forgot {pruned} dead hook deliveries (more than {keep} were kept)");
         }
-        Ok(done.rows_affected())
+        Ok(pruned)
     }
 }

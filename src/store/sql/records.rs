@@ -2,6 +2,7 @@
 //! change in one transaction.
 
 use super::codec::*;
+use super::prune::{Prune, PRUNE_STEP};
 use super::*;
 use crate::core::error::Result;
 use crate::core::hooks::Delivery;
@@ -377,13 +378,8 @@ impl MetaStore for SqlStore {
     }
 
     async fn prune_expired(&self, before: Millis) -> Result<u64> {
-        let sql = self.sql("DELETE FROM uploads WHERE state = 'expired' AND updated_at < ?");
-        let done = sqlx::query(&sql)
-            .bind(before)
-            .execute(&self.pool)
+        self.prune_in_steps(Prune::ExpiredBefore(before), PRUNE_STEP)
             .await
-            .map_err(|e| db_error("pruning expired uploads", e))?;
-        Ok(done.rows_affected())
     }
 }
 
