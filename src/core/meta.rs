@@ -112,8 +112,9 @@ pub trait MetaStore: Send + Sync + 'static {
     ) -> Result<Vec<UploadRecord>>;
     /// Records whose expiry time has passed and that are not expired yet.
     async fn expired(&self, now: Millis, limit: u32) -> Result<Vec<UploadRecord>>;
-    /// Every active upload (to reconcile records with bytes on start).
-    async fn active(&self) -> Result<Vec<UploadRecord>>;
+    /// Active uploads in order of ID, at most `limit` after `after` (to
+    /// reconcile records with bytes on start, a page at a time).
+    async fn active(&self, after: Option<&UploadId>, limit: u32) -> Result<Vec<UploadRecord>>;
     /// Forgets expired records older than `before`; answers how many.
     async fn prune_expired(&self, before: Millis) -> Result<u64>;
 }

