@@ -15,6 +15,7 @@ use crate::core::hooks::Delivery;
 use crate::core::id::UploadId;
 use crate::core::meta::Deleted;
 use crate::core::record::{Millis, UploadRecord};
+use sqlx::Row;
 
 /// A write to the records or the event log, with the hook deliveries it
 /// writes alongside.
@@ -148,44 +149,6 @@ impl SqlStore {
             .changed()
     }
 
-    /// `MetaStore::insert`.
-    pub(super) async fn insert_record(
-        &self,
-        rec: &UploadRecord,
-        news: &[Delivery],
-    ) -> Result<bool> {
-        let (rec, news) = (rec.clone(), news.to_vec());
-        self.write(Change::Insert { rec, news }).await?.changed()
-    }
-
-    /// `MetaStore::delete`.
-    pub(super) async fn delete_record(
-        &self,
-        id: &UploadId,
-        news: &[Delivery],
-    ) -> Result<Option<Deleted>> {
-        let (id, news) = (id.clone(), news.to_vec());
-        self.write(Change::Delete { id, news }).await?.removed()
-    }
-
-    /// `MetaStore::expire`.
-    pub(super) async fn expire_record(
-        &self,
-        id: &UploadId,
-        now: Millis,
-        news: &[Delivery],
-    ) -> Result<Option<Deleted>> {
-        let (id, news) = (id.clone(), news.to_vec());
-        self.write(Change::Expire { id, now, news })
-            .await?
-            .removed()
-    }
-
-    /// `EventStore::append`.
-    pub(super) async fn log_event(&self, event: Event) -> Result<u64> {
-        self.write(Change::Event(event)).await?.logged()
-    }
-
     /// Applies `change`: on SQLite committed with the others waiting, on
     /// PostgreSQL (which folds concurrent commits into one sync itself) in
     /// a transaction of its own.
@@ -239,6 +202,78 @@ impl SqlStore {
             Change::Prune { what, most } => Done::Pruned(self.prune_in(tx, what, *most).await?),
             #[cfg(test)]
             Change::Panic => panic!("a change that panics"),
+        })
+    }
+
+    /// Deletes a record inside `tx`, giving back its blob reference, and
+    /// writes its deliveries; `None` when there was no such record.
+    pub(super) async fn delete_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &UploadId,
+        news: &[Delivery],
+    ) -> std::result::Result<Option<Deleted>, sqlx::Error> {
+        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let blob_key: String = row.try_get("blob_key")?;
+        let state: String = row.try_get("state")?;
+        // An expired record gave its reference back when it expired.
+        let holds_ref = state != "expired";
+        self.removed_in(tx, blob_key, holds_ref, news)
+            .await
+            .map(Some)
+    }
+
+    /// Marks a record expired inside `tx` (an unfinished upload, or a
+    /// finished part of a concatenation), giving back its blob reference,
+    /// and writes its deliveries; `None` when there was no such record.
+    pub(super) async fn expire_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &UploadId,
+        now: Millis,
+        news: &[Delivery],
+    ) -> std::result::Result<Option<Deleted>, sqlx::Error> {
+        let sql = self.sql(
+            "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
+             WHERE id = ? AND (state = 'active' OR (state = 'complete' AND concat = 'partial'))
+             RETURNING blob_key",
+        );
+        let blob_key: Option<String> = sqlx::query_scalar(&sql)
+            .bind(now)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(blob_key) = blob_key else {
+            return Ok(None);
+        };
+        self.removed_in(tx, blob_key, true, news).await.map(Some)
+    }
+
+    /// The last steps of a deletion or an expiry inside `tx`: the blob's
+    /// reference given back (when the record still held one) and the
+    /// deliveries written.
+    async fn removed_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        blob_key: String,
+        holds_ref: bool,
+        news: &[Delivery],
+    ) -> std::result::Result<Deleted, sqlx::Error> {
+        let blob_in_use = match holds_ref {
+            true => self.release(tx, &blob_key).await?,
+            false => false,
+        };
+        self.enqueue(tx, news).await?;
+        Ok(Deleted {
+            blob_key,
+            blob_in_use,
         })
     }
 

@@ -1,5 +1,6 @@
 //! `EventStore` over SQL: the event log, per owner, pruned by age and count.
 
+use super::changes::Change;
 use super::prune::{Prune, PRUNE_STEP};
 use super::*;
 use crate::core::error::{Error, Result};
@@ -84,7 +85,7 @@ impl EventStore for SqlStore {
             data,
             at,
         };
-        self.log_event(event).await
+        self.write(Change::Event(event)).await?.logged()
     }
 
     async fn after(&self, owner: &Owner, after: u64, limit: u32) -> Result<Vec<LiveEvent>> {

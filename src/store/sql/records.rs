@@ -1,6 +1,7 @@
 //! `MetaStore` over SQL: records, blob references, usage and listing, each
 //! change in one transaction.
 
+use super::changes::Change;
 use super::codec::*;
 use super::prune::{Prune, PRUNE_STEP};
 use super::*;
@@ -84,67 +85,6 @@ impl SqlStore {
         Ok(true)
     }
 
-    /// Deletes a record inside `tx`, giving back its blob reference, and
-    /// writes its deliveries; `None` when there was no such record.
-    pub(super) async fn delete_in(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        id: &UploadId,
-        news: &[Delivery],
-    ) -> std::result::Result<Option<Deleted>, sqlx::Error> {
-        let sql = self.sql("DELETE FROM uploads WHERE id = ? RETURNING blob_key, state");
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let blob_key: String = row.try_get("blob_key")?;
-        let state: String = row.try_get("state")?;
-        // An expired record gave its reference back when it expired.
-        let blob_in_use = match state.as_str() {
-            "expired" => false,
-            _ => self.release(tx, &blob_key).await?,
-        };
-        self.enqueue(tx, news).await?;
-        Ok(Some(Deleted {
-            blob_key,
-            blob_in_use,
-        }))
-    }
-
-    /// Marks a record expired inside `tx` (an unfinished upload, or a
-    /// finished part of a concatenation), giving back its blob reference,
-    /// and writes its deliveries; `None` when there was no such record.
-    pub(super) async fn expire_in(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        id: &UploadId,
-        now: Millis,
-        news: &[Delivery],
-    ) -> std::result::Result<Option<Deleted>, sqlx::Error> {
-        let sql = self.sql(
-            "UPDATE uploads SET state = 'expired', hash_state = NULL, blob_state = NULL, updated_at = ?
-             WHERE id = ? AND (state = 'active' OR (state = 'complete' AND concat = 'partial'))
-             RETURNING blob_key",
-        );
-        let blob_key: Option<String> = sqlx::query_scalar(&sql)
-            .bind(now)
-            .bind(id.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(blob_key) = blob_key else {
-            return Ok(None);
-        };
-        let blob_in_use = self.release(tx, &blob_key).await?;
-        self.enqueue(tx, news).await?;
-        Ok(Some(Deleted {
-            blob_key,
-            blob_in_use,
-        }))
-    }
-
     /// `LIST_BY_OWNER`, prefixed, with its values bound.
     fn list_query<'q>(
         sql: &'q str,
@@ -194,7 +134,8 @@ impl SqlStore {
 #[async_trait]
 impl MetaStore for SqlStore {
     async fn insert(&self, rec: &UploadRecord, news: &[Delivery]) -> Result<bool> {
-        self.insert_record(rec, news).await
+        let (rec, news) = (rec.clone(), news.to_vec());
+        self.write(Change::Insert { rec, news }).await?.changed()
     }
 
     async fn get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
@@ -223,7 +164,8 @@ impl MetaStore for SqlStore {
     }
 
     async fn delete(&self, id: &UploadId, news: &[Delivery]) -> Result<Option<Deleted>> {
-        self.delete_record(id, news).await
+        let (id, news) = (id.clone(), news.to_vec());
+        self.write(Change::Delete { id, news }).await?.removed()
     }
 
     async fn expire(
@@ -232,7 +174,10 @@ impl MetaStore for SqlStore {
         now: Millis,
         news: &[Delivery],
     ) -> Result<Option<Deleted>> {
-        self.expire_record(id, now, news).await
+        let (id, news) = (id.clone(), news.to_vec());
+        self.write(Change::Expire { id, now, news })
+            .await?
+            .removed()
     }
 
     async fn known_blobs(&self, keys: &[String]) -> Result<HashSet<String>> {
