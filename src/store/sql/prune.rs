@@ -123,6 +123,19 @@ mod tests {
         .unwrap();
     }
 
+    /// A new anonymous record of 100 bytes, inserted.
+    async fn inserted(store: &SqlStore) -> UploadRecord {
+        let rec = UploadRecord::new(
+            Owner::anonymous(),
+            Some(100),
+            Metadata::default(),
+            Concat::None,
+            1,
+        );
+        assert!(store.insert(&rec, &[]).await.unwrap());
+        rec
+    }
+
     async fn count(store: &SqlStore, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&store.pool)
@@ -176,15 +189,7 @@ mod tests {
         let (_dir, store) = store().await;
         let mut ids = Vec::new();
         for _ in 0..6 {
-            let rec = UploadRecord::new(
-                Owner::anonymous(),
-                Some(10),
-                Metadata::default(),
-                Concat::None,
-                1,
-            );
-            assert!(store.insert(&rec, &[]).await.unwrap());
-            ids.push(rec.id);
+            ids.push(inserted(&store).await.id);
         }
         for id in &ids[..5] {
             assert!(store.expire(id, 10, &[]).await.unwrap().is_some());
@@ -228,15 +233,7 @@ mod tests {
         log(&store, "token:a", 2500, 1).await;
         let mut records = Vec::new();
         for _ in 0..40 {
-            let rec = UploadRecord::new(
-                Owner::anonymous(),
-                Some(100),
-                Metadata::default(),
-                Concat::None,
-                1,
-            );
-            assert!(store.insert(&rec, &[]).await.unwrap());
-            records.push(rec);
+            records.push(inserted(&store).await);
         }
         let updates = join_all(records.iter().map(|rec| {
             let mut rec = rec.clone();
