@@ -29,6 +29,8 @@ impl SqlStore {
     /// Deletes everything `what` names, `most` rows at a time, each step a
     /// change of its own. Answers how many rows went.
     pub(super) async fn prune_in_steps(&self, what: Prune, most: u32) -> Result<u64> {
+        // A step of none would never end the loop.
+        let most = most.max(1);
         let mut total = 0;
         loop {
             let what = what.clone();
