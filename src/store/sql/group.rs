@@ -1,7 +1,7 @@
 //! Group commit for SQLite: the record updates, new records, deletions,
-//! expiries and events that wait while one transaction is written go to
-//! disk together, in the next
-//! transaction, with one sync of the log for all of them.
+//! expiries, events and pruning steps that wait while one transaction is
+//! written go to disk together, in the next transaction, with one sync of
+//! the log for all of them.
 //!
 //! SQLite writes one transaction at a time, and with `synchronous = FULL`
 //! every commit waits for its own sync. Every request's checkpoint updates
