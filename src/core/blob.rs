@@ -21,6 +21,13 @@ use std::pin::Pin;
 /// A stream of bytes read back from a blob.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// A store's keys, listed a batch of at most `KEY_BATCH` at a time, so
+/// that listing a million blobs holds no more than a batch.
+pub type KeyBatches = Pin<Box<dyn Stream<Item = io::Result<Vec<String>>> + Send>>;
+
+/// The most keys in one batch of `BlobStore::keys`.
+pub const KEY_BATCH: usize = 500;
+
 /// Where a blob's bytes can be found by the operator's own programs
 /// (hooks get it, to inspect or move finished files).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -56,10 +63,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// an error.
     async fn delete(&self, key: &str, state: Option<&str>) -> io::Result<()>;
     /// Every key of the store's own making (an upload ID) that has bytes
-    /// stored, to find blobs no record names. Stores that cannot list
-    /// answer `Unsupported`.
-    async fn keys(&self) -> io::Result<Vec<String>> {
-        Err(io::ErrorKind::Unsupported.into())
+    /// stored, to find blobs no record names, read as the stream is. A key
+    /// may come twice. Stores that cannot list answer `Unsupported`.
+    fn keys(&self) -> KeyBatches {
+        Box::pin(futures_util::stream::once(async {
+            Err(io::ErrorKind::Unsupported.into())
+        }))
     }
     /// Where the blob under `key` is, for the operator's programs.
     fn location(&self, _key: &str) -> Option<BlobLocation> {

@@ -161,6 +161,44 @@ async fn blob_suite(store: &dyn BlobStore) {
     drop(w);
     store.delete(key, state.as_deref()).await.unwrap();
     assert_eq!(store.len(key, None).await.unwrap(), None);
+
+    // The store lists the keys it holds bytes for, finished or not, each
+    // once (the keys above are not ones Ferry makes, and are not listed).
+    let finished = UploadId::random().to_string();
+    let unfinished = UploadId::random().to_string();
+    let mut states = Vec::new();
+    for (key, size, end) in [
+        (&finished, 10, Commit::Finish(Durability::Synced)),
+        (
+            &unfinished,
+            PART + 10,
+            Commit::Checkpoint(Durability::Synced),
+        ),
+    ] {
+        store.create(key).await.unwrap();
+        let mut w = store.append_at(key, 0, None).await.unwrap();
+        w.write(bytes(size, 5).into()).await.unwrap();
+        w.commit(end).await.unwrap();
+        states.push(w.state());
+        w.settle().await.unwrap();
+    }
+    let mut expected = vec![finished.clone(), unfinished.clone()];
+    expected.sort();
+    assert_eq!(all_keys(store).await, expected);
+    store.delete(&finished, None).await.unwrap();
+    store
+        .delete(&unfinished, states[1].as_deref())
+        .await
+        .unwrap();
+    assert_eq!(all_keys(store).await, Vec::<String>::new());
+}
+
+/// Every key a store lists, in order.
+async fn all_keys(store: &dyn BlobStore) -> Vec<String> {
+    let batches: Vec<Vec<String>> = store.keys().try_collect().await.unwrap();
+    let mut keys = batches.concat();
+    keys.sort();
+    keys
 }
 
 fn record(owner: &Owner, offset: u64, created_at: i64) -> UploadRecord {
@@ -1002,9 +1040,29 @@ async fn distributed_stores_conform() {
     let left = s3.files("blobs");
     assert!(left.is_empty(), "left behind in the bucket: {left:?}");
     assert_eq!(
-        tails.keys_with_pieces().await.unwrap(),
+        tails.keys_with_pieces("", 100).await.unwrap(),
         Vec::<String>::new()
     );
+    // The keys with pieces come a page at a time, each key once.
+    for (key, name) in [
+        ("pages-b", "1"),
+        ("pages-a", "1"),
+        ("pages-a", "2"),
+        ("pages-c", "1"),
+    ] {
+        tails.put_piece(key, name, vec![1]).await.unwrap();
+    }
+    assert_eq!(
+        tails.keys_with_pieces("", 2).await.unwrap(),
+        ["pages-a", "pages-b"]
+    );
+    assert_eq!(
+        tails.keys_with_pieces("pages-b", 2).await.unwrap(),
+        ["pages-c"]
+    );
+    for key in ["pages-a", "pages-b", "pages-c"] {
+        tails.delete_blob_pieces(key).await.unwrap();
+    }
     // A piece is stored as it is, however well it would compress
     // (compressing cost a request more than it saved).
     let text = b"2026-11-27 INFO request status=204\n".repeat(30_000);
@@ -1412,7 +1470,7 @@ async fn s3_tails_reach_the_bucket_once() {
     println!("bytes sent to S3: {written} for {n} ({ratio:.3} times)");
     assert!(ratio < 1.1, "sent {ratio:.3} times the upload to S3");
     assert_eq!(
-        tails.keys_with_pieces().await.unwrap(),
+        tails.keys_with_pieces("", 100).await.unwrap(),
         Vec::<String>::new()
     );
     stores[1].delete(key, None).await.unwrap();
@@ -1504,7 +1562,7 @@ async fn a_trickled_tail_stays_in_few_pieces() {
     drop(w);
     assert_eq!(read_all(&store, key, 0..data.len() as u64).await, data);
     assert_eq!(
-        tails.keys_with_pieces().await.unwrap(),
+        tails.keys_with_pieces("", 100).await.unwrap(),
         Vec::<String>::new()
     );
     store.delete(key, None).await.unwrap();

@@ -6,6 +6,7 @@ use super::{storage, UploadService};
 use crate::core::error::{Error, Result};
 use crate::core::hooks::HookPoint;
 use crate::core::record::{now_millis, Concat, UploadRecord};
+use futures_util::StreamExt;
 use std::io;
 
 impl UploadService {
@@ -127,15 +128,20 @@ impl UploadService {
 
     /// Removes stored bytes that no record names (left by a crash between
     /// a record's deletion and its bytes'). Answers how many blobs went.
+    /// The store lists its keys a batch at a time, and each batch is
+    /// checked against the records before the next is read.
     pub async fn sweep_orphans(&self) -> Result<usize> {
-        let keys = match self.blobs.keys().await {
-            Ok(keys) => keys,
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(0),
-            Err(e) => return Err(Error::storage("listing blobs", e)),
-        };
+        let mut batches = self.blobs.keys();
         let mut removed = 0;
-        for batch in keys.chunks(500) {
-            let known = self.meta.known_blobs(batch).await?;
+        while let Some(batch) = batches.next().await {
+            let mut batch = match batch {
+                Ok(batch) => batch,
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(0),
+                Err(e) => return Err(Error::storage("listing blobs", e)),
+            };
+            batch.sort_unstable();
+            batch.dedup();
+            let known = self.meta.known_blobs(&batch).await?;
             for key in batch.iter().filter(|k| !known.contains(*k)) {
                 tracing::warn!(key, "removing bytes that no record names");
                 self.blobs
@@ -169,8 +175,10 @@ pub struct Reconciled {
 mod tests {
     use super::super::testing::*;
     use super::super::AppendRequest;
+    use crate::core::blob::KEY_BATCH;
     use crate::core::record::UploadRecord;
     use crate::core::UploadId;
+    use futures_util::StreamExt;
 
     #[tokio::test]
     async fn a_record_ahead_of_its_bytes_falls_back_to_them() {
@@ -256,5 +264,32 @@ mod tests {
             Some(0),
             "a recorded blob stays"
         );
+    }
+
+    /// Past one batch of keys, every batch is checked: the orphans in all
+    /// of them go, and the recorded blobs among them stay.
+    #[tokio::test]
+    async fn the_sweep_goes_through_every_batch_of_keys() {
+        let f = fixture(|_| {}).await;
+        let orphans = KEY_BATCH * 2 + 100;
+        for _ in 0..orphans {
+            let key = UploadId::random();
+            f.service.blobs.create(key.as_str()).await.unwrap();
+        }
+        let mut kept = Vec::new();
+        for i in 0..20 {
+            let name = format!("kept-{i}");
+            kept.push(f.service.create(new_upload(Some(3), &name)).await.unwrap());
+        }
+        assert_eq!(f.service.sweep_orphans().await.unwrap(), orphans);
+        let mut left = Vec::new();
+        let mut batches = f.service.blobs.keys();
+        while let Some(batch) = batches.next().await {
+            left.extend(batch.unwrap());
+        }
+        left.sort();
+        let mut recorded: Vec<String> = kept.iter().map(|r| r.blob_key.clone()).collect();
+        recorded.sort();
+        assert_eq!(left, recorded);
     }
 }

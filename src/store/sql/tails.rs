@@ -71,8 +71,14 @@ impl TailStore for SqlStore {
         Ok(())
     }
 
-    async fn keys_with_pieces(&self) -> io::Result<Vec<String>> {
-        sqlx::query_scalar("SELECT DISTINCT blob_key FROM s3_tails")
+    async fn keys_with_pieces(&self, after: &str, limit: u32) -> io::Result<Vec<String>> {
+        let sql = self.sql(
+            "SELECT DISTINCT blob_key FROM s3_tails WHERE blob_key > ? \
+             ORDER BY blob_key LIMIT ?",
+        );
+        sqlx::query_scalar(&sql)
+            .bind(after)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| io_error("listing tails", e))

@@ -7,7 +7,10 @@
 //! the boot is the same and no checksum request was in flight.
 
 use super::{check_key, shorter_than_offset};
-use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream, Space};
+use crate::core::blob::{
+    BlobLocation, BlobStore, BlobWriter, ByteStream, KeyBatches, Space, KEY_BATCH,
+};
+use crate::core::UploadId;
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::io;
@@ -54,6 +57,53 @@ impl FsBlobStore {
     fn path(&self, key: &str) -> io::Result<PathBuf> {
         check_key(key)?;
         Ok(self.root.join(&key[..2]).join(key))
+    }
+}
+
+/// Where a listing of the store's keys has got to: the folder of folders,
+/// and the folder of files being read.
+struct KeyWalk {
+    root: Arc<PathBuf>,
+    folders: Option<std::fs::ReadDir>,
+    files: Option<std::fs::ReadDir>,
+}
+
+impl KeyWalk {
+    /// The next keys, at most `KEY_BATCH` of them, and the walk to go on
+    /// with; `None` at the end.
+    fn next_batch(mut self) -> io::Result<Option<(Vec<String>, Self)>> {
+        let mut folders = match self.folders.take() {
+            Some(folders) => folders,
+            None => std::fs::read_dir(&*self.root)?,
+        };
+        let mut batch = Vec::new();
+        while batch.len() < KEY_BATCH {
+            if let Some(files) = &mut self.files {
+                match files.next() {
+                    Some(file) => {
+                        // Only names Ferry makes.
+                        let name = file?.file_name();
+                        if let Some(key) = name.to_str().filter(|n| UploadId::parse(n).is_some()) {
+                            batch.push(key.to_string());
+                        }
+                        continue;
+                    }
+                    None => self.files = None,
+                }
+            }
+            let Some(folder) = folders.next() else { break };
+            let folder = folder?;
+            if !folder.file_type()?.is_dir() {
+                continue;
+            }
+            match std::fs::read_dir(folder.path()) {
+                Ok(files) => self.files = Some(files),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.folders = Some(folders);
+        Ok((!batch.is_empty()).then_some((batch, self)))
     }
 }
 
@@ -194,28 +244,17 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn keys(&self) -> io::Result<Vec<String>> {
-        let root = self.root.clone();
-        blocking(move || {
-            let mut keys = Vec::new();
-            for dir in std::fs::read_dir(&*root)? {
-                let dir = dir?;
-                if !dir.file_type()?.is_dir() {
-                    continue;
-                }
-                for file in std::fs::read_dir(dir.path())? {
-                    let name = file?.file_name();
-                    // Only names Ferry makes.
-                    if let Some(name) = name.to_str() {
-                        if crate::core::UploadId::parse(name).is_some() {
-                            keys.push(name.to_string());
-                        }
-                    }
-                }
-            }
-            Ok(keys)
-        })
-        .await
+    fn keys(&self) -> KeyBatches {
+        let walk = KeyWalk {
+            root: self.root.clone(),
+            folders: None,
+            files: None,
+        };
+        // Each batch is read by a blocking call of its own, which hands the
+        // walk on to the next.
+        Box::pin(futures_util::stream::try_unfold(walk, |walk| {
+            blocking(move || walk.next_batch())
+        }))
     }
 
     fn location(&self, key: &str) -> Option<BlobLocation> {
@@ -354,6 +393,38 @@ mod tests {
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
         assert_eq!(w.committed(), 0);
+    }
+
+    /// The keys come in batches of at most `KEY_BATCH`, every key once,
+    /// and nothing but the names Ferry makes.
+    #[tokio::test]
+    async fn keys_are_listed_a_batch_at_a_time() {
+        use futures_util::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::new(dir.path(), false).unwrap();
+        let mut made: Vec<String> = (0..KEY_BATCH * 2 + 34)
+            .map(|_| UploadId::random().to_string())
+            .collect();
+        for key in &made {
+            store.create(key).await.unwrap();
+        }
+        let marker = held_back_marker(&store.path(&made[0]).unwrap());
+        std::fs::write(marker, b"").unwrap();
+        std::fs::write(dir.path().join("blobs/stray-file"), b"").unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs/xx/not-a-key")).unwrap();
+        let mut listed = Vec::new();
+        let mut sizes = Vec::new();
+        let mut batches = store.keys();
+        while let Some(batch) = batches.next().await {
+            let batch = batch.unwrap();
+            sizes.push(batch.len());
+            listed.extend(batch);
+        }
+        assert!(sizes.iter().all(|&n| n <= KEY_BATCH), "{sizes:?}");
+        assert!(sizes.len() >= 3, "{sizes:?}");
+        listed.sort();
+        made.sort();
+        assert_eq!(listed, made);
     }
 
     #[tokio::test]

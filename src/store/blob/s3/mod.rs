@@ -21,7 +21,7 @@
 //! each writer holds one part in memory, and S3 allows 10,000 parts, so
 //! the largest blob is `largest_blob()` (about 1.4 TiB with 8 MiB parts).
 
-use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream};
+use crate::core::blob::{BlobLocation, BlobStore, BlobWriter, ByteStream, KeyBatches, KEY_BATCH};
 use crate::core::observe::{Observer, Unobserved};
 use crate::store::blob::{check_key, shorter_than_offset};
 use async_trait::async_trait;
@@ -343,34 +343,51 @@ impl BlobStore for S3BlobStore {
         self.pieces.delete_blob_pieces(key).await
     }
 
-    async fn keys(&self) -> io::Result<Vec<String>> {
+    fn keys(&self) -> KeyBatches {
         // Finished blobs are objects named by their key; unfinished ones
         // have pieces in the tail store (or, from Ferry 0.1, a folder of
-        // tails). (A multipart upload whose tail is empty has neither: the
-        // bucket's lifecycle rule for incomplete multipart uploads clears
-        // those a crash abandons.)
+        // tails, `<key>.tail/`). (A multipart upload whose tail is empty has
+        // neither: the bucket's lifecycle rule for incomplete multipart
+        // uploads clears those a crash abandons.) The bucket is listed a
+        // page at a time, and the tail store a batch at a time.
         let prefix = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        let listing = self
-            .store
-            .list_with_delimiter(prefix.as_ref())
-            .await
-            .map_err(|e| other("listing the bucket", e))?;
-        let objects = listing.objects.iter().map(|o| o.location.clone());
-        let folders = listing.common_prefixes.into_iter();
-        let mut keys: Vec<String> = objects
-            .chain(folders)
-            .filter_map(|p| {
-                let name = p.filename()?;
-                let key = name.strip_suffix(".tail").unwrap_or(name);
-                // Only names Ferry makes: other objects are not its own.
-                crate::core::UploadId::parse(key).map(|_| key.to_string())
+        let listed = self.store.list(prefix.as_ref());
+        // The listing is in order, so a key's object and its old folder of
+        // tails come one after the other: the second is left out.
+        let mut last = None;
+        let objects = listed
+            .map_err(|e| other("listing the bucket", e))
+            .try_filter_map(move |meta| {
+                let key = key_named_by(&meta.location, prefix.as_ref())
+                    .filter(|key| last.as_ref() != Some(key))
+                    .inspect(|key| last = Some(key.clone()));
+                futures_util::future::ready(Ok(key))
             })
-            .collect();
-        keys.extend(self.pieces.keys_with_pieces().await?);
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+            .chunks(KEY_BATCH)
+            .map(|batch| batch.into_iter().collect());
+        let pieces = self.pieces.clone();
+        let with_pieces = futures_util::stream::try_unfold(String::new(), move |after| {
+            let pieces = pieces.clone();
+            async move {
+                let batch = pieces.keys_with_pieces(&after, KEY_BATCH as u32).await?;
+                Ok::<_, io::Error>(batch.last().cloned().map(|last| (batch, last)))
+            }
+        });
+        Box::pin(objects.chain(with_pieces))
     }
+}
+
+/// The key a listed object belongs to, when it is one Ferry makes: its
+/// first name under the prefix, less `.tail`. Other objects are not its
+/// own.
+fn key_named_by(location: &ObjectPath, prefix: Option<&ObjectPath>) -> Option<String> {
+    let first = match prefix {
+        Some(prefix) => location.prefix_match(prefix)?.next()?,
+        None => location.parts().next()?,
+    };
+    let name = first.as_ref();
+    let key = name.strip_suffix(".tail").unwrap_or(name);
+    crate::core::UploadId::parse(key).map(|_| key.to_string())
 }
 
 #[cfg(test)]
@@ -378,6 +395,35 @@ mod tests {
     use super::rope::SMALL_CHUNK;
     use super::*;
     use bytes::Bytes;
+
+    /// A listed object counts as its key's when it is the key's object or
+    /// in its old folder of tails, under the prefix; nothing else does.
+    #[test]
+    fn listed_objects_name_their_keys() {
+        let key = crate::core::UploadId::random().to_string();
+        let named = |path: &str, prefix: Option<&str>| {
+            let prefix = prefix.map(ObjectPath::from);
+            key_named_by(&ObjectPath::from(path), prefix.as_ref())
+        };
+        for prefix in [None, Some("ferry/prod")] {
+            let at = |rest: &str| match prefix {
+                Some(p) => format!("{p}/{rest}"),
+                None => rest.to_string(),
+            };
+            assert_eq!(named(&at(&key), prefix), Some(key.clone()));
+            assert_eq!(
+                named(&at(&format!("{key}.tail/p1")), prefix),
+                Some(key.clone())
+            );
+            assert_eq!(named(&at("notes.txt"), prefix), None);
+            assert_eq!(named(&at(&format!("{key}x")), prefix), None);
+        }
+        assert_eq!(
+            named(&format!("ferry/production/{key}"), Some("ferry/prod")),
+            None
+        );
+        assert_eq!(named(&format!("other/{key}"), Some("ferry/prod")), None);
+    }
 
     #[test]
     fn storage_urls() {

@@ -32,8 +32,9 @@ pub trait TailStore: Send + Sync + 'static {
     async fn delete_pieces(&self, key: &str, names: &[String]) -> io::Result<()>;
     /// Deletes every piece of a blob (finished, or removed).
     async fn delete_blob_pieces(&self, key: &str) -> io::Result<()>;
-    /// The keys of the blobs that have pieces.
-    async fn keys_with_pieces(&self) -> io::Result<Vec<String>>;
+    /// The keys of the blobs that have pieces, in order: at most `limit`
+    /// of them, those after `after` (`""` for the first).
+    async fn keys_with_pieces(&self, after: &str, limit: u32) -> io::Result<Vec<String>>;
 }
 
 impl S3BlobStore {
