@@ -1,8 +1,8 @@
 //! The one place that wires Ferry together: from a `Config` to the stores it
 //! names (disk or S3, SQLite or PostgreSQL), the locker and event log that
 //! go with them, the `UploadService` over them, and the `AppState` that
-//! handlers receive. Start-up repair (`reconcile_all`) runs here, before the
-//! server listens.
+//! handlers receive. Start-up repair (`reconcile_all`) starts here, and runs
+//! beside the requests.
 
 use super::config::{Config, Storage};
 use super::limits::{Limits, RateLimit};
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Builds the state for a configuration: creates the data folder, opens
-/// the stores (migrating the database) and reconciles every unfinished
-/// upload's record with its stored bytes. With PostgreSQL, locks are taken
+/// the stores (migrating the database) and starts reconciling every
+/// unfinished upload's record with its stored bytes. With PostgreSQL, locks are taken
 /// in the database and this instance listens to the others.
 pub async fn state(config: Config) -> Result<AppState, Error> {
     if config.cors_origin.len() > 1 && config.cors_origin.iter().any(|o| o == "*") {
@@ -115,18 +115,6 @@ async fn uploads(config: &Config, metrics: Arc<Metrics>) -> Result<(UploadServic
     let hooks = super::hooks::build(&config.hooks, meta.clone(), metrics)
         .map_err(|e| Error::new(ErrorCode::Internal, e))?;
     let uploads = UploadService::new(blobs, meta, locks, events, service_config).with_hooks(hooks);
-    let done = uploads.reconcile_all().await?;
-    if done.fell_back > 0 {
-        tracing::warn!(
-            "{} unfinished uploads had fewer stored bytes than recorded; they resume from what is stored",
-            done.fell_back
-        );
-    }
-    if done.recovered > 0 {
-        tracing::info!(
-            "{} unfinished uploads took in bytes written before Ferry stopped",
-            done.recovered
-        );
-    }
+    uploads.check_in_background();
     Ok((uploads, session_key))
 }

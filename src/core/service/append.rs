@@ -79,14 +79,14 @@ impl UploadService {
         req: AppendRequest,
         body: BodyStream,
     ) -> Result<UploadRecord> {
-        let lock = self.locks.try_lock(id.as_str()).await.ok_or_else(|| {
+        let lock = self.lock_to_write(id).await.ok_or_else(|| {
             Error::new(
                 ErrorCode::UploadLocked,
                 "Another request is writing this upload right now; retry once it is done.",
             )
         })?;
         let _writing = Writing::start(self.observer.clone());
-        let mut record = self.get(id).await?;
+        let mut record = self.get_locked(id).await?;
         if matches!(record.concat, Concat::Final(_)) {
             return Err(Error::new(
                 ErrorCode::ConcatFinalImmutable,

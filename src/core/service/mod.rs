@@ -34,6 +34,7 @@ mod testing;
 pub use append::{AppendRequest, CommitHook};
 pub use create::CreateRequest;
 pub use recover::Reconciled;
+use recover::StartUp;
 pub use sample::SAMPLED_PER_SIZE;
 
 /// When writes are forced to stable storage.
@@ -109,6 +110,8 @@ pub struct UploadService {
     hooks: Hooks,
     /// Turns to take a stored upload's sample (`sample.rs`).
     sampling: Arc<tokio::sync::Semaphore>,
+    /// The start-up check, while it runs beside the requests.
+    start_up: Arc<StartUp>,
 }
 
 fn storage(context: &str) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -136,6 +139,7 @@ impl UploadService {
             observer: Arc::new(Unobserved),
             hooks: Hooks::off(),
             sampling: Arc::new(tokio::sync::Semaphore::new(sample::SAMPLING_AT_ONCE)),
+            start_up: Arc::new(StartUp::new()),
         }
     }
 
@@ -256,9 +260,22 @@ impl UploadService {
         self.config.fsync == FsyncPolicy::Request
     }
 
-    /// The record of an upload that exists and has not expired.
+    /// The record of an upload that exists and has not expired (checked
+    /// against its bytes first, if the start-up check has not got to it).
     pub async fn get(&self, id: &UploadId) -> Result<UploadRecord> {
-        let record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
+        self.fetch(id, false).await
+    }
+
+    /// `get`, for a caller that holds the upload's lock.
+    pub(super) async fn get_locked(&self, id: &UploadId) -> Result<UploadRecord> {
+        self.fetch(id, true).await
+    }
+
+    async fn fetch(&self, id: &UploadId, locked: bool) -> Result<UploadRecord> {
+        let mut record = self.meta.get(id).await?.ok_or_else(Error::not_found)?;
+        if self.start_up.pending(&record) {
+            record = self.check_early(record, locked).await?;
+        }
         let expired = record.state == UploadState::Expired
             || (record.can_expire() && record.expires_at.is_some_and(|t| t <= now_millis()));
         if expired {

@@ -5,9 +5,12 @@
 use super::{storage, UploadService};
 use crate::core::error::{Error, Result};
 use crate::core::hooks::HookPoint;
-use crate::core::record::{now_millis, Concat, UploadRecord};
+use crate::core::id::UploadId;
+use crate::core::lock::UploadLock;
+use crate::core::record::{now_millis, Concat, UploadRecord, UploadState};
 use futures_util::StreamExt;
 use std::io;
+use tokio::sync::watch;
 
 impl UploadService {
     /// Brings a record in line with its stored bytes when they fall short
@@ -87,6 +90,52 @@ impl UploadService {
         self.reconcile_in_pages(RECONCILE_PAGE).await
     }
 
+    /// Runs `reconcile_all` beside the requests, which are served from the
+    /// start: an upload the check has not reached yet is checked when a
+    /// request reads it first (`get`). A failed check is tried again until
+    /// it goes through.
+    pub fn check_in_background(&self) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let began = std::time::Instant::now();
+            let done = loop {
+                match service.reconcile_all().await {
+                    Ok(done) => break done,
+                    Err(e) => {
+                        tracing::error!(
+                            "the start-up check failed; trying again in {RETRY_CHECK:?}: {e}"
+                        );
+                        tokio::time::sleep(RETRY_CHECK).await;
+                    }
+                }
+            };
+            if done.fell_back > 0 {
+                tracing::warn!(
+                    "{} unfinished uploads had fewer stored bytes than recorded; they resume from what is stored",
+                    done.fell_back
+                );
+            }
+            if done.recovered > 0 {
+                tracing::info!(
+                    "{} unfinished uploads took in bytes written before Ferry stopped",
+                    done.recovered
+                );
+            }
+            tracing::info!(
+                checked = done.checked,
+                "start-up check done in {:.1?}",
+                began.elapsed()
+            );
+        });
+    }
+
+    /// Waits until the start-up check has gone through every upload.
+    pub async fn checked(&self) {
+        let mut checking = self.start_up.checking.subscribe();
+        // The sender lives as long as the service.
+        let _ = checking.wait_for(|going| !going).await;
+    }
+
     /// `reconcile_all`, reading `size` records at a time: memory stays
     /// bounded however many uploads are unfinished (200,000 of them, read
     /// at once, took 434 MiB).
@@ -98,19 +147,114 @@ impl UploadService {
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
             for record in page {
-                self.reconcile_one(record, &mut done).await?;
+                self.check_listed(record, &mut done).await?;
             }
         }
         done.orphans = self.sweep_orphans().await?;
+        self.start_up.checking.send_replace(false);
         Ok(done)
     }
 
-    /// The start-up check of one active upload, unless another instance
-    /// is writing it.
-    async fn reconcile_one(&self, mut record: UploadRecord, done: &mut Reconciled) -> Result<()> {
+    /// The start-up check of an upload as a page of them listed it,
+    /// unless this run wrote it or another request writes it now.
+    async fn check_listed(&self, record: UploadRecord, done: &mut Reconciled) -> Result<()> {
+        // What this run wrote needs no check (and is written later than
+        // what the page says, never earlier).
+        if !self.start_up.left_before(&record) {
+            return Ok(());
+        }
         let Some(_lock) = self.locks.try_lock(record.id.as_str()).await else {
             return Ok(());
         };
+        if self.holds_what_it_records(&record).await? {
+            done.checked += 1;
+            return Ok(());
+        }
+        // Read again under the lock: what a request wrote since the page
+        // was read is what counts.
+        match self.meta.get(&record.id).await? {
+            Some(record) if self.start_up.left_before(&record) => {
+                self.check_one(record, done).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether an upload's stored bytes are exactly as many as `record`
+    /// says, and so there is nothing to take in or fall back from: one
+    /// look at the bytes, for most uploads the whole check. `record` may
+    /// have been read before the lock was taken: if another request wrote
+    /// it since, that request wrote both, and left nothing to check.
+    async fn holds_what_it_records(&self, record: &UploadRecord) -> Result<bool> {
+        if matches!(record.concat, Concat::Final(_)) {
+            return Ok(false);
+        }
+        let stored = self
+            .blobs
+            .len(&record.blob_key, record.blob_state.as_deref())
+            .await
+            .map_err(storage("checking a blob"))?;
+        Ok(stored == Some(record.offset))
+    }
+
+    /// The start-up check of `record`, read before the check got to it;
+    /// answers the record after.
+    pub(super) async fn check_early(
+        &self,
+        mut record: UploadRecord,
+        locked: bool,
+    ) -> Result<UploadRecord> {
+        let id = record.id.clone();
+        let mut waited = 0;
+        let _lock = loop {
+            if locked {
+                break None;
+            }
+            if let Some(lock) = self.locks.try_lock(id.as_str()).await {
+                break Some(lock);
+            }
+            // Someone holds it: the check (for a few milliseconds), or a
+            // writer, which checked it under the lock. Either leaves a
+            // record written in this run, or one that needed no change.
+            if waited == EARLY_CHECK_WAITS {
+                return Ok(record);
+            }
+            waited += 1;
+            tokio::time::sleep(EARLY_CHECK_PAUSE).await;
+            record = self.meta.get(&id).await?.ok_or_else(Error::not_found)?;
+            if !self.start_up.pending(&record) {
+                return Ok(record);
+            }
+        };
+        let fresh = self.meta.get(&id).await?.ok_or_else(Error::not_found)?;
+        if !self.start_up.pending(&fresh) {
+            return Ok(fresh);
+        }
+        self.check_one(fresh, &mut Reconciled::default()).await?;
+        self.meta.get(&id).await?.ok_or_else(Error::not_found)
+    }
+
+    /// The upload's lock, for a request that writes it. While the start-up
+    /// check runs, it holds each upload's lock for a few milliseconds: a
+    /// request that finds it taken waits that out rather than being turned
+    /// away as busy.
+    pub(super) async fn lock_to_write(&self, id: &UploadId) -> Option<UploadLock> {
+        for _ in 0..EARLY_CHECK_WAITS {
+            if let Some(lock) = self.locks.try_lock(id.as_str()).await {
+                return Some(lock);
+            }
+            if !self.start_up.running() {
+                return None;
+            }
+            tokio::time::sleep(EARLY_CHECK_PAUSE).await;
+        }
+        self.locks.try_lock(id.as_str()).await
+    }
+
+    /// The start-up check of one unfinished upload, whose lock the caller
+    /// holds and whose record it read under that lock.
+    async fn check_one(&self, mut record: UploadRecord, done: &mut Reconciled) -> Result<()> {
+        done.checked += 1;
         if matches!(record.concat, Concat::Final(_)) {
             if self.remove(&record, &[]).await? {
                 tracing::warn!(id = %record.id, "a final upload was being assembled when Ferry stopped; removed");
@@ -158,9 +302,56 @@ impl UploadService {
 /// Active records the start-up check reads at a time.
 const RECONCILE_PAGE: u32 = 500;
 
+/// How often, and how long each time, a request waits for a lock the
+/// start-up check may hold (200 ms in all).
+const EARLY_CHECK_WAITS: u32 = 40;
+const EARLY_CHECK_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long a failed start-up check waits before it starts again.
+const RETRY_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The start-up check, while it runs beside the requests: a record of an
+/// unfinished upload last written before this process started may not
+/// match its bytes (a crash, a power cut) until it is checked.
+pub(super) struct StartUp {
+    /// When this run began, in milliseconds: a record written since was
+    /// written by this run (or by another instance, which serves it).
+    began: i64,
+    /// True until the check has gone through every upload.
+    checking: watch::Sender<bool>,
+}
+
+impl StartUp {
+    pub(super) fn new() -> Self {
+        StartUp {
+            began: now_millis(),
+            checking: watch::channel(true).0,
+        }
+    }
+
+    /// Whether `record` is of an upload an earlier run left unfinished
+    /// (what this run writes, the check leaves alone: an upload being
+    /// assembled, for one).
+    fn left_before(&self, record: &UploadRecord) -> bool {
+        record.state == UploadState::Active && record.updated_at < self.began
+    }
+
+    /// Whether the check is still going.
+    fn running(&self) -> bool {
+        *self.checking.borrow()
+    }
+
+    /// Whether `record` is still to be checked.
+    pub(super) fn pending(&self, record: &UploadRecord) -> bool {
+        self.left_before(record) && self.running()
+    }
+}
+
 /// What the start-up check did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
+    /// Unfinished uploads checked.
+    pub checked: usize,
     /// Uploads that took in bytes written before a crash.
     pub recovered: usize,
     /// Uploads that fell back to fewer stored bytes than recorded.
@@ -175,7 +366,9 @@ pub struct Reconciled {
 mod tests {
     use super::super::testing::*;
     use super::super::AppendRequest;
+    use super::Reconciled;
     use crate::core::blob::KEY_BATCH;
+    use crate::core::error::ErrorCode;
     use crate::core::record::UploadRecord;
     use crate::core::UploadId;
     use futures_util::StreamExt;
@@ -198,9 +391,10 @@ mod tests {
             .unwrap()
             .set_len(2)
             .unwrap();
-        let done = f.service.reconcile_all().await.unwrap();
+        let service = restarted(&f).await;
+        let done = service.reconcile_all().await.unwrap();
         assert_eq!(done.fell_back, 1);
-        let after = f.service.get(&r.id).await.unwrap();
+        let after = service.get(&r.id).await.unwrap();
         assert_eq!(after.offset, 2);
         assert_eq!(stored(&f.service, &after).await, b"he");
     }
@@ -237,7 +431,7 @@ mod tests {
         for r in &uploads[..7] {
             open(r).set_len(3).unwrap();
         }
-        let done = f.service.reconcile_in_pages(2).await.unwrap();
+        let done = restarted(&f).await.reconcile_in_pages(2).await.unwrap();
         assert_eq!(done.fell_back, 7, "{done:?}");
         let offsets = futures_util::future::join_all(
             uploads
@@ -246,6 +440,126 @@ mod tests {
         )
         .await;
         assert_eq!(offsets, [3, 3, 3, 3, 3, 3, 3, 10]);
+    }
+
+    /// Appends `data` to a new upload of 10 bytes.
+    async fn sent(f: &Fixture, data: &[u8]) -> UploadRecord {
+        let r = f.service.create(new_upload(Some(10), "s")).await.unwrap();
+        let r = f
+            .service
+            .append(&r.id, AppendRequest::default(), body(data, data.len()))
+            .await
+            .unwrap();
+        assert_eq!(r.offset, data.len() as u64);
+        r
+    }
+
+    /// Appends `more` to an upload's file, as a request does before the
+    /// process is killed between two commits.
+    fn written_past_the_commit(f: &Fixture, r: &UploadRecord, more: &[u8]) {
+        use std::io::Write;
+        let key = &r.blob_key;
+        let file = f.dir.path().join("blobs").join(&key[..2]).join(key);
+        let mut file = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+        file.write_all(more).unwrap();
+    }
+
+    /// The server answers before the start-up check is done: a request
+    /// that reads an upload the check has not reached checks it first, so
+    /// a HEAD reports, and a PATCH starts from, what is really stored.
+    #[tokio::test]
+    async fn an_upload_read_before_the_check_reaches_it_is_checked_first() {
+        let f = fixture(|_| {}).await;
+        let (a, b) = (sent(&f, b"hello").await, sent(&f, b"hello").await);
+        written_past_the_commit(&f, &a, b"12");
+        written_past_the_commit(&f, &b, b"12");
+        let service = restarted(&f).await;
+        // A HEAD's read.
+        assert_eq!(service.get(&a.id).await.unwrap().offset, 7);
+        // A PATCH from where its client left off: the append reads the
+        // record under the upload's lock, and checks it there.
+        let from_5 = AppendRequest {
+            offset: 5,
+            ..AppendRequest::default()
+        };
+        let e = service
+            .append(&b.id, from_5, body(b"12345", 5))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::OffsetMismatch, "{e:?}");
+        let b = service.get(&b.id).await.unwrap();
+        assert_eq!(b.offset, 7);
+        assert_eq!(stored(&service, &b).await, b"hello12");
+        // The check itself then finds both done.
+        let done = service.reconcile_all().await.unwrap();
+        assert_eq!((done.checked, done.recovered), (0, 0), "{done:?}");
+    }
+
+    /// A request that finishes an upload between the page that lists it
+    /// and the check's turn: the check goes by the record the request
+    /// wrote, not by the page, and takes nothing in again.
+    #[tokio::test]
+    async fn the_check_goes_by_the_record_a_request_wrote_since_its_page() {
+        let f = fixture(|_| {}).await;
+        let r = sent(&f, b"hello").await;
+        let service = restarted(&f).await;
+        let listed = service.meta.get(&r.id).await.unwrap().unwrap();
+        let from_5 = AppendRequest {
+            offset: 5,
+            ..AppendRequest::default()
+        };
+        let finished = service
+            .append(&r.id, from_5, body(b"12345", 5))
+            .await
+            .unwrap();
+        assert!(finished.is_complete());
+        let mut done = Reconciled::default();
+        service.check_listed(listed, &mut done).await.unwrap();
+        assert_eq!(done, Reconciled::default());
+        let after = service.meta.get(&r.id).await.unwrap().unwrap();
+        assert_eq!(after.offset, 10);
+        assert!(after.is_complete());
+        assert_eq!(after.updated_at, finished.updated_at, "left as written");
+    }
+
+    /// While the start-up check runs, it holds each upload's lock for a
+    /// moment: a PATCH that comes then waits, rather than being turned away
+    /// as busy.
+    #[tokio::test]
+    async fn a_write_waits_for_the_check_to_let_go() {
+        let f = fixture(|_| {}).await;
+        let r = sent(&f, b"hello").await;
+        let service = restarted(&f).await;
+        let held = service.locks.try_lock(r.id.as_str()).await.unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            drop(held);
+        });
+        let from_5 = AppendRequest {
+            offset: 5,
+            ..AppendRequest::default()
+        };
+        let done = service.append(&r.id, from_5, body(b"12345", 5)).await;
+        assert_eq!(done.unwrap().offset, 10);
+    }
+
+    /// The check runs in the background, and says when it is done; what
+    /// this run wrote itself (an upload being assembled, for one) it leaves
+    /// alone.
+    #[tokio::test]
+    async fn the_background_check_leaves_this_runs_uploads_alone() {
+        let f = fixture(|_| {}).await;
+        let before = sent(&f, b"hello").await;
+        written_past_the_commit(&f, &before, b"12");
+        let service = restarted(&f).await;
+        let now = sent(&f, b"hello").await;
+        written_past_the_commit(&f, &now, b"12");
+        service.check_in_background();
+        tokio::time::timeout(std::time::Duration::from_secs(10), service.checked())
+            .await
+            .expect("the check ends");
+        assert_eq!(service.get(&before.id).await.unwrap().offset, 7);
+        assert_eq!(service.get(&now.id).await.unwrap().offset, 5);
     }
 
     #[tokio::test]

@@ -31,7 +31,23 @@ pub async fn fixture(configure: impl FnOnce(&mut ServiceConfig)) -> Fixture {
         .await
         .unwrap();
     let service = UploadService::new(blobs, meta, Arc::new(LocalLocker::new()), events, config);
+    // As a server does on start: this one has nothing to check.
+    service.reconcile_all().await.unwrap();
     Fixture { service, dir }
+}
+
+/// The same service as a new run of the process would make it: the
+/// uploads written so far were left by an earlier run, and the start-up
+/// check has not gone through them yet.
+pub async fn restarted(f: &Fixture) -> UploadService {
+    // Records written in the same millisecond would count as this run's.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut service = f.service.clone();
+    // A store opened again on the same boot: the bytes a request wrote
+    // past its last commit may be taken in.
+    service.blobs = Arc::new(FsBlobStore::new(f.dir.path(), true).unwrap());
+    service.start_up = Arc::new(super::StartUp::new());
+    service
 }
 
 /// The owner the tests upload as.

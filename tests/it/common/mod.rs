@@ -74,6 +74,9 @@ impl TestApp {
         config.min_free_space = ferry::server::config::Share::Bytes(0);
         tweak(&mut config);
         let state = ferry::server::bootstrap::state(config).await.unwrap();
+        // What the tests see after a restart is what the start-up check
+        // left (tests/it/crash.rs covers requests that come before it).
+        state.uploads.checked().await;
         TestApp {
             router: router(state.clone()),
             state,
@@ -108,6 +111,9 @@ impl TestApp {
         config.min_free_space = ferry::server::config::Share::Bytes(0);
         tweak(&mut config);
         let state = ferry::server::bootstrap::state(config).await.unwrap();
+        // What the tests see after a restart is what the start-up check
+        // left (tests/it/crash.rs covers requests that come before it).
+        state.uploads.checked().await;
         TestApp {
             router: router_of(&state),
             state,
