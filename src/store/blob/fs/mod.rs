@@ -183,8 +183,9 @@ impl BlobStore for FsBlobStore {
         let marker = held_back_marker(&path);
         let stale = marker.clone();
         let file = blocking(move || {
-            // Bytes past `offset` go now, so any hold on them goes too.
-            let _ = std::fs::remove_file(&stale);
+            // Bytes past `offset` go now, and any hold on them after them
+            // (not before: a crash between the two must not leave them
+            // without their hold).
             let file = std::fs::OpenOptions::new().write(true).open(&path)?;
             let len = file.metadata()?.len();
             if len > offset {
@@ -192,6 +193,7 @@ impl BlobStore for FsBlobStore {
             } else if len < offset {
                 return Err(shorter_than_offset(len, offset));
             }
+            let _ = std::fs::remove_file(&stale);
             Ok(file)
         })
         .await?;
@@ -219,6 +221,7 @@ impl BlobStore for FsBlobStore {
             shared_budget: self.queue.clone(),
             threads: self.threads.clone(),
             committed: offset,
+            synced: offset,
         }))
     }
 
@@ -273,10 +276,10 @@ impl BlobStore for FsBlobStore {
         let path = self.path(key)?;
         let same_boot = self.same_boot;
         blocking(move || {
-            let marker = held_back_marker(&path);
-            if marker.exists() {
-                // Bytes not verified yet: the next writer drops them.
-                std::fs::remove_file(&marker)?;
+            if held_back_marker(&path).exists() {
+                // Bytes not verified yet: the next writer drops them, and
+                // the hold with them. It stays until then, however many
+                // times the upload is checked.
                 return Ok(None);
             }
             if !same_boot {

@@ -38,6 +38,8 @@ pub(super) struct FsBlobWriter {
     pub(super) threads: Arc<Semaphore>,
     /// Bytes the last commit covered.
     pub(super) committed: u64,
+    /// Bytes the last sync covered (or the offset the writer opened at).
+    pub(super) synced: u64,
 }
 
 /// What the writer and the thread draining its queue share.
@@ -313,12 +315,27 @@ impl BlobWriter for FsBlobWriter {
     async fn commit(&mut self, how: Commit) -> io::Result<u64> {
         let len = self.ask(|tx| Op::Commit(how.is_synced(), tx)).await?;
         self.committed = len;
+        if how.is_synced() {
+            self.synced = len;
+        }
         Ok(len)
     }
 
     async fn sync(&mut self) -> io::Result<()> {
-        self.ask(|tx| Op::Commit(true, tx)).await?;
-        Ok(())
+        match self.ask(|tx| Op::Commit(true, tx)).await {
+            Ok(_) => {
+                self.synced = self.committed;
+                Ok(())
+            }
+            Err(e) => {
+                // The bytes since the last sync may never reach the disk
+                // (after a failed fsync, a later one can succeed without
+                // them): a discard drops them, so that nothing takes them
+                // in later as written.
+                self.committed = self.synced;
+                Err(e)
+            }
+        }
     }
 
     async fn discard(&mut self) -> io::Result<()> {
