@@ -441,6 +441,9 @@ fn concatenation_instant_and_form_uploads_survive_sigkill() {
         server.kill9();
         std::thread::sleep(Duration::from_millis(rng.random_range(0..250)));
         server = Server::start_on(&data_dir, &addr, &flags);
+        // The folder keeps its promise once the start-up check is done
+        // (requests before then check the uploads they read).
+        server.wait_checked(Duration::from_secs(30));
         {
             let _quiet = gate.write().unwrap();
             let problems = common::audit(&data_dir);

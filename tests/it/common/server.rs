@@ -166,6 +166,21 @@ impl Server {
     }
 
     /// Waits until `/healthz` answers, for up to `limit`.
+    /// Waits until the server says its start-up check of unfinished
+    /// uploads is done (it serves while the check runs), for up to `limit`.
+    pub fn wait_checked(&self, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let log = self.log.lock().unwrap();
+            if log.iter().any(|l| l.contains("start-up check done")) {
+                return;
+            }
+            drop(log);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the start-up check did not end");
+    }
+
     pub fn wait_healthy(&self, limit: Duration) {
         let start = Instant::now();
         while start.elapsed() < limit {
