@@ -28,14 +28,15 @@ mod create;
 mod expiry;
 mod recover;
 mod sample;
+mod start_up;
 #[cfg(test)]
 mod testing;
 
 pub use append::{AppendRequest, CommitHook};
 pub use create::CreateRequest;
 pub use recover::Reconciled;
-use recover::StartUp;
 pub use sample::SAMPLED_PER_SIZE;
+use start_up::StartUp;
 
 /// When writes are forced to stable storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
