@@ -130,7 +130,7 @@ impl UploadService {
             Ok(n) => done.orphans = n,
             Err(e) => tracing::warn!("sweep of unnamed bytes at start-up failed: {e}"),
         }
-        self.start_up.checking.send_replace(false);
+        self.start_up.done();
         Ok(done)
     }
 
@@ -262,21 +262,9 @@ mod tests {
     #[tokio::test]
     async fn a_record_ahead_of_its_bytes_falls_back_to_them() {
         let f = fixture(|_| {}).await;
-        let r = f.service.create(new_upload(Some(10), "a")).await.unwrap();
-        let r = f
-            .service
-            .append(&r.id, AppendRequest::default(), body(b"hello", 5))
-            .await
-            .unwrap();
+        let r = sent(&f, b"hello").await;
         // As if the machine lost the file's last bytes in a power cut.
-        let key = &r.blob_key;
-        let file = f.dir.path().join("blobs").join(&key[..2]).join(key);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_len(2)
-            .unwrap();
+        cut_short(&f, &r, 2);
         let service = restarted(&f).await;
         let done = service.reconcile_all().await.unwrap();
         assert_eq!(done.fell_back, 1);
@@ -293,29 +281,12 @@ mod tests {
         let f = fixture(|_| {}).await;
         let mut uploads = Vec::new();
         for n in 0..8 {
-            let r = f.service.create(new_upload(Some(10), "p")).await.unwrap();
             let len = if n == 7 { 10 } else { 5 };
-            let data = &b"0123456789"[..len];
-            let r = f
-                .service
-                .append(&r.id, AppendRequest::default(), body(data, len))
-                .await
-                .unwrap();
-            uploads.push(r);
+            uploads.push(sent(&f, &b"0123456789"[..len]).await);
         }
         assert!(uploads[7].is_complete());
-        let file = |r: &UploadRecord| {
-            let key = &r.blob_key;
-            f.dir.path().join("blobs").join(&key[..2]).join(key)
-        };
-        let open = |r| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(file(r))
-                .unwrap()
-        };
         for r in &uploads[..7] {
-            open(r).set_len(3).unwrap();
+            cut_short(&f, r, 3);
         }
         let done = restarted(&f).await.reconcile_in_pages(2).await.unwrap();
         assert_eq!(done.fell_back, 7, "{done:?}");
@@ -357,6 +328,12 @@ mod tests {
     fn file_of(f: &Fixture, r: &UploadRecord) -> std::path::PathBuf {
         let key = &r.blob_key;
         f.dir.path().join("blobs").join(&key[..2]).join(key)
+    }
+
+    /// Cuts an upload's file to `len` bytes, as a power cut can.
+    fn cut_short(f: &Fixture, r: &UploadRecord, len: u64) {
+        let file = std::fs::OpenOptions::new().write(true).open(file_of(f, r));
+        file.unwrap().set_len(len).unwrap();
     }
 
     /// Appends `more` to an upload's file, as a request does before the

@@ -137,7 +137,7 @@ pub(super) struct StartUp {
     /// written by this run (or by another instance, which serves it).
     began: i64,
     /// True until the check has gone through every upload.
-    pub(super) checking: watch::Sender<bool>,
+    checking: watch::Sender<bool>,
 }
 
 impl StartUp {
@@ -153,6 +153,11 @@ impl StartUp {
     /// assembled, for one).
     pub(super) fn left_before(&self, record: &UploadRecord) -> bool {
         record.state == UploadState::Active && record.updated_at < self.began
+    }
+
+    /// Marks the check done: nothing is pending any more.
+    pub(super) fn done(&self) {
+        self.checking.send_replace(false);
     }
 
     /// Whether the check is still going.
